@@ -1,0 +1,155 @@
+//! The HTTP API: routes under `/api/v1`, the OpenAPI document at
+//! `/api/openapi.json`, and the middleware every request passes (request
+//! id, log line with timing, body limit, problem+json for every error).
+
+pub mod extract;
+pub mod records;
+pub mod relations;
+pub mod settings;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::{Error, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Trellis API",
+        description = "The REST API of the Trellis CRM kernel. Authenticate with `Authorization: Bearer <token>`. \
+                       Errors are RFC 9457 problem documents with a stable `code`."
+    ),
+    components(schemas(Problem, crate::error::FieldError, crate::error::BulkItemError)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// The routes with their OpenAPI description, before state is attached.
+fn api_routes() -> OpenApiRouter<AppState> {
+    use records::{accounts, activities, contacts, deals};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(contacts::list, contacts::create))
+        .routes(routes!(contacts::get, contacts::patch, contacts::delete))
+        .routes(routes!(contacts::bulk))
+        .routes(routes!(accounts::list, accounts::create))
+        .routes(routes!(accounts::get, accounts::patch, accounts::delete))
+        .routes(routes!(accounts::bulk))
+        .routes(routes!(deals::list, deals::create))
+        .routes(routes!(deals::get, deals::patch, deals::delete))
+        .routes(routes!(deals::bulk))
+        .routes(routes!(activities::list, activities::create))
+        .routes(routes!(activities::get, activities::patch, activities::delete))
+        .routes(routes!(activities::bulk))
+        .routes(routes!(relations::contact_timeline))
+        .routes(routes!(relations::account_timeline))
+        .routes(routes!(relations::deal_timeline))
+        .routes(routes!(relations::move_deal))
+        .routes(routes!(relations::deal_stage_history))
+        .routes(routes!(relations::account_hierarchy))
+        .routes(routes!(relations::list_account_links, relations::link_account))
+        .routes(routes!(relations::unlink_account))
+        .routes(routes!(relations::list_relationships, relations::relate))
+        .routes(routes!(relations::unrelate))
+        .routes(routes!(relations::search))
+        .routes(routes!(relations::health))
+        .routes(routes!(settings::list_pipelines, settings::create_pipeline))
+        .routes(routes!(settings::get_pipeline, settings::update_pipeline, settings::delete_pipeline))
+        .routes(routes!(settings::list_fields, settings::create_field))
+        .routes(routes!(settings::get_field, settings::update_field, settings::delete_field))
+        .routes(routes!(settings::object_schema))
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The application's router.
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = api_routes().split_for_parts();
+    let doc_json = doc.to_pretty_json().unwrap_or_default();
+    let max_body = state.config.max_body_bytes;
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json) }),
+        )
+        .fallback(|| async { Error::RouteNotFound })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(log_request))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// One structured log line per request, with its id, status and duration.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let response = next.run(req).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    tracing::info!(
+        target: "trellis::http",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_us,
+        request_id = %request_id,
+        "request"
+    );
+    response
+}
+
+/// Errors produced below our handlers (axum's 405 with `Allow`, rejections
+/// without a body) get a problem document too; headers are kept.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let code = match status.as_u16() {
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        404 => "route_not_found",
+        _ => "http_error",
+    };
+    let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let problem = Problem::new(status, code, detail).into_response();
+    let (p_parts, body) = problem.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let _ = p_parts;
+    Response::from_parts(parts, Body::new(body))
+}

@@ -1,0 +1,194 @@
+//! One typed configuration, read in order of precedence: defaults < TOML file
+//! < `TRELLIS_*` environment variables < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The kernel's configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// `sqlite://PATH?mode=rwc` (the embedded default) or `postgres://...`.
+    pub database_url: String,
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// A fixed development API token for the default tenant's admin. When
+    /// absent, `serve` creates a random one and prints it.
+    pub dev_token: Option<String>,
+    /// Largest database connection pool per process.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://trellis.db?mode=rwc".to_owned(),
+            max_body_bytes: 4 * 1024 * 1024,
+            log_format: LogFormat::Text,
+            dev_token: None,
+            max_connections: 16,
+        }
+    }
+}
+
+/// Values given on the command line; each overrides file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub dev_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value for {var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+impl Config {
+    /// Builds the configuration from an optional file, the process
+    /// environment and the command-line overrides.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("trellis.toml").exists() => Self::from_file(Path::new("trellis.toml"))?,
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.apply_overrides(overrides);
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies `TRELLIS_*` variables; `lookup` is the environment (a closure so
+    /// tests need not mutate the process environment).
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                var,
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = lookup("TRELLIS_BIND") {
+            self.bind = parse("TRELLIS_BIND", &v)?;
+        }
+        if let Some(v) = lookup("TRELLIS_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = lookup("TRELLIS_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse("TRELLIS_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = lookup("TRELLIS_MAX_CONNECTIONS") {
+            self.max_connections = parse("TRELLIS_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = lookup("TRELLIS_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::Env {
+                        var: "TRELLIS_LOG_FORMAT",
+                        message: format!("expected `text` or `json`, got `{other}`"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = lookup("TRELLIS_DEV_TOKEN") {
+            self.dev_token = Some(v);
+        }
+        Ok(())
+    }
+
+    pub fn apply_overrides(&mut self, o: Overrides) {
+        if let Some(v) = o.bind {
+            self.bind = v;
+        }
+        if let Some(v) = o.database_url {
+            self.database_url = v;
+        }
+        if let Some(v) = o.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = o.dev_token {
+            self.dev_token = Some(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let mut config: Config =
+            toml::from_str("bind = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite://file.db\"").unwrap();
+        config
+            .apply_env(|name| match name {
+                "TRELLIS_DATABASE_URL" => Some("postgres://env/db".to_owned()),
+                "TRELLIS_MAX_BODY_BYTES" => Some("1024".to_owned()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.database_url, "postgres://env/db");
+        assert_eq!(config.max_body_bytes, 1024);
+        config.apply_overrides(Overrides {
+            database_url: Some("sqlite://flag.db".to_owned()),
+            ..Default::default()
+        });
+        assert_eq!(config.database_url, "sqlite://flag.db");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|name| (name == "TRELLIS_BIND").then(|| "not an address".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("TRELLIS_BIND"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<Config>("bnd = \"x\"").is_err());
+    }
+}

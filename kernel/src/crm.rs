@@ -1,0 +1,16 @@
+//! The CRM core's domain services, one module per concept. Handlers, the CLI
+//! and (later) plugins all reach data through these.
+
+pub mod accounts;
+pub mod activities;
+pub mod checks;
+pub mod contacts;
+pub mod custom_fields;
+pub mod deals;
+pub mod field_definitions;
+pub mod links;
+pub mod listing;
+pub mod pipelines;
+pub mod records;
+pub mod tenants;
+pub mod timeline;

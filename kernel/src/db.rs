@@ -1,0 +1,76 @@
+//! The database: connecting, migrating, and the few places where SQLite and
+//! PostgreSQL need different SQL (JSON access, full-text search).
+
+pub mod dialect;
+pub mod search;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+use crate::error::{Error, Result};
+
+/// Opens the pool for `url` and applies pending migrations.
+///
+/// SQLite gets WAL journaling, foreign keys on and a busy timeout, so several
+/// connections of one process can write without `database is locked` errors.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> {
+    let backend = backend_of(url)?;
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if backend == DbBackend::Sqlite {
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    }
+    let db = Database::connect(options).await?;
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    trellis_migrations::up(db).await?;
+    Ok(())
+}
+
+/// The backend named by a database URL's scheme.
+pub fn backend_of(url: &str) -> Result<DbBackend> {
+    if url.starts_with("sqlite:") {
+        Ok(DbBackend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DbBackend::Postgres)
+    } else {
+        Err(Error::BadRequest(format!(
+            "unsupported database URL `{url}`: use sqlite://PATH or postgres://..."
+        )))
+    }
+}
+
+/// True when the error is a unique-constraint violation, on either backend.
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// True when the error is a foreign-key violation, on either backend.
+pub fn is_foreign_key_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}
+
+/// Quick liveness probe of the connection.
+pub async fn ping(db: &DatabaseConnection) -> Result<()> {
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Full-text search over contacts, accounts and deals: SQLite FTS5 and
+//! PostgreSQL `tsvector` behind one interface.
+//!
+//! Both halves tokenize the same way (runs of letters and digits, lower-cased,
+//! accents folded on SQLite) and match every query token as a prefix, so a
+//! fragment such as `joh smi` finds "John Smith" on either database. Results
+//! are ranked: BM25 on SQLite, `ts_rank` on PostgreSQL, title matches first.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// What one record contributes to the index.
+#[derive(Debug, Clone)]
+pub struct SearchDocument {
+    pub tenant_id: Uuid,
+    pub object_type: &'static str,
+    pub record_id: Uuid,
+    /// The record's name; weighted above the body.
+    pub title: String,
+    /// A short line shown under the title in results (email, domain, amount).
+    pub subtitle: Option<String>,
+    /// Everything else searchable: emails, phones, company names.
+    pub body: String,
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchHit {
+    /// `contact`, `account` or `deal`.
+    pub object_type: String,
+    pub id: Uuid,
+    pub title: String,
+    pub subtitle: Option<String>,
+    /// Relevance; higher is better. Comparable only within one response.
+    pub rank: f64,
+}
+
+/// Inserts or replaces the documents, in the caller's transaction.
+pub async fn upsert<C: ConnectionTrait>(db: &C, docs: &[SearchDocument]) -> Result<()> {
+    // 6 values per row; stay well under SQLite's and PostgreSQL's bind limits.
+    for chunk in docs.chunks(1000) {
+        let backend = db.get_database_backend();
+        let mut sql = String::from(
+            "INSERT INTO search_documents (tenant_id, object_type, record_id, title, subtitle, body) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
+        for (i, doc) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&placeholders(backend, values.len(), 6));
+            values.push(doc.tenant_id.into());
+            values.push(doc.object_type.into());
+            values.push(doc.record_id.into());
+            values.push(doc.title.clone().into());
+            values.push(doc.subtitle.clone().into());
+            values.push(doc.body.clone().into());
+        }
+        sql.push_str(
+            " ON CONFLICT (tenant_id, record_id) DO UPDATE SET title = excluded.title, \
+             subtitle = excluded.subtitle, body = excluded.body",
+        );
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes the documents of the given records.
+pub async fn remove<C: ConnectionTrait>(db: &C, tenant_id: Uuid, record_ids: &[Uuid]) -> Result<()> {
+    let backend = db.get_database_backend();
+    for chunk in record_ids.chunks(500) {
+        let mut values: Vec<Value> = vec![tenant_id.into()];
+        let list = (0..chunk.len())
+            .map(|i| placeholder(backend, i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        values.extend(chunk.iter().map(|id| Value::from(*id)));
+        let sql = format!(
+            "DELETE FROM search_documents WHERE tenant_id = {} AND record_id IN ({list})",
+            placeholder(backend, 1)
+        );
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Searches one tenant's documents. An empty query (no letters or digits)
+/// finds nothing.
+pub async fn query<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    text: &str,
+    object_types: &[&str],
+    limit: u64,
+) -> Result<Vec<SearchHit>> {
+    let tokens = tokenize(text);
+    if tokens.is_empty() || object_types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let types = object_types
+        .iter()
+        .enumerate()
+        .map(|(i, _)| placeholder(backend, i + 3))
+        .collect::<Vec<_>>()
+        .join(",");
+    let limit_ph = placeholder(backend, object_types.len() + 3);
+    let (sql, match_expr) = match backend {
+        DbBackend::Postgres => (
+            format!(
+                "SELECT d.object_type, d.record_id, d.title, d.subtitle, \
+                 CAST(ts_rank(d.tsv, q) AS DOUBLE PRECISION) AS rank \
+                 FROM search_documents d, to_tsquery('simple', $2) q \
+                 WHERE d.tenant_id = $1 AND d.tsv @@ q AND d.object_type IN ({types}) \
+                 ORDER BY rank DESC, d.title LIMIT {limit_ph}"
+            ),
+            tokens
+                .iter()
+                .map(|t| format!("{t}:*"))
+                .collect::<Vec<_>>()
+                .join(" & "),
+        ),
+        _ => (
+            format!(
+                "SELECT d.object_type, d.record_id, d.title, d.subtitle, \
+                 -bm25(search_fts, 10.0, 1.0) AS rank \
+                 FROM search_fts JOIN search_documents d ON d.rowid = search_fts.rowid \
+                 WHERE d.tenant_id = ? AND search_fts MATCH ? AND d.object_type IN ({types}) \
+                 ORDER BY rank DESC, d.title LIMIT ?"
+            ),
+            tokens
+                .iter()
+                .map(|t| format!("\"{t}\"*"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        ),
+    };
+    let mut values: Vec<Value> = vec![tenant_id.into(), match_expr.into()];
+    values.extend(object_types.iter().map(|t| Value::from(*t)));
+    values.push(Value::from(limit as i64));
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let mut hits = Vec::with_capacity(rows.len());
+    for row in rows {
+        hits.push(SearchHit {
+            object_type: row.try_get("", "object_type")?,
+            id: row.try_get("", "record_id")?,
+            title: row.try_get("", "title")?,
+            subtitle: row.try_get("", "subtitle")?,
+            rank: row.try_get("", "rank")?,
+        });
+    }
+    Ok(hits)
+}
+
+/// Splits text into lower-case runs of letters and digits: the query
+/// language both backends understand, with no operator a user could inject.
+pub fn tokenize(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .take(16)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
+fn placeholders(backend: DbBackend, already: usize, count: usize) -> String {
+    let list = (1..=count)
+        .map(|i| placeholder(backend, already + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!("({list})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_drop_operators_and_punctuation() {
+        assert_eq!(
+            tokenize("Jo\"hn* OR smi-th@Example.com"),
+            vec!["jo", "hn", "or", "smi", "th", "example", "com"]
+        );
+        assert!(tokenize("*** ").is_empty());
+    }
+}

@@ -1,0 +1,230 @@
+//! The kernel's error type, with stable codes, and its one mapping to HTTP.
+//!
+//! Every failure a client can see has a `snake_case` code that does not change
+//! between releases, so clients can match on it. The HTTP shape is RFC 9457
+//! `application/problem+json`; validation failures add the failing field
+//! paths in `errors`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One failing field of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field in the request body, e.g. `custom.score` or `items[3].email`.
+    pub field: String,
+    /// Stable machine-readable reason, e.g. `required`, `invalid_type`, `too_large`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, nested under a prefix (`items[3]`, `custom`).
+    pub fn nested(mut self, prefix: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            prefix.to_owned()
+        } else if self.field.starts_with('[') {
+            format!("{prefix}{}", self.field)
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        self
+    }
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the record was changed by someone else (current version {current})")]
+    VersionConflict { current: i64 },
+    #[error("the record was changed by someone else (current version {current})")]
+    PreconditionFailed { current: i64 },
+    #[error("this write needs the record's version: send If-Match or a `version` field")]
+    PreconditionRequired,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type: send application/json")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("bulk operation failed; nothing was written")]
+    Bulk(Vec<BulkItemError>),
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A failing item of a bulk request.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BulkItemError {
+    /// Position of the item in the request's `items`.
+    pub index: usize,
+    /// Stable code of the failure.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Failing fields of the item, when the failure is a validation error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A validation failure of a single field.
+    pub fn field(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Error::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::MalformedJson(_) => "malformed_json",
+            Error::InvalidCursor => "invalid_cursor",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::RouteNotFound => "route_not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::VersionConflict { .. } => "version_conflict",
+            Error::PreconditionFailed { .. } => "precondition_failed",
+            Error::PreconditionRequired => "precondition_required",
+            Error::Conflict { code, .. } => code,
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Validation(_) => "validation_failed",
+            Error::Bulk(_) => "bulk_failed",
+            Error::Database(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) | Error::MalformedJson(_) | Error::InvalidCursor => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) | Error::RouteNotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::VersionConflict { .. } | Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Error::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Validation(_) | Error::Bulk(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The RFC 9457 problem document every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank` when the status says it all).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Explanation of this occurrence.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Failing fields, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Failing items, for bulk requests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<BulkItemError>,
+    /// The record's current version, for concurrency conflicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: String) -> Self {
+        Problem {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            errors: Vec::new(),
+            items: Vec::new(),
+            current_version: None,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // The cause stays in the log; the client gets an opaque message.
+            tracing::error!(error = ?self, "request failed");
+        }
+        let detail = match &self {
+            Error::Database(_) | Error::Internal(_) => "an internal error occurred".to_owned(),
+            other => other.to_string(),
+        };
+        let mut problem = Problem::new(status, self.code(), detail);
+        match self {
+            Error::Validation(errors) => problem.errors = errors,
+            Error::Bulk(items) => problem.items = items,
+            Error::VersionConflict { current } | Error::PreconditionFailed { current } => {
+                problem.current_version = Some(current)
+            }
+            _ => {}
+        }
+        problem.into_response()
+    }
+}

@@ -1,0 +1,50 @@
+//! The Trellis kernel: the CRM core, its REST API and the `trellis` command.
+//!
+//! The request path is the same for every caller: the [`context`] extractor
+//! names tenant, actor and roles; the handler in [`api`] asks
+//! [`permissions`]; the service in [`crm`] does the work in a transaction,
+//! writes the [`audit`] trail and the search index.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod crm;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod permissions;
+pub mod seed;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+pub use config::Config;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Connects to the configured database and applies migrations.
+    pub async fn open(config: Config) -> error::Result<AppState> {
+        let db = db::connect(&config.database_url, config.max_connections).await?;
+        db::migrate(&db).await?;
+        Ok(AppState {
+            db,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The HTTP application.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+}

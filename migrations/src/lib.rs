@@ -1,0 +1,24 @@
+//! The Trellis database schema as sea-orm migrations.
+//!
+//! One migrator serves SQLite and PostgreSQL. Tables are described with the
+//! portable builder; where the engines truly differ (full-text search), the
+//! migration branches on the backend in one place.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_core;
+
+/// Every migration of the kernel, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_core::Migration)]
+    }
+}
+
+/// Applies every pending migration.
+pub async fn up(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
