@@ -39,10 +39,18 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
     }
 }
 
@@ -60,7 +68,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deals::get, deals::patch, deals::delete))
         .routes(routes!(deals::bulk))
         .routes(routes!(activities::list, activities::create))
-        .routes(routes!(activities::get, activities::patch, activities::delete))
+        .routes(routes!(
+            activities::get,
+            activities::patch,
+            activities::delete
+        ))
         .routes(routes!(activities::bulk))
         .routes(routes!(relations::contact_timeline))
         .routes(routes!(relations::account_timeline))
@@ -68,16 +80,27 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(relations::move_deal))
         .routes(routes!(relations::deal_stage_history))
         .routes(routes!(relations::account_hierarchy))
-        .routes(routes!(relations::list_account_links, relations::link_account))
+        .routes(routes!(
+            relations::list_account_links,
+            relations::link_account
+        ))
         .routes(routes!(relations::unlink_account))
         .routes(routes!(relations::list_relationships, relations::relate))
         .routes(routes!(relations::unrelate))
         .routes(routes!(relations::search))
         .routes(routes!(relations::health))
         .routes(routes!(settings::list_pipelines, settings::create_pipeline))
-        .routes(routes!(settings::get_pipeline, settings::update_pipeline, settings::delete_pipeline))
+        .routes(routes!(
+            settings::get_pipeline,
+            settings::update_pipeline,
+            settings::delete_pipeline
+        ))
         .routes(routes!(settings::list_fields, settings::create_field))
-        .routes(routes!(settings::get_field, settings::update_field, settings::delete_field))
+        .routes(routes!(
+            settings::get_field,
+            settings::update_field,
+            settings::delete_field
+        ))
         .routes(routes!(settings::object_schema))
 }
 
@@ -94,7 +117,9 @@ pub fn router(state: AppState) -> Router {
     router
         .route(
             "/api/openapi.json",
-            axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json) }),
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], doc_json)
+            }),
         )
         .fallback(|| async { Error::RouteNotFound })
         .layer(DefaultBodyLimit::max(max_body))
@@ -130,26 +155,47 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// Errors produced below our handlers (axum's 405 with `Allow`, rejections
-/// without a body) get a problem document too; headers are kept.
+/// Errors produced below our handlers (axum's 405 with `Allow`, extractor
+/// rejections in plain text) get a problem document too; headers are kept.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE) {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/problem+json") || v.starts_with("application/json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
-    let (mut parts, _) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    // Rejection texts are short; anything larger is not shown.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
     let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "route_not_found",
         405 => "method_not_allowed",
         413 => "payload_too_large",
-        404 => "route_not_found",
+        415 => "unsupported_media_type",
         _ => "http_error",
     };
-    let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
-    let problem = Problem::new(status, code, detail).into_response();
-    let (p_parts, body) = problem.into_parts();
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let (_, body) = Problem::new(status, code, detail)
+        .into_response()
+        .into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
-    let _ = p_parts;
     Response::from_parts(parts, Body::new(body))
 }

@@ -46,7 +46,12 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(object_type: ObjectType, record_id: Uuid, action: AuditAction, changes: Value) -> Self {
+    pub fn new(
+        object_type: ObjectType,
+        record_id: Uuid,
+        action: AuditAction,
+        changes: Value,
+    ) -> Self {
         AuditEntry {
             object_type,
             record_id,
@@ -65,7 +70,10 @@ pub fn diff(before: &Value, after: &Value) -> Value {
     let a = after.as_object().unwrap_or(&empty);
     let mut out = Map::new();
     for key in b.keys().chain(a.keys().filter(|k| !b.contains_key(*k))) {
-        let (bv, av) = (b.get(key).unwrap_or(&Value::Null), a.get(key).unwrap_or(&Value::Null));
+        let (bv, av) = (
+            b.get(key).unwrap_or(&Value::Null),
+            a.get(key).unwrap_or(&Value::Null),
+        );
         if bv == av {
             continue;
         }
@@ -83,7 +91,11 @@ pub fn diff(before: &Value, after: &Value) -> Value {
 }
 
 /// Writes the entries, in the caller's transaction.
-pub async fn write<C: ConnectionTrait>(db: &C, ctx: &RequestContext, entries: Vec<AuditEntry>) -> Result<()> {
+pub async fn write<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    entries: Vec<AuditEntry>,
+) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }

@@ -104,7 +104,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo, .. } => serve(config, demo).await,
         Command::Migrate => {
-            AppState::open(config).await.context("migrating the database")?;
+            AppState::open(config)
+                .await
+                .context("migrating the database")?;
             println!("database is up to date");
             Ok(())
         }
@@ -120,14 +122,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             report_seed(seed::demo(&state.db, tenant.id, admin.id, size).await?);
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { name, role } } => {
+        Command::Token {
+            command: TokenCommand::Create { name, role },
+        } => {
             if !["admin", "manager", "sales_rep", "read_only"].contains(&role.as_str()) {
                 anyhow::bail!("unknown role `{role}`: use admin, manager, sales_rep or read_only");
             }
             let state = AppState::open(config).await?;
             let (tenant, admin) = tenants::ensure_default(&state.db).await?;
             let token = tokens::generate();
-            tokens::store(&state.db, tenant.id, admin.id, &name, &token, &[role.as_str()]).await?;
+            tokens::store(
+                &state.db,
+                tenant.id,
+                admin.id,
+                &name,
+                &token,
+                &[role.as_str()],
+            )
+            .await?;
             println!("{token}");
             Ok(())
         }
@@ -136,17 +148,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn report_seed(result: Seeded) {
     match result {
-        Seeded::Created { accounts, contacts, deals, activities } => {
-            println!("demo data: {accounts} accounts, {contacts} contacts, {deals} deals, {activities} activities")
+        Seeded::Created {
+            accounts,
+            contacts,
+            deals,
+            activities,
+        } => {
+            println!(
+                "demo data: {accounts} accounts, {contacts} contacts, {deals} deals, {activities} activities"
+            )
         }
-        Seeded::AlreadyPresent => println!("demo data: the default tenant already has contacts; nothing written"),
+        Seeded::AlreadyPresent => {
+            println!("demo data: the default tenant already has contacts; nothing written")
+        }
     }
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let bind = config.bind;
     let dev_token = config.dev_token.clone();
-    let state = AppState::open(config).await.context("opening the database")?;
+    let state = AppState::open(config)
+        .await
+        .context("opening the database")?;
     let (tenant, admin) = tenants::ensure_default(&state.db).await?;
     if demo {
         tracing::info!("seeding demo data (first start only)");
@@ -156,14 +179,24 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         Some(t) => t,
         None => tokens::generate(),
     };
-    tenants::ensure_token(&state.db, &tenant, &admin, "development", &token, &["admin"]).await?;
+    tenants::ensure_token(
+        &state.db,
+        &tenant,
+        &admin,
+        "development",
+        &token,
+        &["admin"],
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     println!("Trellis is listening on http://{bind}");
     println!("  OpenAPI document: http://{bind}/api/openapi.json");
     println!("  API token (default tenant admin): {token}");
-    println!("  try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/contacts?limit=5");
+    println!(
+        "  try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/contacts?limit=5"
+    );
     axum::serve(listener, state.router())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -76,7 +76,9 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let mut config = match file {
             Some(path) => Self::from_file(path)?,
-            None if Path::new("trellis.toml").exists() => Self::from_file(Path::new("trellis.toml"))?,
+            None if Path::new("trellis.toml").exists() => {
+                Self::from_file(Path::new("trellis.toml"))?
+            }
             None => Config::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
@@ -97,7 +99,10 @@ impl Config {
 
     /// Applies `TRELLIS_*` variables; `lookup` is the environment (a closure so
     /// tests need not mutate the process environment).
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
         where
             T::Err: std::fmt::Display,

@@ -74,9 +74,9 @@ pub enum Error {
     PayloadTooLarge,
     #[error("unsupported media type: send application/json")]
     UnsupportedMediaType,
-    #[error("validation failed")]
+    #[error("validation failed: {}", describe_fields(.0))]
     Validation(Vec<FieldError>),
-    #[error("bulk operation failed; nothing was written")]
+    #[error("bulk operation failed; nothing was written: {}", describe_items(.0))]
     Bulk(Vec<BulkItemError>),
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
@@ -96,6 +96,34 @@ pub struct BulkItemError {
     /// Failing fields of the item, when the failure is a validation error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+fn describe_fields(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn describe_items(items: &[BulkItemError]) -> String {
+    let shown: Vec<String> = items
+        .iter()
+        .take(5)
+        .map(|i| {
+            if i.errors.is_empty() {
+                format!("item {}: {}", i.index, i.message)
+            } else {
+                format!("item {}: {}", i.index, describe_fields(&i.errors))
+            }
+        })
+        .collect();
+    let more = items.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} (and {more} more)", shown.join("; "))
+    } else {
+        shown.join("; ")
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

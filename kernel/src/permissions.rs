@@ -11,7 +11,9 @@ use crate::context::RequestContext;
 use crate::error::{Error, Result};
 
 /// The kinds of record the kernel stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectType {
     Contact,
@@ -115,12 +117,24 @@ mod tests {
 
     #[test]
     fn built_in_roles_follow_their_tables() {
-        assert!(role_allows("admin", ObjectType::CustomField, Action::ManageSettings));
-        assert!(!role_allows("manager", ObjectType::CustomField, Action::Update));
+        assert!(role_allows(
+            "admin",
+            ObjectType::CustomField,
+            Action::ManageSettings
+        ));
+        assert!(!role_allows(
+            "manager",
+            ObjectType::CustomField,
+            Action::Update
+        ));
         assert!(role_allows("manager", ObjectType::Contact, Action::Delete));
         assert!(role_allows("sales_rep", ObjectType::Deal, Action::Update));
         assert!(!role_allows("sales_rep", ObjectType::Deal, Action::Delete));
-        assert!(!role_allows("read_only", ObjectType::Contact, Action::Create));
+        assert!(!role_allows(
+            "read_only",
+            ObjectType::Contact,
+            Action::Create
+        ));
         assert!(!role_allows("nobody", ObjectType::Contact, Action::Read));
     }
 }

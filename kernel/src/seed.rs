@@ -22,24 +22,118 @@ use crate::entities::contact;
 use crate::error::Result;
 
 const FIRST: &[&str] = &[
-    "Ada", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Keiko", "Liam", "Maya", "Noah",
-    "Olivia", "Pedro", "Quinn", "Rosa", "Samir", "Tara", "Umar", "Vera", "Wei", "Ximena", "Yusuf", "Zoe", "Amara", "Bruno",
-    "Carmen", "Dmitri", "Emma", "Felix", "Giulia", "Hannah", "Ivan", "Julia", "Kofi", "Lena", "Marco", "Nadia",
+    "Ada", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Keiko",
+    "Liam", "Maya", "Noah", "Olivia", "Pedro", "Quinn", "Rosa", "Samir", "Tara", "Umar", "Vera",
+    "Wei", "Ximena", "Yusuf", "Zoe", "Amara", "Bruno", "Carmen", "Dmitri", "Emma", "Felix",
+    "Giulia", "Hannah", "Ivan", "Julia", "Kofi", "Lena", "Marco", "Nadia",
 ];
 const LAST: &[&str] = &[
-    "Smith", "García", "Müller", "Rossi", "Nakamura", "Okafor", "Johansson", "Dubois", "Kowalski", "Silva", "Chen", "Patel",
-    "O'Brien", "Novak", "Haddad", "Andersen", "Moreau", "Fischer", "Costa", "Ivanova", "Kim", "Nguyen", "Schmidt", "Lopez",
-    "Bianchi", "Tanaka", "Mensah", "Larsen", "Petit", "Weber",
+    "Smith",
+    "García",
+    "Müller",
+    "Rossi",
+    "Nakamura",
+    "Okafor",
+    "Johansson",
+    "Dubois",
+    "Kowalski",
+    "Silva",
+    "Chen",
+    "Patel",
+    "O'Brien",
+    "Novak",
+    "Haddad",
+    "Andersen",
+    "Moreau",
+    "Fischer",
+    "Costa",
+    "Ivanova",
+    "Kim",
+    "Nguyen",
+    "Schmidt",
+    "Lopez",
+    "Bianchi",
+    "Tanaka",
+    "Mensah",
+    "Larsen",
+    "Petit",
+    "Weber",
 ];
 const COMPANY_A: &[&str] = &[
-    "Northwind", "Bluebird", "Granite", "Helix", "Juniper", "Keystone", "Lumen", "Meridian", "Nimbus", "Orchard", "Pioneer",
-    "Quarry", "Redwood", "Summit", "Tidewater", "Umbra", "Vantage", "Willow", "Zephyr", "Atlas",
+    "Northwind",
+    "Bluebird",
+    "Granite",
+    "Helix",
+    "Juniper",
+    "Keystone",
+    "Lumen",
+    "Meridian",
+    "Nimbus",
+    "Orchard",
+    "Pioneer",
+    "Quarry",
+    "Redwood",
+    "Summit",
+    "Tidewater",
+    "Umbra",
+    "Vantage",
+    "Willow",
+    "Zephyr",
+    "Atlas",
 ];
-const COMPANY_B: &[&str] = &["Logistics", "Health", "Capital", "Foods", "Robotics", "Energy", "Media", "Realty", "Labs", "Outfitters"];
-const INDUSTRIES: &[&str] = &["Logistics", "Healthcare", "Finance", "Food & Beverage", "Manufacturing", "Energy", "Media", "Real Estate", "Software", "Retail"];
-const TITLES: &[&str] = &["CEO", "CFO", "Head of Sales", "Operations Manager", "Procurement Lead", "IT Director", "Office Manager", "Founder", "VP Marketing", "Analyst"];
-const SOURCES: &[&str] = &["website", "referral", "trade show", "cold call", "partner", "webinar"];
-const STAGES: &[&str] = &["subscriber", "lead", "marketing_qualified", "sales_qualified", "opportunity", "customer", "evangelist"];
+const COMPANY_B: &[&str] = &[
+    "Logistics",
+    "Health",
+    "Capital",
+    "Foods",
+    "Robotics",
+    "Energy",
+    "Media",
+    "Realty",
+    "Labs",
+    "Outfitters",
+];
+const INDUSTRIES: &[&str] = &[
+    "Logistics",
+    "Healthcare",
+    "Finance",
+    "Food & Beverage",
+    "Manufacturing",
+    "Energy",
+    "Media",
+    "Real Estate",
+    "Software",
+    "Retail",
+];
+const TITLES: &[&str] = &[
+    "CEO",
+    "CFO",
+    "Head of Sales",
+    "Operations Manager",
+    "Procurement Lead",
+    "IT Director",
+    "Office Manager",
+    "Founder",
+    "VP Marketing",
+    "Analyst",
+];
+const SOURCES: &[&str] = &[
+    "website",
+    "referral",
+    "trade show",
+    "cold call",
+    "partner",
+    "webinar",
+];
+const STAGES: &[&str] = &[
+    "subscriber",
+    "lead",
+    "marketing_qualified",
+    "sales_qualified",
+    "opportunity",
+    "customer",
+    "evangelist",
+];
 const SIZES: &[&str] = &["1-10", "11-50", "51-200", "201-1000", "1000+"];
 const TERRITORIES: &[&str] = &["North", "South", "East", "West", "International"];
 
@@ -66,13 +160,23 @@ impl Default for DemoSize {
 /// What seeding did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seeded {
-    Created { accounts: usize, contacts: usize, deals: usize, activities: usize },
+    Created {
+        accounts: usize,
+        contacts: usize,
+        deals: usize,
+        activities: usize,
+    },
     /// The tenant already had contacts; nothing was written.
     AlreadyPresent,
 }
 
 /// Seeds the demo data set into the tenant unless it has contacts already.
-pub async fn demo(db: &DatabaseConnection, tenant_id: Uuid, owner: Uuid, size: DemoSize) -> Result<Seeded> {
+pub async fn demo(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    owner: Uuid,
+    size: DemoSize,
+) -> Result<Seeded> {
     let existing = contact::Entity::find()
         .filter(contact::Column::TenantId.eq(tenant_id))
         .count(db)
@@ -81,10 +185,34 @@ pub async fn demo(db: &DatabaseConnection, tenant_id: Uuid, owner: Uuid, size: D
         return Ok(Seeded::AlreadyPresent);
     }
     let ctx = RequestContext::system(tenant_id);
-    let mut rng = StdRng::seed_from_u64(0x7E11_15);
+    let mut rng = StdRng::seed_from_u64(0x007E_1115);
 
-    let sales = ensure_pipeline(db, &ctx, "Sales", &[("Qualification", 10, StageKind::Open), ("Discovery", 25, StageKind::Open), ("Proposal", 50, StageKind::Open), ("Negotiation", 75, StageKind::Open), ("Closed won", 100, StageKind::Won), ("Closed lost", 0, StageKind::Lost)]).await?;
-    let renewals = ensure_pipeline(db, &ctx, "Renewals", &[("Upcoming", 60, StageKind::Open), ("In review", 80, StageKind::Open), ("Renewed", 100, StageKind::Won), ("Churned", 0, StageKind::Lost)]).await?;
+    let sales = ensure_pipeline(
+        db,
+        &ctx,
+        "Sales",
+        &[
+            ("Qualification", 10, StageKind::Open),
+            ("Discovery", 25, StageKind::Open),
+            ("Proposal", 50, StageKind::Open),
+            ("Negotiation", 75, StageKind::Open),
+            ("Closed won", 100, StageKind::Won),
+            ("Closed lost", 0, StageKind::Lost),
+        ],
+    )
+    .await?;
+    let renewals = ensure_pipeline(
+        db,
+        &ctx,
+        "Renewals",
+        &[
+            ("Upcoming", 60, StageKind::Open),
+            ("In review", 80, StageKind::Open),
+            ("Renewed", 100, StageKind::Won),
+            ("Churned", 0, StageKind::Lost),
+        ],
+    )
+    .await?;
 
     // Accounts: the first tenth are parents; the rest may hang below one.
     let mut account_ids: Vec<Uuid> = Vec::with_capacity(size.accounts);
@@ -94,8 +222,13 @@ pub async fn demo(db: &DatabaseConnection, tenant_id: Uuid, owner: Uuid, size: D
         let a = COMPANY_A[i % COMPANY_A.len()];
         let b = COMPANY_B[(i / COMPANY_A.len()) % COMPANY_B.len()];
         let n = i / (COMPANY_A.len() * COMPANY_B.len());
-        let name = if n == 0 { format!("{a} {b}") } else { format!("{a} {b} {}", n + 1) };
-        let domain = format!("{}{}.example", a.to_lowercase(), b.to_lowercase()) + &if n == 0 { String::new() } else { n.to_string() };
+        let name = if n == 0 {
+            format!("{a} {b}")
+        } else {
+            format!("{a} {b} {}", n + 1)
+        };
+        let domain = format!("{}{}.example", a.to_lowercase(), b.to_lowercase())
+            + &if n == 0 { String::new() } else { n.to_string() };
         items.push(json!({
             "name": name,
             "domain": domain,
@@ -105,7 +238,8 @@ pub async fn demo(db: &DatabaseConnection, tenant_id: Uuid, owner: Uuid, size: D
             "owner_id": owner,
         }));
         if i + 1 == parents || i + 1 == size.accounts || items.len() == MAX_BULK {
-            let created = records::bulk_create::<Accounts>(db, &ctx, std::mem::take(&mut items)).await?;
+            let created =
+                records::bulk_create::<Accounts>(db, &ctx, std::mem::take(&mut items)).await?;
             account_ids.extend(created.iter().map(Accounts::id));
         }
     }
@@ -167,13 +301,18 @@ pub async fn demo(db: &DatabaseConnection, tenant_id: Uuid, owner: Uuid, size: D
     for start in (0..size.deals).step_by(MAX_BULK) {
         let mut items = Vec::new();
         for i in start..(start + MAX_BULK).min(size.deals) {
-            let (pipeline, name_suffix) = if i % 5 == 0 { (&renewals, "renewal") } else { (&sales, "new business") };
+            let (pipeline, name_suffix) = if i % 5 == 0 {
+                (&renewals, "renewal")
+            } else {
+                (&sales, "new business")
+            };
             let stage = pipeline.stages.choose(&mut rng).map(|s| (s.id, s.kind));
             let (stage_id, kind) = stage.unwrap_or((Uuid::nil(), StageKind::Open));
             let account = account_ids[i % account_ids.len()];
             let whole: i64 = rng.random_range(5..500) * 100;
             let cents: i64 = rng.random_range(0..100);
-            let close = chrono::Utc::now().date_naive() + chrono::Days::new(rng.random_range(0..180));
+            let close =
+                chrono::Utc::now().date_naive() + chrono::Days::new(rng.random_range(0..180));
             items.push(json!({
                 "name": format!("{} {}", COMPANY_A[i % COMPANY_A.len()], name_suffix),
                 "amount": format!("{whole}.{cents:02}"),
@@ -211,7 +350,9 @@ pub async fn demo(db: &DatabaseConnection, tenant_id: Uuid, owner: Uuid, size: D
                 })
             })
             .collect();
-        activities += records::bulk_create::<Activities>(db, &ctx, items).await?.len();
+        activities += records::bulk_create::<Activities>(db, &ctx, items)
+            .await?
+            .len();
     }
     Ok(Seeded::Created {
         accounts: account_ids.len(),
@@ -235,8 +376,17 @@ fn ascii(s: &str) -> String {
         .collect()
 }
 
-async fn ensure_pipeline(db: &DatabaseConnection, ctx: &RequestContext, name: &str, stages: &[(&str, i32, StageKind)]) -> Result<pipelines::Pipeline> {
-    if let Some(p) = pipelines::list(db, ctx).await?.into_iter().find(|p| p.name == name) {
+async fn ensure_pipeline(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    name: &str,
+    stages: &[(&str, i32, StageKind)],
+) -> Result<pipelines::Pipeline> {
+    if let Some(p) = pipelines::list(db, ctx)
+        .await?
+        .into_iter()
+        .find(|p| p.name == name)
+    {
         return Ok(p);
     }
     pipelines::create(

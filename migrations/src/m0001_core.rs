@@ -85,7 +85,11 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone("created_at"));
         manager.create_table(users).await?;
         manager
-            .create_index(index("users", "ux_users_tenant_email", &["tenant_id", "email"]).unique().to_owned())
+            .create_index(
+                index("users", "ux_users_tenant_email", &["tenant_id", "email"])
+                    .unique()
+                    .to_owned(),
+            )
             .await?;
 
         let mut tokens = tenant_table("api_tokens");
@@ -96,7 +100,13 @@ impl MigrationTrait for Migration {
             .col(json_binary("roles"))
             .col(timestamp_with_time_zone("created_at"))
             .col(timestamp_with_time_zone_null("revoked_at"));
-        references(&mut tokens, "api_tokens", "user_id", "users", ForeignKeyAction::Cascade);
+        references(
+            &mut tokens,
+            "api_tokens",
+            "user_id",
+            "users",
+            ForeignKeyAction::Cascade,
+        );
         manager.create_table(tokens).await?;
 
         let mut contacts = tenant_table("contacts");
@@ -115,15 +125,33 @@ impl MigrationTrait for Migration {
             .col(boolean("do_not_call").default(false))
             .col(string_null("preferred_channel"))
             .col(json_binary("custom"));
-        references(&mut contacts, "contacts", "owner_id", "users", ForeignKeyAction::SetNull);
+        references(
+            &mut contacts,
+            "contacts",
+            "owner_id",
+            "users",
+            ForeignKeyAction::SetNull,
+        );
         manager.create_table(with_lifecycle(contacts)).await?;
         for (name, cols) in [
-            ("ix_contacts_tenant_name", &["tenant_id", "last_name", "first_name", "id"][..]),
+            (
+                "ix_contacts_tenant_name",
+                &["tenant_id", "last_name", "first_name", "id"][..],
+            ),
             ("ix_contacts_tenant_email", &["tenant_id", "email"][..]),
-            ("ix_contacts_tenant_created", &["tenant_id", "created_at", "id"][..]),
-            ("ix_contacts_tenant_updated", &["tenant_id", "updated_at", "id"][..]),
+            (
+                "ix_contacts_tenant_created",
+                &["tenant_id", "created_at", "id"][..],
+            ),
+            (
+                "ix_contacts_tenant_updated",
+                &["tenant_id", "updated_at", "id"][..],
+            ),
             ("ix_contacts_tenant_owner", &["tenant_id", "owner_id"][..]),
-            ("ix_contacts_tenant_stage", &["tenant_id", "lifecycle_stage", "id"][..]),
+            (
+                "ix_contacts_tenant_stage",
+                &["tenant_id", "lifecycle_stage", "id"][..],
+            ),
         ] {
             manager.create_index(index("contacts", name, cols)).await?;
         }
@@ -138,14 +166,29 @@ impl MigrationTrait for Migration {
             .col(uuid_null("owner_id"))
             .col(uuid_null("parent_id"))
             .col(json_binary("custom"));
-        references(&mut accounts, "accounts", "owner_id", "users", ForeignKeyAction::SetNull);
-        references(&mut accounts, "accounts", "parent_id", "accounts", ForeignKeyAction::Restrict);
+        references(
+            &mut accounts,
+            "accounts",
+            "owner_id",
+            "users",
+            ForeignKeyAction::SetNull,
+        );
+        references(
+            &mut accounts,
+            "accounts",
+            "parent_id",
+            "accounts",
+            ForeignKeyAction::Restrict,
+        );
         manager.create_table(with_lifecycle(accounts)).await?;
         for (name, cols) in [
             ("ix_accounts_tenant_name", &["tenant_id", "name", "id"][..]),
             ("ix_accounts_tenant_domain", &["tenant_id", "domain"][..]),
             ("ix_accounts_tenant_parent", &["tenant_id", "parent_id"][..]),
-            ("ix_accounts_tenant_created", &["tenant_id", "created_at", "id"][..]),
+            (
+                "ix_accounts_tenant_created",
+                &["tenant_id", "created_at", "id"][..],
+            ),
         ] {
             manager.create_index(index("accounts", name, cols)).await?;
         }
@@ -156,18 +199,38 @@ impl MigrationTrait for Migration {
             .col(uuid("account_id"))
             .col(string_null("role"))
             .col(timestamp_with_time_zone("created_at"));
-        references(&mut links, "contact_accounts", "contact_id", "contacts", ForeignKeyAction::Cascade);
-        references(&mut links, "contact_accounts", "account_id", "accounts", ForeignKeyAction::Cascade);
+        references(
+            &mut links,
+            "contact_accounts",
+            "contact_id",
+            "contacts",
+            ForeignKeyAction::Cascade,
+        );
+        references(
+            &mut links,
+            "contact_accounts",
+            "account_id",
+            "accounts",
+            ForeignKeyAction::Cascade,
+        );
         manager.create_table(links).await?;
         manager
             .create_index(
-                index("contact_accounts", "ux_contact_accounts_pair", &["tenant_id", "contact_id", "account_id"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "contact_accounts",
+                    "ux_contact_accounts_pair",
+                    &["tenant_id", "contact_id", "account_id"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
         manager
-            .create_index(index("contact_accounts", "ix_contact_accounts_account", &["tenant_id", "account_id"]))
+            .create_index(index(
+                "contact_accounts",
+                "ix_contact_accounts_account",
+                &["tenant_id", "account_id"],
+            ))
             .await?;
 
         let mut rels = tenant_table("contact_relationships");
@@ -175,8 +238,20 @@ impl MigrationTrait for Migration {
             .col(uuid("to_contact_id"))
             .col(string("kind"))
             .col(timestamp_with_time_zone("created_at"));
-        references(&mut rels, "contact_relationships", "from_contact_id", "contacts", ForeignKeyAction::Cascade);
-        references(&mut rels, "contact_relationships", "to_contact_id", "contacts", ForeignKeyAction::Cascade);
+        references(
+            &mut rels,
+            "contact_relationships",
+            "from_contact_id",
+            "contacts",
+            ForeignKeyAction::Cascade,
+        );
+        references(
+            &mut rels,
+            "contact_relationships",
+            "to_contact_id",
+            "contacts",
+            ForeignKeyAction::Cascade,
+        );
         manager.create_table(rels).await?;
         manager
             .create_index(
@@ -190,14 +265,28 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("contact_relationships", "ix_contact_relationships_to", &["tenant_id", "to_contact_id"]))
+            .create_index(index(
+                "contact_relationships",
+                "ix_contact_relationships_to",
+                &["tenant_id", "to_contact_id"],
+            ))
             .await?;
 
         let mut pipelines = tenant_table("pipelines");
-        pipelines.col(string("name")).col(integer("position").default(0));
+        pipelines
+            .col(string("name"))
+            .col(integer("position").default(0));
         manager.create_table(with_lifecycle(pipelines)).await?;
         manager
-            .create_index(index("pipelines", "ux_pipelines_tenant_name", &["tenant_id", "name"]).unique().to_owned())
+            .create_index(
+                index(
+                    "pipelines",
+                    "ux_pipelines_tenant_name",
+                    &["tenant_id", "name"],
+                )
+                .unique()
+                .to_owned(),
+            )
             .await?;
 
         let mut stages = tenant_table("stages");
@@ -207,10 +296,20 @@ impl MigrationTrait for Migration {
             .col(integer("position"))
             .col(integer("probability"))
             .col(string("kind"));
-        references(&mut stages, "stages", "pipeline_id", "pipelines", ForeignKeyAction::Cascade);
+        references(
+            &mut stages,
+            "stages",
+            "pipeline_id",
+            "pipelines",
+            ForeignKeyAction::Cascade,
+        );
         manager.create_table(stages).await?;
         manager
-            .create_index(index("stages", "ix_stages_pipeline", &["tenant_id", "pipeline_id", "position"]))
+            .create_index(index(
+                "stages",
+                "ix_stages_pipeline",
+                &["tenant_id", "pipeline_id", "position"],
+            ))
             .await?;
 
         let mut deals = tenant_table("deals");
@@ -228,17 +327,59 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone("stage_changed_at"))
             .col(timestamp_with_time_zone_null("closed_at"))
             .col(json_binary("custom"));
-        references(&mut deals, "deals", "pipeline_id", "pipelines", ForeignKeyAction::Restrict);
-        references(&mut deals, "deals", "stage_id", "stages", ForeignKeyAction::Restrict);
-        references(&mut deals, "deals", "owner_id", "users", ForeignKeyAction::SetNull);
-        references(&mut deals, "deals", "contact_id", "contacts", ForeignKeyAction::SetNull);
-        references(&mut deals, "deals", "account_id", "accounts", ForeignKeyAction::SetNull);
+        references(
+            &mut deals,
+            "deals",
+            "pipeline_id",
+            "pipelines",
+            ForeignKeyAction::Restrict,
+        );
+        references(
+            &mut deals,
+            "deals",
+            "stage_id",
+            "stages",
+            ForeignKeyAction::Restrict,
+        );
+        references(
+            &mut deals,
+            "deals",
+            "owner_id",
+            "users",
+            ForeignKeyAction::SetNull,
+        );
+        references(
+            &mut deals,
+            "deals",
+            "contact_id",
+            "contacts",
+            ForeignKeyAction::SetNull,
+        );
+        references(
+            &mut deals,
+            "deals",
+            "account_id",
+            "accounts",
+            ForeignKeyAction::SetNull,
+        );
         manager.create_table(with_lifecycle(deals)).await?;
         for (name, cols) in [
-            ("ix_deals_tenant_stage", &["tenant_id", "stage_id", "id"][..]),
-            ("ix_deals_tenant_pipeline", &["tenant_id", "pipeline_id", "id"][..]),
-            ("ix_deals_tenant_created", &["tenant_id", "created_at", "id"][..]),
-            ("ix_deals_tenant_close", &["tenant_id", "expected_close_date", "id"][..]),
+            (
+                "ix_deals_tenant_stage",
+                &["tenant_id", "stage_id", "id"][..],
+            ),
+            (
+                "ix_deals_tenant_pipeline",
+                &["tenant_id", "pipeline_id", "id"][..],
+            ),
+            (
+                "ix_deals_tenant_created",
+                &["tenant_id", "created_at", "id"][..],
+            ),
+            (
+                "ix_deals_tenant_close",
+                &["tenant_id", "expected_close_date", "id"][..],
+            ),
             ("ix_deals_tenant_contact", &["tenant_id", "contact_id"][..]),
             ("ix_deals_tenant_account", &["tenant_id", "account_id"][..]),
         ] {
@@ -252,10 +393,20 @@ impl MigrationTrait for Migration {
             .col(uuid("to_stage_id"))
             .col(uuid_null("moved_by"))
             .col(timestamp_with_time_zone("moved_at"));
-        references(&mut history, "deal_stage_history", "deal_id", "deals", ForeignKeyAction::Cascade);
+        references(
+            &mut history,
+            "deal_stage_history",
+            "deal_id",
+            "deals",
+            ForeignKeyAction::Cascade,
+        );
         manager.create_table(history).await?;
         manager
-            .create_index(index("deal_stage_history", "ix_deal_stage_history_deal", &["tenant_id", "deal_id", "moved_at"]))
+            .create_index(index(
+                "deal_stage_history",
+                "ix_deal_stage_history_deal",
+                &["tenant_id", "deal_id", "moved_at"],
+            ))
             .await?;
 
         let mut activities = tenant_table("activities");
@@ -274,19 +425,60 @@ impl MigrationTrait for Migration {
             .col(uuid_null("account_id"))
             .col(uuid_null("deal_id"))
             .col(json_binary("custom"));
-        references(&mut activities, "activities", "owner_id", "users", ForeignKeyAction::SetNull);
-        references(&mut activities, "activities", "contact_id", "contacts", ForeignKeyAction::Cascade);
-        references(&mut activities, "activities", "account_id", "accounts", ForeignKeyAction::Cascade);
-        references(&mut activities, "activities", "deal_id", "deals", ForeignKeyAction::Cascade);
+        references(
+            &mut activities,
+            "activities",
+            "owner_id",
+            "users",
+            ForeignKeyAction::SetNull,
+        );
+        references(
+            &mut activities,
+            "activities",
+            "contact_id",
+            "contacts",
+            ForeignKeyAction::Cascade,
+        );
+        references(
+            &mut activities,
+            "activities",
+            "account_id",
+            "accounts",
+            ForeignKeyAction::Cascade,
+        );
+        references(
+            &mut activities,
+            "activities",
+            "deal_id",
+            "deals",
+            ForeignKeyAction::Cascade,
+        );
         manager.create_table(with_lifecycle(activities)).await?;
         for (name, cols) in [
-            ("ix_activities_tenant_contact", &["tenant_id", "contact_id", "created_at"][..]),
-            ("ix_activities_tenant_account", &["tenant_id", "account_id", "created_at"][..]),
-            ("ix_activities_tenant_deal", &["tenant_id", "deal_id", "created_at"][..]),
-            ("ix_activities_tenant_due", &["tenant_id", "due_at", "id"][..]),
-            ("ix_activities_tenant_created", &["tenant_id", "created_at", "id"][..]),
+            (
+                "ix_activities_tenant_contact",
+                &["tenant_id", "contact_id", "created_at"][..],
+            ),
+            (
+                "ix_activities_tenant_account",
+                &["tenant_id", "account_id", "created_at"][..],
+            ),
+            (
+                "ix_activities_tenant_deal",
+                &["tenant_id", "deal_id", "created_at"][..],
+            ),
+            (
+                "ix_activities_tenant_due",
+                &["tenant_id", "due_at", "id"][..],
+            ),
+            (
+                "ix_activities_tenant_created",
+                &["tenant_id", "created_at", "id"][..],
+            ),
         ] {
-            manager.create_index(index("activities", name, cols)).await?;
+            manager
+                .create_index(index("activities", name, cols))
+                .await?;
         }
 
         let mut fields = tenant_table("custom_fields");
@@ -307,9 +499,13 @@ impl MigrationTrait for Migration {
         manager.create_table(with_lifecycle(fields)).await?;
         manager
             .create_index(
-                index("custom_fields", "ux_custom_fields_key", &["tenant_id", "object_type", "key"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "custom_fields",
+                    "ux_custom_fields_key",
+                    &["tenant_id", "object_type", "key"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
 
@@ -325,10 +521,18 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone("at"));
         manager.create_table(audit).await?;
         manager
-            .create_index(index("audit_log", "ix_audit_log_record", &["tenant_id", "record_id", "at"]))
+            .create_index(index(
+                "audit_log",
+                "ix_audit_log_record",
+                &["tenant_id", "record_id", "at"],
+            ))
             .await?;
         manager
-            .create_index(index("audit_log", "ix_audit_log_tenant_at", &["tenant_id", "at"]))
+            .create_index(index(
+                "audit_log",
+                "ix_audit_log_tenant_at",
+                &["tenant_id", "at"],
+            ))
             .await?;
 
         create_search_index(manager).await

@@ -39,7 +39,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Error::BadRequest(r.body_text())
             }
         })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::MalformedJson(e.to_string()))?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::MalformedJson(e.to_string()))?;
         Ok(JsonBody(from_json(value)?))
     }
 }
@@ -52,9 +53,13 @@ pub fn expected_version(headers: &HeaderMap, body: Option<&mut Value>) -> Result
         .and_then(Value::as_object_mut)
         .and_then(|o| o.remove("version"));
     if let Some(v) = from_body {
-        let n = v
-            .as_i64()
-            .ok_or_else(|| Error::field("version", "invalid_type", "expected the integer version you read"))?;
+        let n = v.as_i64().ok_or_else(|| {
+            Error::field(
+                "version",
+                "invalid_type",
+                "expected the integer version you read",
+            )
+        })?;
         return Ok((n, false));
     }
     match if_match(headers)? {
@@ -70,9 +75,9 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
     };
     let text = raw.to_str().unwrap_or("").trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<i64>()
-        .map(Some)
-        .map_err(|_| Error::BadRequest("If-Match must be the ETag of the record, e.g. \"3\"".to_owned()))
+    text.parse::<i64>().map(Some).map_err(|_| {
+        Error::BadRequest("If-Match must be the ETag of the record, e.g. \"3\"".to_owned())
+    })
 }
 
 /// The ETag header value of a version.

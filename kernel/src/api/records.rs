@@ -73,11 +73,21 @@ pub fn with_etag<R: Record>(status: StatusCode, m: R::Model) -> Response {
     (status, [(header::ETAG, tag)], Json(R::output(m))).into_response()
 }
 
-pub async fn list<R: Record>(state: &AppState, ctx: &RequestContext, q: Option<String>) -> Result<Json<Page<R::Output>>> {
-    Ok(Json(records::list::<R>(&state.db, ctx, q.as_deref()).await?))
+pub async fn list<R: Record>(
+    state: &AppState,
+    ctx: &RequestContext,
+    q: Option<String>,
+) -> Result<Json<Page<R::Output>>> {
+    Ok(Json(
+        records::list::<R>(&state.db, ctx, q.as_deref()).await?,
+    ))
 }
 
-pub async fn create<R: Record>(state: &AppState, ctx: &RequestContext, input: R::Input) -> Result<Response> {
+pub async fn create<R: Record>(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: R::Input,
+) -> Result<Response> {
     let m = records::create::<R>(&state.db, ctx, input).await?;
     Ok(with_etag::<R>(StatusCode::CREATED, m))
 }
@@ -87,18 +97,33 @@ pub async fn get<R: Record>(state: &AppState, ctx: &RequestContext, id: Uuid) ->
     Ok(with_etag::<R>(StatusCode::OK, m))
 }
 
-pub async fn patch<R: Record>(state: &AppState, ctx: &RequestContext, id: Uuid, headers: &HeaderMap, mut body: Value) -> Result<Response> {
+pub async fn patch<R: Record>(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    headers: &HeaderMap,
+    mut body: Value,
+) -> Result<Response> {
     let (version, via_if_match) = expected_version(headers, Some(&mut body))?;
     let m = records::update::<R>(&state.db, ctx, id, body, version, via_if_match).await?;
     Ok(with_etag::<R>(StatusCode::OK, m))
 }
 
-pub async fn delete<R: Record>(state: &AppState, ctx: &RequestContext, id: Uuid, headers: &HeaderMap) -> Result<StatusCode> {
+pub async fn delete<R: Record>(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    headers: &HeaderMap,
+) -> Result<StatusCode> {
     records::delete::<R>(&state.db, ctx, id, if_match(headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn bulk<R: Record>(state: &AppState, ctx: &RequestContext, req: BulkRequest) -> Result<Json<BulkResponse<R::Output>>> {
+pub async fn bulk<R: Record>(
+    state: &AppState,
+    ctx: &RequestContext,
+    req: BulkRequest,
+) -> Result<Json<BulkResponse<R::Output>>> {
     let (operation, count, data) = match req {
         BulkRequest::Create(items) => {
             let out = records::bulk_create::<R>(&state.db, ctx, items).await?;
@@ -108,7 +133,11 @@ pub async fn bulk<R: Record>(state: &AppState, ctx: &RequestContext, req: BulkRe
             let out = records::bulk_update::<R>(&state.db, ctx, items).await?;
             ("update", out.len(), out)
         }
-        BulkRequest::Delete(items) => ("delete", records::bulk_delete::<R>(&state.db, ctx, items).await?, Vec::new()),
+        BulkRequest::Delete(items) => (
+            "delete",
+            records::bulk_delete::<R>(&state.db, ctx, items).await?,
+            Vec::new(),
+        ),
     };
     Ok(Json(BulkResponse {
         operation: operation.to_owned(),
@@ -170,7 +199,43 @@ macro_rules! record_api {
     };
 }
 
-record_api!(contacts, crate::crm::contacts::Contacts, crate::crm::contacts::ContactInput, crate::crm::contacts::Contact, "contacts", "/api/v1/contacts", "/api/v1/contacts/{id}", "/api/v1/contacts/bulk");
-record_api!(accounts, crate::crm::accounts::Accounts, crate::crm::accounts::AccountInput, crate::crm::accounts::Account, "accounts", "/api/v1/accounts", "/api/v1/accounts/{id}", "/api/v1/accounts/bulk");
-record_api!(deals, crate::crm::deals::Deals, crate::crm::deals::DealInput, crate::crm::deals::Deal, "deals", "/api/v1/deals", "/api/v1/deals/{id}", "/api/v1/deals/bulk");
-record_api!(activities, crate::crm::activities::Activities, crate::crm::activities::ActivityInput, crate::crm::activities::Activity, "activities", "/api/v1/activities", "/api/v1/activities/{id}", "/api/v1/activities/bulk");
+record_api!(
+    contacts,
+    crate::crm::contacts::Contacts,
+    crate::crm::contacts::ContactInput,
+    crate::crm::contacts::Contact,
+    "contacts",
+    "/api/v1/contacts",
+    "/api/v1/contacts/{id}",
+    "/api/v1/contacts/bulk"
+);
+record_api!(
+    accounts,
+    crate::crm::accounts::Accounts,
+    crate::crm::accounts::AccountInput,
+    crate::crm::accounts::Account,
+    "accounts",
+    "/api/v1/accounts",
+    "/api/v1/accounts/{id}",
+    "/api/v1/accounts/bulk"
+);
+record_api!(
+    deals,
+    crate::crm::deals::Deals,
+    crate::crm::deals::DealInput,
+    crate::crm::deals::Deal,
+    "deals",
+    "/api/v1/deals",
+    "/api/v1/deals/{id}",
+    "/api/v1/deals/bulk"
+);
+record_api!(
+    activities,
+    crate::crm::activities::Activities,
+    crate::crm::activities::ActivityInput,
+    crate::crm::activities::Activity,
+    "activities",
+    "/api/v1/activities",
+    "/api/v1/activities/{id}",
+    "/api/v1/activities/bulk"
+);

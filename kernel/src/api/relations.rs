@@ -37,7 +37,11 @@ pub struct SearchParams {
 /// Ranked search across contacts, accounts and deals.
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", params(SearchParams),
     responses((status = 200, body = Vec<SearchHit>), (status = 422, body = Problem)))]
-pub async fn search(State(state): State<AppState>, ctx: RequestContext, Query(p): Query<SearchParams>) -> Result<Json<Vec<SearchHit>>> {
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Vec<SearchHit>>> {
     let limit = p.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Error::field("limit", "invalid_value", "expected 1 to 100"));
@@ -49,14 +53,22 @@ pub async fn search(State(state): State<AppState>, ctx: RequestContext, Query(p)
             "contact" => ObjectType::Contact,
             "account" => ObjectType::Account,
             "deal" => ObjectType::Deal,
-            _ => return Err(Error::field("types", "invalid_value", format!("`{t}` is not searchable: use contact, account, deal"))),
+            _ => {
+                return Err(Error::field(
+                    "types",
+                    "invalid_value",
+                    format!("`{t}` is not searchable: use contact, account, deal"),
+                ));
+            }
         };
         // Types the caller may not read are left out, not an error.
         if ctx.require(object, Action::Read).is_ok() {
             types.push(object.as_str());
         }
     }
-    Ok(Json(search::query(&state.db, ctx.tenant_id, &p.q, &types, limit).await?))
+    Ok(Json(
+        search::query(&state.db, ctx.tenant_id, &p.q, &types, limit).await?,
+    ))
 }
 
 fn timeline_limit(p: &TimelineParams) -> Result<u64> {
@@ -84,9 +96,24 @@ macro_rules! timeline_handler {
     };
 }
 
-timeline_handler!(contact_timeline, ObjectType::Contact, "/api/v1/contacts/{id}/timeline", "contacts");
-timeline_handler!(account_timeline, ObjectType::Account, "/api/v1/accounts/{id}/timeline", "accounts");
-timeline_handler!(deal_timeline, ObjectType::Deal, "/api/v1/deals/{id}/timeline", "deals");
+timeline_handler!(
+    contact_timeline,
+    ObjectType::Contact,
+    "/api/v1/contacts/{id}/timeline",
+    "contacts"
+);
+timeline_handler!(
+    account_timeline,
+    ObjectType::Account,
+    "/api/v1/accounts/{id}/timeline",
+    "accounts"
+);
+timeline_handler!(
+    deal_timeline,
+    ObjectType::Deal,
+    "/api/v1/deals/{id}/timeline",
+    "deals"
+);
 
 /// Body of a stage move.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -115,27 +142,48 @@ pub async fn move_deal(
 ) -> Result<Response> {
     let mut version_holder = body.version.map(|v| serde_json::json!({ "version": v }));
     let (version, via_if_match) = expected_version(&headers, version_holder.as_mut())?;
-    let m = deals::move_stage(&state.db, &ctx, id, body.stage_id, body.lost_reason, version, via_if_match).await?;
+    let m = deals::move_stage(
+        &state.db,
+        &ctx,
+        id,
+        body.stage_id,
+        body.lost_reason,
+        version,
+        via_if_match,
+    )
+    .await?;
     Ok(with_etag::<Deals>(StatusCode::OK, m))
 }
 
 /// The deal's stage moves, oldest first.
 #[utoipa::path(get, path = "/api/v1/deals/{id}/stage-history", tag = "deals",
     responses((status = 200, body = Vec<StageMove>), (status = 404, body = Problem)))]
-pub async fn deal_stage_history(State(state): State<AppState>, ctx: RequestContext, Path(id): Path<Uuid>) -> Result<Json<Vec<StageMove>>> {
+pub async fn deal_stage_history(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<StageMove>>> {
     Ok(Json(deals::stage_history(&state.db, &ctx, id).await?))
 }
 
 /// The account's ancestors and direct children.
 #[utoipa::path(get, path = "/api/v1/accounts/{id}/hierarchy", tag = "accounts",
     responses((status = 200, body = Hierarchy), (status = 404, body = Problem)))]
-pub async fn account_hierarchy(State(state): State<AppState>, ctx: RequestContext, Path(id): Path<Uuid>) -> Result<Json<Hierarchy>> {
+pub async fn account_hierarchy(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Hierarchy>> {
     Ok(Json(accounts::hierarchy(&state.db, &ctx, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/accounts", tag = "contacts",
     responses((status = 200, body = Vec<AccountLink>), (status = 404, body = Problem)))]
-pub async fn list_account_links(State(state): State<AppState>, ctx: RequestContext, Path(id): Path<Uuid>) -> Result<Json<Vec<AccountLink>>> {
+pub async fn list_account_links(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<AccountLink>>> {
     Ok(Json(links::account_links(&state.db, &ctx, id).await?))
 }
 
@@ -148,19 +196,30 @@ pub async fn link_account(
     Path(id): Path<Uuid>,
     JsonBody(input): JsonBody<AccountLinkInput>,
 ) -> Result<(StatusCode, Json<AccountLink>)> {
-    Ok((StatusCode::CREATED, Json(links::link_account(&state.db, &ctx, id, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(links::link_account(&state.db, &ctx, id, input).await?),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}/accounts/{account_id}", tag = "contacts",
     responses((status = 204), (status = 404, body = Problem)))]
-pub async fn unlink_account(State(state): State<AppState>, ctx: RequestContext, Path((id, account_id)): Path<(Uuid, Uuid)>) -> Result<StatusCode> {
+pub async fn unlink_account(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((id, account_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode> {
     links::unlink_account(&state.db, &ctx, id, account_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/relationships", tag = "contacts",
     responses((status = 200, body = Vec<Relationship>), (status = 404, body = Problem)))]
-pub async fn list_relationships(State(state): State<AppState>, ctx: RequestContext, Path(id): Path<Uuid>) -> Result<Json<Vec<Relationship>>> {
+pub async fn list_relationships(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Relationship>>> {
     Ok(Json(links::relationships(&state.db, &ctx, id).await?))
 }
 
@@ -173,12 +232,19 @@ pub async fn relate(
     Path(id): Path<Uuid>,
     JsonBody(input): JsonBody<RelationshipInput>,
 ) -> Result<(StatusCode, Json<Relationship>)> {
-    Ok((StatusCode::CREATED, Json(links::relate(&state.db, &ctx, id, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(links::relate(&state.db, &ctx, id, input).await?),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}/relationships/{relationship_id}", tag = "contacts",
     responses((status = 204), (status = 404, body = Problem)))]
-pub async fn unrelate(State(state): State<AppState>, ctx: RequestContext, Path((id, rel)): Path<(Uuid, Uuid)>) -> Result<StatusCode> {
+pub async fn unrelate(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((id, rel)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode> {
     links::unrelate(&state.db, &ctx, id, rel).await?;
     Ok(StatusCode::NO_CONTENT)
 }

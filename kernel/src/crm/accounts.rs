@@ -3,7 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -92,7 +95,12 @@ fn valid_domain(d: &str) -> bool {
 }
 
 /// Whether `ancestor` is `start` or one of its ancestors.
-async fn is_ancestor_or_self<C: ConnectionTrait>(db: &C, tenant: Uuid, start: Uuid, ancestor: Uuid) -> Result<(bool, i64)> {
+async fn is_ancestor_or_self<C: ConnectionTrait>(
+    db: &C,
+    tenant: Uuid,
+    start: Uuid,
+    ancestor: Uuid,
+) -> Result<(bool, i64)> {
     let backend = db.get_database_backend();
     let p = |n: usize| match backend {
         sea_orm::DbBackend::Postgres => format!("${n}"),
@@ -112,9 +120,15 @@ async fn is_ancestor_or_self<C: ConnectionTrait>(db: &C, tenant: Uuid, start: Uu
         max = MAX_DEPTH + 1
     );
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, vec![tenant.into(), start.into(), ancestor.into()]))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            vec![tenant.into(), start.into(), ancestor.into()],
+        ))
         .await?;
-    let Some(row) = row else { return Ok((false, 0)) };
+    let Some(row) = row else {
+        return Ok((false, 0));
+    };
     let hit: Option<i32> = row.try_get("", "hit")?;
     let depth: Option<i32> = row.try_get("", "depth")?;
     Ok((hit == Some(1), i64::from(depth.unwrap_or(0))))
@@ -189,26 +203,38 @@ impl Record for Accounts {
                 .trim_end_matches('/')
                 .to_lowercase()
         });
-        if let Some(d) = &domain {
-            if !valid_domain(d) {
-                checks.fail("domain", "invalid_format", "not a valid domain name");
-            }
+        if let Some(d) = &domain
+            && !valid_domain(d)
+        {
+            checks.fail("domain", "invalid_format", "not a valid domain name");
         }
         let industry = checks.text("industry", input.industry, 100);
         let size = checks.text("size", input.size, 50);
         let territory = checks.text("territory", input.territory, 100);
-        checks.user_exists(tx, ctx, "owner_id", input.owner_id).await?;
+        checks
+            .user_exists(tx, ctx, "owner_id", input.owner_id)
+            .await?;
         let id = existing.map(|e| e.id).unwrap_or_else(Uuid::now_v7);
         if let Some(parent) = input.parent_id {
             if parent == id {
                 checks.fail("parent_id", "cycle", "an account cannot be its own parent");
             } else {
-                checks.exists(tx, ctx, "parent_id", ObjectType::Account, Some(parent)).await?;
+                checks
+                    .exists(tx, ctx, "parent_id", ObjectType::Account, Some(parent))
+                    .await?;
                 let (cycle, depth) = is_ancestor_or_self(tx, ctx.tenant_id, parent, id).await?;
                 if cycle {
-                    checks.fail("parent_id", "cycle", "this parent is a descendant of the account: the hierarchy would loop");
+                    checks.fail(
+                        "parent_id",
+                        "cycle",
+                        "this parent is a descendant of the account: the hierarchy would loop",
+                    );
                 } else if depth + 1 >= MAX_DEPTH {
-                    checks.fail("parent_id", "too_deep", format!("hierarchies are at most {MAX_DEPTH} levels deep"));
+                    checks.fail(
+                        "parent_id",
+                        "too_deep",
+                        format!("hierarchies are at most {MAX_DEPTH} levels deep"),
+                    );
                 }
             }
         }
@@ -231,7 +257,11 @@ impl Record for Accounts {
         })
     }
 
-    async fn before_delete(tx: &DatabaseTransaction, ctx: &RequestContext, m: &account::Model) -> Result<()> {
+    async fn before_delete(
+        tx: &DatabaseTransaction,
+        ctx: &RequestContext,
+        m: &account::Model,
+    ) -> Result<()> {
         let child = account::Entity::find()
             .filter(account::Column::TenantId.eq(ctx.tenant_id))
             .filter(account::Column::ParentId.eq(m.id))
@@ -275,7 +305,11 @@ pub struct Hierarchy {
 }
 
 /// The ancestors and children of an account.
-pub async fn hierarchy(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<Hierarchy> {
+pub async fn hierarchy(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<Hierarchy> {
     let me = records::get::<Accounts>(db, ctx, id).await?;
     let mut ancestors = Vec::new();
     let mut next = me.parent_id;

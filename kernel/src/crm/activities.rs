@@ -18,7 +18,9 @@ use crate::error::Result;
 use crate::permissions::ObjectType;
 
 /// What kind of activity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityKind {
     Task,
@@ -205,15 +207,23 @@ impl Record for Activities {
         let outcome = checks.text("outcome", input.outcome, 200);
         let t = |v: Option<DateTime<Utc>>| v.map(crate::clock::truncate);
         let (due_at, starts_at, ends_at) = (t(input.due_at), t(input.starts_at), t(input.ends_at));
-        if let (Some(s), Some(e)) = (starts_at, ends_at) {
-            if e < s {
-                checks.fail("ends_at", "invalid_value", "ends before it starts");
-            }
+        if let (Some(s), Some(e)) = (starts_at, ends_at)
+            && e < s
+        {
+            checks.fail("ends_at", "invalid_value", "ends before it starts");
         }
-        checks.user_exists(tx, ctx, "owner_id", input.owner_id).await?;
-        checks.exists(tx, ctx, "contact_id", ObjectType::Contact, input.contact_id).await?;
-        checks.exists(tx, ctx, "account_id", ObjectType::Account, input.account_id).await?;
-        checks.exists(tx, ctx, "deal_id", ObjectType::Deal, input.deal_id).await?;
+        checks
+            .user_exists(tx, ctx, "owner_id", input.owner_id)
+            .await?;
+        checks
+            .exists(tx, ctx, "contact_id", ObjectType::Contact, input.contact_id)
+            .await?;
+        checks
+            .exists(tx, ctx, "account_id", ObjectType::Account, input.account_id)
+            .await?;
+        checks
+            .exists(tx, ctx, "deal_id", ObjectType::Deal, input.deal_id)
+            .await?;
         checks.finish()?;
         let now = crate::clock::now();
         let done_at = match (input.done, existing) {

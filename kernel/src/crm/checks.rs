@@ -19,7 +19,9 @@ impl Checks {
 
     /// Trims text, turns blank into `None`, and bounds its length.
     pub fn text(&mut self, field: &str, value: Option<String>, max: usize) -> Option<String> {
-        let v = value.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())?;
+        let v = value
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())?;
         if v.chars().count() > max {
             self.fail(field, "too_long", format!("at most {max} characters"));
         }
@@ -46,10 +48,14 @@ impl Checks {
         object: ObjectType,
         id: Option<Uuid>,
     ) -> Result<()> {
-        if let Some(id) = id {
-            if !record_exists(db, ctx, object.table(), id).await? {
-                self.fail(field, "not_found", format!("no {} with this id", object.as_str()));
-            }
+        if let Some(id) = id
+            && !record_exists(db, ctx, object.table(), id).await?
+        {
+            self.fail(
+                field,
+                "not_found",
+                format!("no {} with this id", object.as_str()),
+            );
         }
         Ok(())
     }
@@ -62,28 +68,43 @@ impl Checks {
         field: &str,
         id: Option<Uuid>,
     ) -> Result<()> {
-        if let Some(id) = id {
-            if !record_exists(db, ctx, "users", id).await? {
-                self.fail(field, "not_found", "no user with this id");
-            }
+        if let Some(id) = id
+            && !record_exists(db, ctx, "users", id).await?
+        {
+            self.fail(field, "not_found", "no user with this id");
         }
         Ok(())
     }
 
     /// Ends the checks: an error naming every failed field, if any.
     pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.0))
+        }
     }
 }
 
-async fn record_exists<C: ConnectionTrait>(db: &C, ctx: &RequestContext, table: &str, id: Uuid) -> Result<bool> {
+async fn record_exists<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    table: &str,
+    id: Uuid,
+) -> Result<bool> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => format!("SELECT 1 AS hit FROM {table} WHERE tenant_id = $1 AND id = $2"),
+        DbBackend::Postgres => {
+            format!("SELECT 1 AS hit FROM {table} WHERE tenant_id = $1 AND id = $2")
+        }
         _ => format!("SELECT 1 AS hit FROM {table} WHERE tenant_id = ? AND id = ?"),
     };
     Ok(db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, vec![ctx.tenant_id.into(), id.into()]))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            vec![ctx.tenant_id.into(), id.into()],
+        ))
         .await?
         .is_some())
 }

@@ -19,7 +19,18 @@ use crate::error::Result;
 use crate::permissions::ObjectType;
 
 /// Where a contact is in the customer lifecycle.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LifecycleStage {
     Subscriber,
@@ -45,7 +56,9 @@ const STAGES: &[&str] = &[
 ];
 
 /// How a contact prefers to be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -142,7 +155,11 @@ pub struct Contact {
 }
 
 fn display_name(first: Option<&str>, last: Option<&str>, email: Option<&str>) -> String {
-    let name = [first, last].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let name = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
     if name.is_empty() {
         email.unwrap_or_default().to_owned()
     } else {
@@ -202,7 +219,11 @@ impl Record for Contacts {
     fn output(m: contact::Model) -> Contact {
         Contact {
             id: m.id,
-            name: display_name(m.first_name.as_deref(), m.last_name.as_deref(), m.email.as_deref()),
+            name: display_name(
+                m.first_name.as_deref(),
+                m.last_name.as_deref(),
+                m.email.as_deref(),
+            ),
             first_name: m.first_name,
             last_name: m.last_name,
             email: m.email,
@@ -260,9 +281,17 @@ impl Record for Contacts {
         for (i, e) in input.emails.into_iter().enumerate() {
             let address = e.address.trim().to_lowercase();
             if !is_email(&address) {
-                checks.fail(&format!("emails[{i}].address"), "invalid_format", "not a valid email address");
+                checks.fail(
+                    &format!("emails[{i}].address"),
+                    "invalid_format",
+                    "not a valid email address",
+                );
             } else if emails.iter().any(|x: &EmailAddress| x.address == address) {
-                checks.fail(&format!("emails[{i}].address"), "duplicate", "this address is listed twice");
+                checks.fail(
+                    &format!("emails[{i}].address"),
+                    "duplicate",
+                    "this address is listed twice",
+                );
             }
             let label = checks.text(&format!("emails[{i}].label"), e.label, 50);
             emails.push(EmailAddress {
@@ -278,14 +307,26 @@ impl Record for Contacts {
                 }
             }
             1 => {}
-            _ => checks.fail("emails", "multiple_primary", "only one email address can be primary"),
+            _ => checks.fail(
+                "emails",
+                "multiple_primary",
+                "only one email address can be primary",
+            ),
         }
         let mut phones = Vec::with_capacity(input.phones.len());
         for (i, p) in input.phones.into_iter().enumerate() {
             let number = p.number.trim().to_owned();
             let digits = number.chars().filter(char::is_ascii_digit).count();
-            if !(4..=20).contains(&digits) || !number.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c)) {
-                checks.fail(&format!("phones[{i}].number"), "invalid_format", "not a valid phone number");
+            if !(4..=20).contains(&digits)
+                || !number
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().x".contains(c))
+            {
+                checks.fail(
+                    &format!("phones[{i}].number"),
+                    "invalid_format",
+                    "not a valid phone number",
+                );
             }
             let label = checks.text(&format!("phones[{i}].label"), p.label, 50);
             phones.push(PhoneNumber { number, label });
@@ -303,11 +344,17 @@ impl Record for Contacts {
         }
         let email = emails.iter().find(|e| e.primary).map(|e| e.address.clone());
         if first_name.is_none() && last_name.is_none() && email.is_none() {
-            checks.fail("first_name", "required", "a contact needs a first name, last name or email");
+            checks.fail(
+                "first_name",
+                "required",
+                "a contact needs a first name, last name or email",
+            );
         }
         let job_title = checks.text("job_title", input.job_title, 200);
         let lead_source = checks.text("lead_source", input.lead_source, 100);
-        checks.user_exists(tx, ctx, "owner_id", input.owner_id).await?;
+        checks
+            .user_exists(tx, ctx, "owner_id", input.owner_id)
+            .await?;
         checks.finish()?;
         let now = crate::clock::now();
         Ok(contact::Model {

@@ -25,7 +25,9 @@ use crate::error::{FieldError, Result};
 use crate::permissions::ObjectType;
 
 /// The type of a custom field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Text,
@@ -70,14 +72,21 @@ impl FieldType {
 
     /// Types whose `min`/`max` bound the numeric value.
     fn is_numeric(self) -> bool {
-        matches!(self, FieldType::Integer | FieldType::Decimal | FieldType::Currency)
+        matches!(
+            self,
+            FieldType::Integer | FieldType::Decimal | FieldType::Currency
+        )
     }
 
     /// Types whose `min`/`max` bound the text length.
     fn is_textual(self) -> bool {
         matches!(
             self,
-            FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Phone | FieldType::Url
+            FieldType::Text
+                | FieldType::LongText
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
         )
     }
 }
@@ -103,7 +112,9 @@ impl FieldDef {
     /// Parses a stored definition. Stored rows were validated on write, so a
     /// failure here means the database was edited by hand.
     pub fn from_model(m: &custom_field::Model) -> Result<FieldDef> {
-        let bad = |what: &str| crate::error::Error::Internal(format!("custom field {} has an invalid {what}", m.key));
+        let bad = |what: &str| {
+            crate::error::Error::Internal(format!("custom field {} has an invalid {what}", m.key))
+        };
         let field_type = FieldType::parse(&m.field_type).ok_or_else(|| bad("type"))?;
         let decimal = |v: &Option<String>| -> Result<Option<Decimal>> {
             v.as_deref()
@@ -164,17 +175,29 @@ impl FieldDef {
             obj.insert("title".into(), json!(self.label));
             if self.field_type == FieldType::Integer {
                 if let Some(min) = self.min {
-                    obj.insert("minimum".into(), json!(min.to_string().parse::<i64>().unwrap_or(0)));
+                    obj.insert(
+                        "minimum".into(),
+                        json!(min.to_string().parse::<i64>().unwrap_or(0)),
+                    );
                 }
                 if let Some(max) = self.max {
-                    obj.insert("maximum".into(), json!(max.to_string().parse::<i64>().unwrap_or(0)));
+                    obj.insert(
+                        "maximum".into(),
+                        json!(max.to_string().parse::<i64>().unwrap_or(0)),
+                    );
                 }
             } else if self.field_type.is_textual() {
                 if let Some(min) = self.min {
-                    obj.insert("minLength".into(), json!(min.to_string().parse::<u64>().unwrap_or(0)));
+                    obj.insert(
+                        "minLength".into(),
+                        json!(min.to_string().parse::<u64>().unwrap_or(0)),
+                    );
                 }
                 if let Some(max) = self.max {
-                    obj.insert("maxLength".into(), json!(max.to_string().parse::<u64>().unwrap_or(0)));
+                    obj.insert(
+                        "maxLength".into(),
+                        json!(max.to_string().parse::<u64>().unwrap_or(0)),
+                    );
                 }
             }
             if let Some(p) = &self.pattern {
@@ -195,7 +218,11 @@ impl FieldDef {
     pub fn check(&self, value: &Value) -> std::result::Result<Value, FieldError> {
         let field = &self.key;
         let invalid = |expected: &str| {
-            FieldError::new(field.as_str(), "invalid_type", format!("expected {expected}"))
+            FieldError::new(
+                field.as_str(),
+                "invalid_type",
+                format!("expected {expected}"),
+            )
         };
         if value.is_null() {
             return Ok(Value::Null);
@@ -204,33 +231,65 @@ impl FieldDef {
             FieldType::Text | FieldType::LongText => {
                 let s = value.as_str().ok_or_else(|| invalid("a string"))?;
                 if self.field_type == FieldType::Text && s.contains('\n') {
-                    return Err(FieldError::new(field.as_str(), "invalid_value", "text fields are one line; use long_text"));
+                    return Err(FieldError::new(
+                        field.as_str(),
+                        "invalid_value",
+                        "text fields are one line; use long_text",
+                    ));
                 }
                 Value::String(s.to_owned())
             }
             FieldType::Email => {
-                let s = value.as_str().ok_or_else(|| invalid("an email address"))?.trim().to_lowercase();
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| invalid("an email address"))?
+                    .trim()
+                    .to_lowercase();
                 if !is_email(&s) {
-                    return Err(FieldError::new(field.as_str(), "invalid_format", "not a valid email address"));
+                    return Err(FieldError::new(
+                        field.as_str(),
+                        "invalid_format",
+                        "not a valid email address",
+                    ));
                 }
                 Value::String(s)
             }
             FieldType::Phone => {
-                let s = value.as_str().ok_or_else(|| invalid("a phone number"))?.trim();
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| invalid("a phone number"))?
+                    .trim();
                 let digits = s.chars().filter(char::is_ascii_digit).count();
                 if !(4..=20).contains(&digits)
-                    || !s.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c))
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || " +-().x".contains(c))
                 {
-                    return Err(FieldError::new(field.as_str(), "invalid_format", "not a valid phone number"));
+                    return Err(FieldError::new(
+                        field.as_str(),
+                        "invalid_format",
+                        "not a valid phone number",
+                    ));
                 }
                 Value::String(s.to_owned())
             }
             FieldType::Url => {
                 let s = value.as_str().ok_or_else(|| invalid("a URL"))?.trim();
-                let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+                let rest = s
+                    .strip_prefix("https://")
+                    .or_else(|| s.strip_prefix("http://"));
                 match rest {
-                    Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {}
-                    _ => return Err(FieldError::new(field.as_str(), "invalid_format", "not an http(s) URL")),
+                    Some(r)
+                        if !r.is_empty()
+                            && !r.starts_with('/')
+                            && !r.contains(char::is_whitespace) => {}
+                    _ => {
+                        return Err(FieldError::new(
+                            field.as_str(),
+                            "invalid_format",
+                            "not an http(s) URL",
+                        ));
+                    }
                 }
                 Value::String(s.to_owned())
             }
@@ -240,33 +299,51 @@ impl FieldDef {
             }
             FieldType::Decimal | FieldType::Currency => {
                 let d = match value {
-                    Value::String(s) => Decimal::from_str_exact(s.trim()).map_err(|_| invalid("a decimal number"))?,
+                    Value::String(s) => Decimal::from_str_exact(s.trim())
+                        .map_err(|_| invalid("a decimal number"))?,
                     Value::Number(n) if n.is_i64() || n.is_u64() => {
-                        Decimal::from_str_exact(&n.to_string()).map_err(|_| invalid("a decimal number"))?
+                        Decimal::from_str_exact(&n.to_string())
+                            .map_err(|_| invalid("a decimal number"))?
                     }
                     // A JSON float may already have lost digits; demand a string.
-                    Value::Number(_) => return Err(invalid("a decimal as a string, e.g. \"12.50\"")),
+                    Value::Number(_) => {
+                        return Err(invalid("a decimal as a string, e.g. \"12.50\""));
+                    }
                     _ => return Err(invalid("a decimal number")),
                 };
                 if self.field_type == FieldType::Currency && d.scale() > 4 {
-                    return Err(FieldError::new(field.as_str(), "invalid_value", "at most 4 decimal places"));
+                    return Err(FieldError::new(
+                        field.as_str(),
+                        "invalid_value",
+                        "at most 4 decimal places",
+                    ));
                 }
                 Value::String(d.normalize().to_string())
             }
             FieldType::Date => {
-                let s = value.as_str().ok_or_else(|| invalid("a date (YYYY-MM-DD)"))?;
-                let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| invalid("a date (YYYY-MM-DD)"))?;
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| invalid("a date (YYYY-MM-DD)"))?;
+                let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|_| invalid("a date (YYYY-MM-DD)"))?;
                 Value::String(d.format("%Y-%m-%d").to_string())
             }
             FieldType::Datetime => {
-                let s = value.as_str().ok_or_else(|| invalid("an RFC 3339 date-time"))?;
-                let t = DateTime::parse_from_rfc3339(s).map_err(|_| invalid("an RFC 3339 date-time"))?;
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| invalid("an RFC 3339 date-time"))?;
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| invalid("an RFC 3339 date-time"))?;
                 let t = crate::clock::truncate(t.with_timezone(&Utc));
                 Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             }
-            FieldType::Boolean => Value::Bool(value.as_bool().ok_or_else(|| invalid("true or false"))?),
+            FieldType::Boolean => {
+                Value::Bool(value.as_bool().ok_or_else(|| invalid("true or false"))?)
+            }
             FieldType::SingleSelect => {
-                let s = value.as_str().ok_or_else(|| invalid("one of the options"))?;
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| invalid("one of the options"))?;
                 if !self.options.iter().any(|o| o == s) {
                     return Err(FieldError::new(
                         field.as_str(),
@@ -277,7 +354,9 @@ impl FieldDef {
                 Value::String(s.to_owned())
             }
             FieldType::MultiSelect => {
-                let items = value.as_array().ok_or_else(|| invalid("a list of options"))?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| invalid("a list of options"))?;
                 let mut out: Vec<String> = Vec::with_capacity(items.len());
                 for item in items {
                     let s = item.as_str().ok_or_else(|| invalid("a list of options"))?;
@@ -318,18 +397,34 @@ impl FieldDef {
             None
         };
         if let Some(m) = measure {
-            let what = if self.field_type.is_numeric() { "value" } else { "length" };
+            let what = if self.field_type.is_numeric() {
+                "value"
+            } else {
+                "length"
+            };
             if let Some(min) = self.min.filter(|min| m < *min) {
-                return Err(FieldError::new(field, "too_small", format!("{what} must be at least {min}")));
+                return Err(FieldError::new(
+                    field,
+                    "too_small",
+                    format!("{what} must be at least {min}"),
+                ));
             }
             if let Some(max) = self.max.filter(|max| m > *max) {
-                return Err(FieldError::new(field, "too_large", format!("{what} must be at most {max}")));
+                return Err(FieldError::new(
+                    field,
+                    "too_large",
+                    format!("{what} must be at most {max}"),
+                ));
             }
         }
-        if let (Some(p), Some(s)) = (&self.pattern, v.as_str()) {
-            if !p.is_match(s) {
-                return Err(FieldError::new(field, "pattern_mismatch", format!("must match {}", p.as_str())));
-            }
+        if let (Some(p), Some(s)) = (&self.pattern, v.as_str())
+            && !p.is_match(s)
+        {
+            return Err(FieldError::new(
+                field,
+                "pattern_mismatch",
+                format!("must match {}", p.as_str()),
+            ));
         }
         Ok(())
     }
@@ -362,19 +457,37 @@ fn anchored(pattern: &str) -> String {
 /// up with a value. On update, `custom` is the merged object (the stored
 /// values with the patch applied), so the same rules hold. Unknown keys are
 /// rejected. Errors name `custom.<key>`.
-pub fn check_values(defs: &[FieldDef], custom: &Value, creating: bool) -> std::result::Result<Map<String, Value>, Vec<FieldError>> {
+///
+/// Returns the canonical values that passed and the failures, so callers can
+/// run their database checks on the former and report everything at once.
+pub fn check_values(
+    defs: &[FieldDef],
+    custom: &Value,
+    creating: bool,
+) -> (Map<String, Value>, Vec<FieldError>) {
     let mut errors = Vec::new();
     let empty = Map::new();
     let given = match custom {
         Value::Object(m) => m,
         Value::Null => &empty,
         _ => {
-            return Err(vec![FieldError::new("custom", "invalid_type", "expected an object of custom field values")]);
+            return (
+                Map::new(),
+                vec![FieldError::new(
+                    "custom",
+                    "invalid_type",
+                    "expected an object of custom field values",
+                )],
+            );
         }
     };
     for key in given.keys() {
         if !defs.iter().any(|d| &d.key == key) {
-            errors.push(FieldError::new(format!("custom.{key}"), "unknown_field", "no such custom field"));
+            errors.push(FieldError::new(
+                format!("custom.{key}"),
+                "unknown_field",
+                "no such custom field",
+            ));
         }
     }
     let mut out = Map::new();
@@ -387,11 +500,19 @@ pub fn check_values(defs: &[FieldDef], custom: &Value, creating: bool) -> std::r
         match def.check(&value) {
             Ok(Value::Null) => {
                 if def.required {
-                    errors.push(FieldError::new(format!("custom.{}", def.key), "required", format!("{} is required", def.label)));
+                    errors.push(FieldError::new(
+                        format!("custom.{}", def.key),
+                        "required",
+                        format!("{} is required", def.label),
+                    ));
                 }
             }
             Ok(Value::Array(a)) if a.is_empty() && def.required => {
-                errors.push(FieldError::new(format!("custom.{}", def.key), "required", format!("{} is required", def.label)));
+                errors.push(FieldError::new(
+                    format!("custom.{}", def.key),
+                    "required",
+                    format!("{} is required", def.label),
+                ));
             }
             Ok(v) => {
                 out.insert(def.key.clone(), v);
@@ -399,11 +520,15 @@ pub fn check_values(defs: &[FieldDef], custom: &Value, creating: bool) -> std::r
             Err(e) => errors.push(e.nested("custom")),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    (out, errors)
 }
 
 /// The parsed definitions of one object type, in display order.
-pub async fn definitions<C: ConnectionTrait>(db: &C, tenant_id: Uuid, object: ObjectType) -> Result<Vec<FieldDef>> {
+pub async fn definitions<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    object: ObjectType,
+) -> Result<Vec<FieldDef>> {
     custom_field::Entity::find()
         .filter(custom_field::Column::TenantId.eq(tenant_id))
         .filter(custom_field::Column::ObjectType.eq(object.as_str()))
@@ -462,74 +587,143 @@ pub struct CustomFieldInput {
 }
 
 /// Checks a definition and returns it parsed.
-pub fn check_definition(input: &CustomFieldInput, id: Uuid) -> std::result::Result<FieldDef, Vec<FieldError>> {
+pub fn check_definition(
+    input: &CustomFieldInput,
+    id: Uuid,
+) -> std::result::Result<FieldDef, Vec<FieldError>> {
     let mut errors = Vec::new();
     if !input.object_type.has_custom_fields() {
-        errors.push(FieldError::new("object_type", "invalid_value", "custom fields exist on contact, account, deal and activity"));
+        errors.push(FieldError::new(
+            "object_type",
+            "invalid_value",
+            "custom fields exist on contact, account, deal and activity",
+        ));
     }
     let key_ok = input.key.len() <= 63
         && input.key.starts_with(|c: char| c.is_ascii_lowercase())
-        && input.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && input
+            .key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !key_ok {
-        errors.push(FieldError::new("key", "invalid_format", "use lower case letters, digits and _, starting with a letter (at most 63)"));
+        errors.push(FieldError::new(
+            "key",
+            "invalid_format",
+            "use lower case letters, digits and _, starting with a letter (at most 63)",
+        ));
     }
     if input.label.trim().is_empty() {
         errors.push(FieldError::new("label", "required", "a label is required"));
     }
-    let selects = matches!(input.field_type, FieldType::SingleSelect | FieldType::MultiSelect);
+    let selects = matches!(
+        input.field_type,
+        FieldType::SingleSelect | FieldType::MultiSelect
+    );
     if selects && input.options.is_empty() {
-        errors.push(FieldError::new("options", "required", "select fields need at least one option"));
+        errors.push(FieldError::new(
+            "options",
+            "required",
+            "select fields need at least one option",
+        ));
     }
     if !selects && !input.options.is_empty() {
-        errors.push(FieldError::new("options", "not_allowed", "only select fields have options"));
+        errors.push(FieldError::new(
+            "options",
+            "not_allowed",
+            "only select fields have options",
+        ));
     }
     for (i, o) in input.options.iter().enumerate() {
         if o.trim().is_empty() || input.options[..i].contains(o) {
-            errors.push(FieldError::new(format!("options[{i}]"), "invalid_value", "options must be non-empty and distinct"));
+            errors.push(FieldError::new(
+                format!("options[{i}]"),
+                "invalid_value",
+                "options must be non-empty and distinct",
+            ));
         }
     }
     let bounded = input.field_type.is_numeric() || input.field_type.is_textual();
     for (name, b) in [("min", input.min), ("max", input.max)] {
         if b.is_some() && !bounded {
-            errors.push(FieldError::new(name, "not_allowed", "only number and text fields have bounds"));
+            errors.push(FieldError::new(
+                name,
+                "not_allowed",
+                "only number and text fields have bounds",
+            ));
         }
-        if let Some(b) = b {
-            if input.field_type.is_textual() && (b.is_sign_negative() || !b.fract().is_zero()) {
-                errors.push(FieldError::new(name, "invalid_value", "a length bound is a whole number ≥ 0"));
-            }
+        if let Some(b) = b
+            && input.field_type.is_textual()
+            && (b.is_sign_negative() || !b.fract().is_zero())
+        {
+            errors.push(FieldError::new(
+                name,
+                "invalid_value",
+                "a length bound is a whole number ≥ 0",
+            ));
         }
     }
-    if let (Some(min), Some(max)) = (input.min, input.max) {
-        if min > max {
-            errors.push(FieldError::new("min", "invalid_value", "min is greater than max"));
-        }
+    if let (Some(min), Some(max)) = (input.min, input.max)
+        && min > max
+    {
+        errors.push(FieldError::new(
+            "min",
+            "invalid_value",
+            "min is greater than max",
+        ));
     }
     let pattern = match &input.pattern {
         Some(p) if !input.field_type.is_textual() => {
-            errors.push(FieldError::new("pattern", "not_allowed", "only text fields have a pattern"));
+            errors.push(FieldError::new(
+                "pattern",
+                "not_allowed",
+                "only text fields have a pattern",
+            ));
             let _ = p;
             None
         }
         Some(p) => match Regex::new(&anchored(p)) {
             Ok(r) => Some(r),
             Err(e) => {
-                errors.push(FieldError::new("pattern", "invalid_value", format!("not a valid regular expression: {e}")));
+                errors.push(FieldError::new(
+                    "pattern",
+                    "invalid_value",
+                    format!("not a valid regular expression: {e}"),
+                ));
                 None
             }
         },
         None => None,
     };
     match (input.field_type, input.reference_type) {
-        (FieldType::Reference, None) => errors.push(FieldError::new("reference_type", "required", "reference fields name the object type they refer to")),
-        (FieldType::Reference, Some(t)) if !t.has_custom_fields() => {
-            errors.push(FieldError::new("reference_type", "invalid_value", "references point to contact, account, deal or activity"))
-        }
+        (FieldType::Reference, None) => errors.push(FieldError::new(
+            "reference_type",
+            "required",
+            "reference fields name the object type they refer to",
+        )),
+        (FieldType::Reference, Some(t)) if !t.has_custom_fields() => errors.push(FieldError::new(
+            "reference_type",
+            "invalid_value",
+            "references point to contact, account, deal or activity",
+        )),
         (FieldType::Reference, Some(_)) => {}
-        (_, Some(_)) => errors.push(FieldError::new("reference_type", "not_allowed", "only reference fields have a reference type")),
+        (_, Some(_)) => errors.push(FieldError::new(
+            "reference_type",
+            "not_allowed",
+            "only reference fields have a reference type",
+        )),
         (_, None) => {}
     }
-    if input.unique && matches!(input.field_type, FieldType::MultiSelect | FieldType::Boolean | FieldType::LongText) {
-        errors.push(FieldError::new("unique", "not_allowed", "this field type cannot be unique"));
+    if input.unique
+        && matches!(
+            input.field_type,
+            FieldType::MultiSelect | FieldType::Boolean | FieldType::LongText
+        )
+    {
+        errors.push(FieldError::new(
+            "unique",
+            "not_allowed",
+            "this field type cannot be unique",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -554,7 +748,11 @@ pub fn check_definition(input: &CustomFieldInput, id: Uuid) -> std::result::Resu
             Err(e) => errors.push(FieldError::new("default", e.code.as_str(), e.message)),
         }
     }
-    if errors.is_empty() { Ok(def) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(def)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The stored form of a custom field definition, as the API returns it.
@@ -603,6 +801,94 @@ impl CustomField {
     }
 }
 
+/// Checks the values that need the database: unique fields against the
+/// tenant's other records, references against existing records of the tenant.
+pub async fn check_unique_and_references<C: ConnectionTrait>(
+    db: &C,
+    ctx: &crate::context::RequestContext,
+    object: ObjectType,
+    defs: &[FieldDef],
+    values: &Map<String, Value>,
+    record_id: Option<Uuid>,
+) -> Result<Vec<FieldError>> {
+    use sea_orm::{Statement, Value as DbValue};
+    let backend = db.get_database_backend();
+    let dialect = crate::db::dialect::Dialect(backend);
+    let ph = |n: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let mut errors = Vec::new();
+    for def in defs {
+        let Some(value) = values.get(&def.key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        if def.unique {
+            let bound: DbValue = match value {
+                Value::Number(n) => n.as_i64().unwrap_or_default().into(),
+                Value::Bool(b) => (*b).into(),
+                Value::String(s) if def.json_kind() == JsonKind::Decimal => match backend {
+                    sea_orm::DbBackend::Postgres => s.parse::<Decimal>().unwrap_or_default().into(),
+                    _ => s.parse::<f64>().unwrap_or_default().into(),
+                },
+                Value::String(s) => s.clone().into(),
+                other => other.to_string().into(),
+            };
+            let sql = format!(
+                "SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND {} = {} AND id <> {} LIMIT 1",
+                object.table(),
+                ph(1),
+                dialect.custom_value(&def.key, def.json_kind()),
+                ph(2),
+                ph(3)
+            );
+            let values: Vec<DbValue> = vec![
+                ctx.tenant_id.into(),
+                bound,
+                record_id.unwrap_or(Uuid::nil()).into(),
+            ];
+            if db
+                .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?
+                .is_some()
+            {
+                errors.push(FieldError::new(
+                    format!("custom.{}", def.key),
+                    "not_unique",
+                    format!("another {} already has this {}", object.as_str(), def.label),
+                ));
+            }
+        }
+        if let (FieldType::Reference, Some(target)) = (def.field_type, def.reference_type) {
+            let id = value
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .unwrap_or(Uuid::nil());
+            let sql = format!(
+                "SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND id = {}",
+                target.table(),
+                ph(1),
+                ph(2)
+            );
+            let found = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    vec![ctx.tenant_id.into(), id.into()],
+                ))
+                .await?;
+            if found.is_none() {
+                errors.push(FieldError::new(
+                    format!("custom.{}", def.key),
+                    "not_found",
+                    format!("no {} with this id", target.as_str()),
+                ));
+            }
+        }
+    }
+    Ok(errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,9 +929,23 @@ mod tests {
         let mut t = def(FieldType::Text);
         t.pattern = Some(Regex::new(&anchored("[A-Z]{3}")).unwrap());
         assert!(t.check(&json!("ABC")).is_ok());
-        assert_eq!(t.check(&json!("ABCD")).unwrap_err().code, "pattern_mismatch");
-        assert_eq!(def(FieldType::SingleSelect).check(&json!("c")).unwrap_err().code, "invalid_option");
-        assert_eq!(def(FieldType::MultiSelect).check(&json!(["b", "a", "b"])).unwrap(), json!(["b", "a"]));
+        assert_eq!(
+            t.check(&json!("ABCD")).unwrap_err().code,
+            "pattern_mismatch"
+        );
+        assert_eq!(
+            def(FieldType::SingleSelect)
+                .check(&json!("c"))
+                .unwrap_err()
+                .code,
+            "invalid_option"
+        );
+        assert_eq!(
+            def(FieldType::MultiSelect)
+                .check(&json!(["b", "a", "b"]))
+                .unwrap(),
+            json!(["b", "a"])
+        );
     }
 
     #[test]
@@ -657,10 +957,11 @@ mod tests {
         defaulted.key = "flag".into();
         defaulted.default = Some(json!(true));
         let defs = vec![required, defaulted];
-        let errs = check_values(&defs, &json!({"nope": 1}), true).unwrap_err();
+        let (_, errs) = check_values(&defs, &json!({"nope": 1}), true);
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["custom.nope", "custom.must"]);
-        let ok = check_values(&defs, &json!({"must": "x"}), true).unwrap();
+        let (ok, errs) = check_values(&defs, &json!({"must": "x"}), true);
+        assert!(errs.is_empty());
         assert_eq!(Value::Object(ok), json!({"must": "x", "flag": true}));
     }
 
@@ -679,7 +980,7 @@ mod tests {
             max: Some(Decimal::from(1)),
             pattern: Some("(".into()),
             reference_type: None,
-        position: 0,
+            position: 0,
         };
         let errs = check_definition(&input, Uuid::nil()).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
@@ -687,72 +988,4 @@ mod tests {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
     }
-}
-
-/// Checks the values that need the database: unique fields against the
-/// tenant's other records, references against existing records of the tenant.
-pub async fn check_unique_and_references<C: ConnectionTrait>(
-    db: &C,
-    ctx: &crate::context::RequestContext,
-    object: ObjectType,
-    defs: &[FieldDef],
-    values: &Map<String, Value>,
-    record_id: Option<Uuid>,
-) -> Result<()> {
-    use sea_orm::{Statement, Value as DbValue};
-    let backend = db.get_database_backend();
-    let dialect = crate::db::dialect::Dialect(backend);
-    let ph = |n: usize| match backend {
-        sea_orm::DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
-    let mut errors = Vec::new();
-    for def in defs {
-        let Some(value) = values.get(&def.key).filter(|v| !v.is_null()) else {
-            continue;
-        };
-        if def.unique {
-            let bound: DbValue = match value {
-                Value::Number(n) => n.as_i64().unwrap_or_default().into(),
-                Value::Bool(b) => (*b).into(),
-                Value::String(s) if def.json_kind() == JsonKind::Decimal => match backend {
-                    sea_orm::DbBackend::Postgres => s.parse::<Decimal>().unwrap_or_default().into(),
-                    _ => s.parse::<f64>().unwrap_or_default().into(),
-                },
-                Value::String(s) => s.clone().into(),
-                other => other.to_string().into(),
-            };
-            let sql = format!(
-                "SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND {} = {} AND id <> {} LIMIT 1",
-                object.table(),
-                ph(1),
-                dialect.custom_value(&def.key, def.json_kind()),
-                ph(2),
-                ph(3)
-            );
-            let values: Vec<DbValue> = vec![ctx.tenant_id.into(), bound, record_id.unwrap_or(Uuid::nil()).into()];
-            if db.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await?.is_some() {
-                errors.push(FieldError::new(
-                    format!("custom.{}", def.key),
-                    "not_unique",
-                    format!("another {} already has this {}", object.as_str(), def.label),
-                ));
-            }
-        }
-        if let (FieldType::Reference, Some(target)) = (def.field_type, def.reference_type) {
-            let id = value.as_str().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or(Uuid::nil());
-            let sql = format!("SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND id = {}", target.table(), ph(1), ph(2));
-            let found = db
-                .query_one_raw(Statement::from_sql_and_values(backend, sql, vec![ctx.tenant_id.into(), id.into()]))
-                .await?;
-            if found.is_none() {
-                errors.push(FieldError::new(
-                    format!("custom.{}", def.key),
-                    "not_found",
-                    format!("no {} with this id", target.as_str()),
-                ));
-            }
-        }
-    }
-    if errors.is_empty() { Ok(()) } else { Err(crate::error::Error::Validation(errors)) }
 }

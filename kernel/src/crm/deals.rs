@@ -5,7 +5,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, Set,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -26,11 +29,13 @@ use crate::permissions::{Action, ObjectType};
 fn amount_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Decimal, D::Error> {
     use serde::de::Error as _;
     match Value::deserialize(d)? {
-        Value::String(s) => Decimal::from_str_exact(s.trim()).map_err(|_| D::Error::custom("expected a decimal amount such as \"1250.00\"")),
-        Value::Number(n) if n.is_i64() || n.is_u64() => {
-            Decimal::from_str_exact(&n.to_string()).map_err(|_| D::Error::custom("amount out of range"))
-        }
-        _ => Err(D::Error::custom("expected a decimal amount as a string, such as \"1250.00\"")),
+        Value::String(s) => Decimal::from_str_exact(s.trim())
+            .map_err(|_| D::Error::custom("expected a decimal amount such as \"1250.00\"")),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Decimal::from_str_exact(&n.to_string())
+            .map_err(|_| D::Error::custom("amount out of range")),
+        _ => Err(D::Error::custom(
+            "expected a decimal amount as a string, such as \"1250.00\"",
+        )),
     }
 }
 
@@ -113,7 +118,9 @@ pub struct Deals;
 const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("id", Kind::Uuid).required(),
     FieldSpec::new("name", Kind::Text).required(),
-    FieldSpec::new("amount", Kind::Money).column("amount_minor").required(),
+    FieldSpec::new("amount", Kind::Money)
+        .column("amount_minor")
+        .required(),
     FieldSpec::new("currency", Kind::Text).required(),
     FieldSpec::new("pipeline_id", Kind::Uuid).required(),
     FieldSpec::new("stage_id", Kind::Uuid).required(),
@@ -221,7 +228,9 @@ impl Record for Deals {
                 .one(tx)
                 .await?
                 .map(|p| p.id)
-                .ok_or_else(|| Error::field("pipeline_id", "required", "the tenant has no pipeline yet"))?,
+                .ok_or_else(|| {
+                    Error::field("pipeline_id", "required", "the tenant has no pipeline yet")
+                })?,
         };
         let stage = match input.stage_id {
             Some(s) => pipelines::stage(tx, ctx, s).await?,
@@ -234,7 +243,11 @@ impl Record for Deals {
                 s.id
             }
             Some(_) => {
-                checks.fail("stage_id", "invalid_value", "this stage belongs to another pipeline");
+                checks.fail(
+                    "stage_id",
+                    "invalid_value",
+                    "this stage belongs to another pipeline",
+                );
                 Uuid::nil()
             }
             None if input.stage_id.is_some() => {
@@ -250,9 +263,15 @@ impl Record for Deals {
         if stage_kind == StageKind::Lost && lost_reason.is_none() {
             checks.fail("lost_reason", "required", "say why the deal was lost");
         }
-        checks.user_exists(tx, ctx, "owner_id", input.owner_id).await?;
-        checks.exists(tx, ctx, "contact_id", ObjectType::Contact, input.contact_id).await?;
-        checks.exists(tx, ctx, "account_id", ObjectType::Account, input.account_id).await?;
+        checks
+            .user_exists(tx, ctx, "owner_id", input.owner_id)
+            .await?;
+        checks
+            .exists(tx, ctx, "contact_id", ObjectType::Contact, input.contact_id)
+            .await?;
+        checks
+            .exists(tx, ctx, "account_id", ObjectType::Account, input.account_id)
+            .await?;
         checks.finish()?;
         let now = crate::clock::now();
         let moved = existing.is_none_or(|e| e.stage_id != stage_id);
@@ -273,7 +292,11 @@ impl Record for Deals {
             owner_id: input.owner_id,
             contact_id: input.contact_id,
             account_id: input.account_id,
-            lost_reason: if stage_kind == StageKind::Lost { lost_reason } else { None },
+            lost_reason: if stage_kind == StageKind::Lost {
+                lost_reason
+            } else {
+                None
+            },
             stage_changed_at: match existing {
                 Some(e) if !moved => e.stage_changed_at,
                 _ => now,
@@ -286,7 +309,12 @@ impl Record for Deals {
         })
     }
 
-    async fn after_write(tx: &DatabaseTransaction, ctx: &RequestContext, m: &deal::Model, previous: Option<&deal::Model>) -> Result<()> {
+    async fn after_write(
+        tx: &DatabaseTransaction,
+        ctx: &RequestContext,
+        m: &deal::Model,
+        previous: Option<&deal::Model>,
+    ) -> Result<()> {
         if previous.is_some_and(|p| p.stage_id == m.stage_id) {
             return Ok(());
         }
@@ -310,7 +338,11 @@ impl Record for Deals {
             object_type: "deal",
             record_id: m.id,
             title: m.name.clone(),
-            subtitle: Some(format!("{} {}", minor_to_decimal(m.amount_minor), m.currency)),
+            subtitle: Some(format!(
+                "{} {}",
+                minor_to_decimal(m.amount_minor),
+                m.currency
+            )),
             body: String::new(),
         })
     }
@@ -338,7 +370,11 @@ pub async fn move_stage(
 }
 
 /// A deal's stage moves, oldest first.
-pub async fn stage_history(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<Vec<StageMove>> {
+pub async fn stage_history(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<Vec<StageMove>> {
     ctx.require(ObjectType::Deal, Action::Read)?;
     records::load::<Deals, _>(db, ctx, id).await?;
     Ok(deal_stage_history::Entity::find()

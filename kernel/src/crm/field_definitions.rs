@@ -1,7 +1,10 @@
 //! Managing custom field definitions, and the JSON Schema of each object
 //! (built-in fields plus the tenant's custom fields).
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Statement, TransactionTrait,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -13,7 +16,12 @@ use crate::entities::custom_field;
 use crate::error::{Error, Result};
 use crate::permissions::{Action, ObjectType};
 
-fn to_row(def: &FieldDef, input: &CustomFieldInput, ctx: &RequestContext, existing: Option<&custom_field::Model>) -> custom_field::Model {
+fn to_row(
+    def: &FieldDef,
+    input: &CustomFieldInput,
+    ctx: &RequestContext,
+    existing: Option<&custom_field::Model>,
+) -> custom_field::Model {
     let now = crate::clock::now();
     custom_field::Model {
         id: def.id,
@@ -37,7 +45,11 @@ fn to_row(def: &FieldDef, input: &CustomFieldInput, ctx: &RequestContext, existi
     }
 }
 
-async fn load<C: ConnectionTrait>(db: &C, ctx: &RequestContext, id: Uuid) -> Result<custom_field::Model> {
+async fn load<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<custom_field::Model> {
     custom_field::Entity::find_by_id(id)
         .filter(custom_field::Column::TenantId.eq(ctx.tenant_id))
         .one(db)
@@ -46,9 +58,14 @@ async fn load<C: ConnectionTrait>(db: &C, ctx: &RequestContext, id: Uuid) -> Res
 }
 
 /// The definitions of the tenant, optionally of one object type.
-pub async fn list(db: &DatabaseConnection, ctx: &RequestContext, object: Option<ObjectType>) -> Result<Vec<CustomField>> {
+pub async fn list(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    object: Option<ObjectType>,
+) -> Result<Vec<CustomField>> {
     ctx.require(ObjectType::CustomField, Action::Read)?;
-    let mut q = custom_field::Entity::find().filter(custom_field::Column::TenantId.eq(ctx.tenant_id));
+    let mut q =
+        custom_field::Entity::find().filter(custom_field::Column::TenantId.eq(ctx.tenant_id));
     if let Some(o) = object {
         q = q.filter(custom_field::Column::ObjectType.eq(o.as_str()));
     }
@@ -69,32 +86,65 @@ pub async fn get(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Res
 
 /// Defines a new custom field. Existing records are not rewritten: a
 /// required field applies to writes from now on.
-pub async fn create(db: &DatabaseConnection, ctx: &RequestContext, input: CustomFieldInput) -> Result<CustomField> {
+pub async fn create(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    input: CustomFieldInput,
+) -> Result<CustomField> {
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
     let def = custom_fields::check_definition(&input, Uuid::now_v7()).map_err(Error::Validation)?;
     let tx = db.begin().await?;
     let row = to_row(&def, &input, ctx, None);
-    custom_field::ActiveModel::from(row.clone()).insert(&tx).await.map_err(|e| {
-        if crate::db::is_unique_violation(&e) {
-            Error::field("key", "not_unique", format!("{} already has a custom field `{}`", input.object_type.as_str(), input.key))
-        } else {
-            e.into()
-        }
-    })?;
+    custom_field::ActiveModel::from(row.clone())
+        .insert(&tx)
+        .await
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                Error::field(
+                    "key",
+                    "not_unique",
+                    format!(
+                        "{} already has a custom field `{}`",
+                        input.object_type.as_str(),
+                        input.key
+                    ),
+                )
+            } else {
+                e.into()
+            }
+        })?;
     let out = CustomField::from_model(row);
-    audit::write(&tx, ctx, vec![AuditEntry::new(ObjectType::CustomField, def.id, AuditAction::Create, json!({"after": out}))]).await?;
+    audit::write(
+        &tx,
+        ctx,
+        vec![AuditEntry::new(
+            ObjectType::CustomField,
+            def.id,
+            AuditAction::Create,
+            json!({"after": out}),
+        )],
+    )
+    .await?;
     tx.commit().await?;
     Ok(out)
 }
 
 /// Redefines a field. Object type, key and field type are fixed: changing
 /// them would silently reinterpret stored values.
-pub async fn update(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid, input: CustomFieldInput, expected_version: i64) -> Result<CustomField> {
+pub async fn update(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+    input: CustomFieldInput,
+    expected_version: i64,
+) -> Result<CustomField> {
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
     let tx = db.begin().await?;
     let existing = load(&tx, ctx, id).await?;
     if existing.version != expected_version {
-        return Err(Error::PreconditionFailed { current: existing.version });
+        return Err(Error::PreconditionFailed {
+            current: existing.version,
+        });
     }
     let mut fixed = Vec::new();
     if existing.object_type != input.object_type.as_str() {
@@ -110,14 +160,22 @@ pub async fn update(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid, inp
         return Err(Error::Validation(
             fixed
                 .into_iter()
-                .map(|f| crate::error::FieldError::new(f, "immutable", "fixed once the field is created"))
+                .map(|f| {
+                    crate::error::FieldError::new(f, "immutable", "fixed once the field is created")
+                })
                 .collect(),
         ));
     }
     let def = custom_fields::check_definition(&input, id).map_err(Error::Validation)?;
     let row = to_row(&def, &input, ctx, Some(&existing));
-    custom_field::ActiveModel::from(row.clone()).reset_all().update(&tx).await?;
-    let (before, after) = (CustomField::from_model(existing), CustomField::from_model(row));
+    custom_field::ActiveModel::from(row.clone())
+        .reset_all()
+        .update(&tx)
+        .await?;
+    let (before, after) = (
+        CustomField::from_model(existing),
+        CustomField::from_model(row),
+    );
     audit::write(
         &tx,
         ctx,
@@ -125,7 +183,10 @@ pub async fn update(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid, inp
             ObjectType::CustomField,
             id,
             AuditAction::Update,
-            audit::diff(&serde_json::to_value(&before).unwrap_or_default(), &serde_json::to_value(&after).unwrap_or_default()),
+            audit::diff(
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&after).unwrap_or_default(),
+            ),
         )],
     )
     .await?;
@@ -139,7 +200,8 @@ pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
     let tx = db.begin().await?;
     let existing = load(&tx, ctx, id).await?;
-    let object = ObjectType::parse(&existing.object_type).ok_or_else(|| Error::Internal("bad object type".into()))?;
+    let object = ObjectType::parse(&existing.object_type)
+        .ok_or_else(|| Error::Internal("bad object type".into()))?;
     let backend = tx.get_database_backend();
     let dialect = Dialect(backend);
     let sql = format!(
@@ -151,7 +213,12 @@ pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
             _ => "?",
         }
     );
-    tx.execute_raw(Statement::from_sql_and_values(backend, sql, vec![ctx.tenant_id.into()])).await?;
+    tx.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        vec![ctx.tenant_id.into()],
+    ))
+    .await?;
     custom_field::Entity::delete_many()
         .filter(custom_field::Column::Id.eq(id))
         .filter(custom_field::Column::TenantId.eq(ctx.tenant_id))
@@ -160,7 +227,12 @@ pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
     audit::write(
         &tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::CustomField, id, AuditAction::Delete, json!({"before": CustomField::from_model(existing)}))],
+        vec![AuditEntry::new(
+            ObjectType::CustomField,
+            id,
+            AuditAction::Delete,
+            json!({"before": CustomField::from_model(existing)}),
+        )],
     )
     .await?;
     tx.commit().await?;
@@ -170,19 +242,38 @@ pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
 /// The JSON Schema (draft 2020-12) of an object's writable fields: the
 /// built-in fields from the code (schemars) with `custom` described by the
 /// tenant's definitions.
-pub async fn object_schema(db: &DatabaseConnection, ctx: &RequestContext, object: ObjectType) -> Result<Value> {
+pub async fn object_schema(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    object: ObjectType,
+) -> Result<Value> {
     ctx.require(object, Action::Read)?;
     let mut schema = match object {
-        ObjectType::Contact => serde_json::to_value(schemars::schema_for!(crate::crm::contacts::ContactInput)),
-        ObjectType::Account => serde_json::to_value(schemars::schema_for!(crate::crm::accounts::AccountInput)),
-        ObjectType::Deal => serde_json::to_value(schemars::schema_for!(crate::crm::deals::DealInput)),
-        ObjectType::Activity => serde_json::to_value(schemars::schema_for!(crate::crm::activities::ActivityInput)),
+        ObjectType::Contact => {
+            serde_json::to_value(schemars::schema_for!(crate::crm::contacts::ContactInput))
+        }
+        ObjectType::Account => {
+            serde_json::to_value(schemars::schema_for!(crate::crm::accounts::AccountInput))
+        }
+        ObjectType::Deal => {
+            serde_json::to_value(schemars::schema_for!(crate::crm::deals::DealInput))
+        }
+        ObjectType::Activity => {
+            serde_json::to_value(schemars::schema_for!(crate::crm::activities::ActivityInput))
+        }
         _ => return Err(Error::NotFound("schema")),
     }
     .map_err(|e| Error::Internal(e.to_string()))?;
     let defs = custom_fields::definitions(db, ctx.tenant_id, object).await?;
-    let properties: serde_json::Map<String, Value> = defs.iter().map(|d| (d.key.clone(), d.json_schema())).collect();
-    let required: Vec<&str> = defs.iter().filter(|d| d.required && d.default.is_none()).map(|d| d.key.as_str()).collect();
+    let properties: serde_json::Map<String, Value> = defs
+        .iter()
+        .map(|d| (d.key.clone(), d.json_schema()))
+        .collect();
+    let required: Vec<&str> = defs
+        .iter()
+        .filter(|d| d.required && d.default.is_none())
+        .map(|d| d.key.as_str())
+        .collect();
     let custom = json!({
         "type": "object",
         "properties": properties,

@@ -2,7 +2,10 @@
 //! and contacts to contacts (typed relationships), for relationship maps.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -47,13 +50,26 @@ fn link_out(m: contact_account::Model) -> AccountLink {
 }
 
 /// Links a contact to an account.
-pub async fn link_account(db: &DatabaseConnection, ctx: &RequestContext, contact_id: Uuid, input: AccountLinkInput) -> Result<AccountLink> {
+pub async fn link_account(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    contact_id: Uuid,
+    input: AccountLinkInput,
+) -> Result<AccountLink> {
     ctx.require(ObjectType::Contact, Action::Update)?;
     let tx = db.begin().await?;
     records::load::<Contacts, _>(&tx, ctx, contact_id).await?;
     let mut checks = Checks::default();
     let role = checks.text("role", input.role, 100);
-    checks.exists(&tx, ctx, "account_id", ObjectType::Account, Some(input.account_id)).await?;
+    checks
+        .exists(
+            &tx,
+            ctx,
+            "account_id",
+            ObjectType::Account,
+            Some(input.account_id),
+        )
+        .await?;
     checks.finish()?;
     let model = contact_account::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -79,7 +95,12 @@ pub async fn link_account(db: &DatabaseConnection, ctx: &RequestContext, contact
     audit::write(
         &tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::Contact, contact_id, AuditAction::Link, serde_json::json!({"account": out}))],
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            contact_id,
+            AuditAction::Link,
+            serde_json::json!({"account": out}),
+        )],
     )
     .await?;
     tx.commit().await?;
@@ -87,7 +108,11 @@ pub async fn link_account(db: &DatabaseConnection, ctx: &RequestContext, contact
 }
 
 /// The account links of a contact.
-pub async fn account_links(db: &DatabaseConnection, ctx: &RequestContext, contact_id: Uuid) -> Result<Vec<AccountLink>> {
+pub async fn account_links(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    contact_id: Uuid,
+) -> Result<Vec<AccountLink>> {
     records::get::<Contacts>(db, ctx, contact_id).await?;
     Ok(contact_account::Entity::find()
         .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
@@ -101,7 +126,12 @@ pub async fn account_links(db: &DatabaseConnection, ctx: &RequestContext, contac
 }
 
 /// Removes a contact–account link.
-pub async fn unlink_account(db: &DatabaseConnection, ctx: &RequestContext, contact_id: Uuid, account_id: Uuid) -> Result<()> {
+pub async fn unlink_account(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    contact_id: Uuid,
+    account_id: Uuid,
+) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Update)?;
     let tx = db.begin().await?;
     let res = contact_account::Entity::delete_many()
@@ -116,7 +146,12 @@ pub async fn unlink_account(db: &DatabaseConnection, ctx: &RequestContext, conta
     audit::write(
         &tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::Contact, contact_id, AuditAction::Unlink, serde_json::json!({"account_id": account_id}))],
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            contact_id,
+            AuditAction::Unlink,
+            serde_json::json!({"account_id": account_id}),
+        )],
     )
     .await?;
     tx.commit().await?;
@@ -153,19 +188,43 @@ fn rel_out(m: contact_relationship::Model) -> Relationship {
 }
 
 /// Adds a relationship between two contacts of the tenant.
-pub async fn relate(db: &DatabaseConnection, ctx: &RequestContext, from: Uuid, input: RelationshipInput) -> Result<Relationship> {
+pub async fn relate(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    from: Uuid,
+    input: RelationshipInput,
+) -> Result<Relationship> {
     ctx.require(ObjectType::Contact, Action::Update)?;
     let tx = db.begin().await?;
     records::load::<Contacts, _>(&tx, ctx, from).await?;
     let mut checks = Checks::default();
     let kind = input.kind.trim().to_owned();
-    if kind.is_empty() || kind.len() > 50 || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-        checks.fail("kind", "invalid_format", "lower case words joined by _, e.g. referred_by");
+    if kind.is_empty()
+        || kind.len() > 50
+        || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        checks.fail(
+            "kind",
+            "invalid_format",
+            "lower case words joined by _, e.g. referred_by",
+        );
     }
     if input.to_contact_id == from {
-        checks.fail("to_contact_id", "invalid_value", "a contact cannot be related to itself");
+        checks.fail(
+            "to_contact_id",
+            "invalid_value",
+            "a contact cannot be related to itself",
+        );
     } else {
-        checks.exists(&tx, ctx, "to_contact_id", ObjectType::Contact, Some(input.to_contact_id)).await?;
+        checks
+            .exists(
+                &tx,
+                ctx,
+                "to_contact_id",
+                ObjectType::Contact,
+                Some(input.to_contact_id),
+            )
+            .await?;
     }
     checks.finish()?;
     let model = contact_relationship::ActiveModel {
@@ -192,7 +251,12 @@ pub async fn relate(db: &DatabaseConnection, ctx: &RequestContext, from: Uuid, i
     audit::write(
         &tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::Contact, from, AuditAction::Link, serde_json::json!({"relationship": out}))],
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            from,
+            AuditAction::Link,
+            serde_json::json!({"relationship": out}),
+        )],
     )
     .await?;
     tx.commit().await?;
@@ -200,7 +264,11 @@ pub async fn relate(db: &DatabaseConnection, ctx: &RequestContext, from: Uuid, i
 }
 
 /// Relationships a contact takes part in, in either direction.
-pub async fn relationships(db: &DatabaseConnection, ctx: &RequestContext, contact_id: Uuid) -> Result<Vec<Relationship>> {
+pub async fn relationships(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    contact_id: Uuid,
+) -> Result<Vec<Relationship>> {
     records::get::<Contacts>(db, ctx, contact_id).await?;
     Ok(contact_relationship::Entity::find()
         .filter(contact_relationship::Column::TenantId.eq(ctx.tenant_id))
@@ -218,7 +286,12 @@ pub async fn relationships(db: &DatabaseConnection, ctx: &RequestContext, contac
 }
 
 /// Removes a relationship of the contact.
-pub async fn unrelate(db: &DatabaseConnection, ctx: &RequestContext, contact_id: Uuid, relationship_id: Uuid) -> Result<()> {
+pub async fn unrelate(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    contact_id: Uuid,
+    relationship_id: Uuid,
+) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Update)?;
     let tx = db.begin().await?;
     let res = contact_relationship::Entity::delete_many()
@@ -237,7 +310,12 @@ pub async fn unrelate(db: &DatabaseConnection, ctx: &RequestContext, contact_id:
     audit::write(
         &tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::Contact, contact_id, AuditAction::Unlink, serde_json::json!({"relationship_id": relationship_id}))],
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            contact_id,
+            AuditAction::Unlink,
+            serde_json::json!({"relationship_id": relationship_id}),
+        )],
     )
     .await?;
     tx.commit().await?;

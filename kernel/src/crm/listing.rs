@@ -165,8 +165,13 @@ impl Target {
                         Err(format!("expected one of: {}", allowed.join(", ")))
                     }
                 }
-                Kind::Uuid => Uuid::parse_str(raw).map(Value::from).map_err(|_| "expected a UUID".to_owned()),
-                Kind::Integer => raw.parse::<i64>().map(Value::from).map_err(|_| "expected an integer".to_owned()),
+                Kind::Uuid => Uuid::parse_str(raw)
+                    .map(Value::from)
+                    .map_err(|_| "expected a UUID".to_owned()),
+                Kind::Integer => raw
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|_| "expected an integer".to_owned()),
                 Kind::Bool => match raw {
                     "true" => Ok(true.into()),
                     "false" => Ok(false.into()),
@@ -215,12 +220,16 @@ impl Target {
                     Json::Bool(b) => b.into(),
                     Json::Number(n) => n.as_i64().unwrap_or_default().into(),
                     Json::String(s) if d.json_kind() == JsonKind::Decimal => {
-                        let dec = s.parse::<Decimal>().map_err(|_| "expected a decimal number".to_owned())?;
+                        let dec = s
+                            .parse::<Decimal>()
+                            .map_err(|_| "expected a decimal number".to_owned())?;
                         if dialect.0 == DbBackend::Postgres {
                             dec.into()
                         } else {
                             // SQLite compares the CAST(... AS REAL) of the value.
-                            s.parse::<f64>().map_err(|_| "expected a decimal number".to_owned())?.into()
+                            s.parse::<f64>()
+                                .map_err(|_| "expected a decimal number".to_owned())?
+                                .into()
                         }
                     }
                     Json::String(s) => s.into(),
@@ -249,7 +258,10 @@ pub const MONEY_SCALE: u32 = 4;
 /// Converts a decimal amount to its stored integer form, refusing amounts with
 /// more than four decimals or beyond the range of the column.
 pub fn money_to_minor(raw: &str) -> std::result::Result<i64, String> {
-    let d: Decimal = raw.trim().parse().map_err(|_| "expected a decimal amount".to_owned())?;
+    let d: Decimal = raw
+        .trim()
+        .parse()
+        .map_err(|_| "expected a decimal amount".to_owned())?;
     decimal_to_minor(d)
 }
 
@@ -308,12 +320,24 @@ pub const MAX_LIMIT: u64 = 200;
 impl ListQuery {
     /// Parses a raw query string against the built-in fields and the custom
     /// definitions. `default_sort` is a sortable built-in field name.
-    pub fn parse(raw_query: Option<&str>, fields: &[FieldSpec], defs: &[FieldDef], default_sort: &str) -> Result<ListQuery> {
+    pub fn parse(
+        raw_query: Option<&str>,
+        fields: &[FieldSpec],
+        defs: &[FieldDef],
+        default_sort: &str,
+    ) -> Result<ListQuery> {
         let resolve = |name: &str| -> Option<Target> {
             if let Some(key) = name.strip_prefix("custom.") {
-                defs.iter().find(|d| d.key == key).cloned().map(Target::Custom)
+                defs.iter()
+                    .find(|d| d.key == key)
+                    .cloned()
+                    .map(Target::Custom)
             } else {
-                fields.iter().find(|f| f.name == name).copied().map(Target::Builtin)
+                fields
+                    .iter()
+                    .find(|f| f.name == name)
+                    .copied()
+                    .map(Target::Builtin)
             }
         };
         let mut errors = Vec::new();
@@ -328,7 +352,11 @@ impl ListQuery {
                     let mut parts = value.splitn(3, ':');
                     let (field, op, raw) = (parts.next().unwrap_or(""), parts.next(), parts.next());
                     let Some(target) = resolve(field) else {
-                        errors.push(FieldError::new(format!("filter.{field}"), "unknown_field", "no such field"));
+                        errors.push(FieldError::new(
+                            format!("filter.{field}"),
+                            "unknown_field",
+                            "no such field",
+                        ));
                         continue;
                     };
                     let Some(op) = op.and_then(Op::parse) else {
@@ -348,15 +376,27 @@ impl ListQuery {
                 "sort" => sort_raw = value.into_owned(),
                 "limit" => match value.parse::<u64>() {
                     Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                    _ => errors.push(FieldError::new("limit", "invalid_value", format!("expected 1 to {MAX_LIMIT}"))),
+                    _ => errors.push(FieldError::new(
+                        "limit",
+                        "invalid_value",
+                        format!("expected 1 to {MAX_LIMIT}"),
+                    )),
                 },
                 "cursor" => cursor_raw = Some(value.into_owned()),
                 "count" => match value.as_ref() {
                     "true" => count = true,
                     "false" => count = false,
-                    _ => errors.push(FieldError::new("count", "invalid_value", "expected true or false")),
+                    _ => errors.push(FieldError::new(
+                        "count",
+                        "invalid_value",
+                        "expected true or false",
+                    )),
                 },
-                other => errors.push(FieldError::new(other, "unknown_parameter", "unknown query parameter")),
+                other => errors.push(FieldError::new(
+                    other,
+                    "unknown_parameter",
+                    "unknown query parameter",
+                )),
             }
         }
         let (descending, sort_name) = match sort_raw.strip_prefix('-') {
@@ -365,16 +405,28 @@ impl ListQuery {
         };
         let sort_target = match resolve(sort_name) {
             Some(Target::Builtin(f)) if !f.sortable => {
-                errors.push(FieldError::new("sort", "not_sortable", format!("{sort_name} cannot be sorted on")));
+                errors.push(FieldError::new(
+                    "sort",
+                    "not_sortable",
+                    format!("{sort_name} cannot be sorted on"),
+                ));
                 None
             }
             Some(t) if t.is_array() => {
-                errors.push(FieldError::new("sort", "not_sortable", format!("{sort_name} cannot be sorted on")));
+                errors.push(FieldError::new(
+                    "sort",
+                    "not_sortable",
+                    format!("{sort_name} cannot be sorted on"),
+                ));
                 None
             }
             Some(t) => Some(t),
             None => {
-                errors.push(FieldError::new("sort", "unknown_field", format!("no such field: {sort_name}")));
+                errors.push(FieldError::new(
+                    "sort",
+                    "unknown_field",
+                    format!("no such field: {sort_name}"),
+                ));
                 None
             }
         };
@@ -411,10 +463,18 @@ impl ListQuery {
         for f in &self.filters {
             match filter_expr(f, dialect) {
                 Ok(e) => cond = cond.add(e),
-                Err(msg) => errors.push(FieldError::new(format!("filter.{}", f.target.name()), "invalid_value", msg)),
+                Err(msg) => errors.push(FieldError::new(
+                    format!("filter.{}", f.target.name()),
+                    "invalid_value",
+                    msg,
+                )),
             }
         }
-        if errors.is_empty() { Ok(cond) } else { Err(Error::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(cond)
+        } else {
+            Err(Error::Validation(errors))
+        }
     }
 
     /// The keyset condition placing the page after the cursor.
@@ -425,7 +485,11 @@ impl ListQuery {
         let e = self.sort.target.expr(dialect);
         let id = Expr::col("id");
         let desc = self.sort.descending;
-        let after_id = if desc { id.clone().lt(c.id) } else { id.clone().gt(c.id) };
+        let after_id = if desc {
+            id.clone().lt(c.id)
+        } else {
+            id.clone().gt(c.id)
+        };
         if matches!(c.v, Json::Null) {
             return Ok(Some(Condition::all().add(e.is_null()).add(after_id)));
         }
@@ -433,14 +497,26 @@ impl ListQuery {
             Json::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let v = self.sort.target.value(&raw, dialect).map_err(|_| Error::InvalidCursor)?;
+        let v = self
+            .sort
+            .target
+            .value(&raw, dialect)
+            .map_err(|_| Error::InvalidCursor)?;
         if !self.sort.target.nullable() {
             // Row values let PostgreSQL walk the (tenant_id, col, id) index.
             let lhs = Expr::tuple([e, id]);
             let rhs = Expr::tuple([Expr::val(v), Expr::val(c.id)]);
-            return Ok(Some(Condition::all().add(if desc { lhs.lt(rhs) } else { lhs.gt(rhs) })));
+            return Ok(Some(Condition::all().add(if desc {
+                lhs.lt(rhs)
+            } else {
+                lhs.gt(rhs)
+            })));
         }
-        let beyond = if desc { e.clone().lt(v.clone()) } else { e.clone().gt(v.clone()) };
+        let beyond = if desc {
+            e.clone().lt(v.clone())
+        } else {
+            e.clone().gt(v.clone())
+        };
         Ok(Some(
             Condition::any()
                 .add(beyond)
@@ -451,7 +527,11 @@ impl ListQuery {
 
     /// The ORDER BY terms: the sort expression (NULLs last), then the id.
     pub fn order(&self, dialect: Dialect) -> Vec<(Expr, Order, Option<NullOrdering>)> {
-        let ord = if self.sort.descending { Order::Desc } else { Order::Asc };
+        let ord = if self.sort.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
         let nulls = self.sort.target.nullable().then_some(NullOrdering::Last);
         vec![
             (self.sort.target.expr(dialect), ord.clone(), nulls),
@@ -479,11 +559,17 @@ impl ListQuery {
 }
 
 fn sort_key(sort: &Sort) -> String {
-    format!("{}{}", if sort.descending { "-" } else { "" }, sort.target.name())
+    format!(
+        "{}{}",
+        if sort.descending { "-" } else { "" },
+        sort.target.name()
+    )
 }
 
 fn decode_cursor(raw: &str) -> Result<Cursor> {
-    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| Error::InvalidCursor)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw.trim())
+        .map_err(|_| Error::InvalidCursor)?;
     serde_json::from_slice(&bytes).map_err(|_| Error::InvalidCursor)
 }
 
@@ -534,7 +620,11 @@ fn filter_expr(f: &Filter, dialect: Dialect) -> std::result::Result<Condition, S
             cond.add(match op {
                 Op::Eq => e.eq(v),
                 Op::Ne => Expr::cust_with_values(
-                    format!("({} IS DISTINCT FROM {})", expr_sql(t, dialect), dialect.placeholder()),
+                    format!(
+                        "({} IS DISTINCT FROM {})",
+                        expr_sql(t, dialect),
+                        dialect.placeholder()
+                    ),
                     [v],
                 ),
                 Op::Lt => e.lt(v),
@@ -574,9 +664,16 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_fields_operators_and_bad_limits() {
-        let err = ListQuery::parse(Some("filter=nope:eq:1&filter=email:like:x&limit=0&sort=tags"), FIELDS, &[], "-created_at")
-            .unwrap_err();
-        let Error::Validation(errors) = err else { panic!("{err:?}") };
+        let err = ListQuery::parse(
+            Some("filter=nope:eq:1&filter=email:like:x&limit=0&sort=tags"),
+            FIELDS,
+            &[],
+            "-created_at",
+        )
+        .unwrap_err();
+        let Error::Validation(errors) = err else {
+            panic!("{err:?}")
+        };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["filter.nope", "filter.email", "limit", "sort"]);
     }
@@ -584,9 +681,18 @@ mod tests {
     #[test]
     fn cursor_must_match_the_sort() {
         let q = ListQuery::parse(None, FIELDS, &[], "-created_at").unwrap();
-        let c = q.next_cursor(&serde_json::json!({"created_at": "2026-01-01T00:00:00Z"}), Uuid::nil());
+        let c = q.next_cursor(
+            &serde_json::json!({"created_at": "2026-01-01T00:00:00Z"}),
+            Uuid::nil(),
+        );
         assert!(ListQuery::parse(Some(&format!("cursor={c}")), FIELDS, &[], "-created_at").is_ok());
-        let err = ListQuery::parse(Some(&format!("cursor={c}&sort=email")), FIELDS, &[], "-created_at").unwrap_err();
+        let err = ListQuery::parse(
+            Some(&format!("cursor={c}&sort=email")),
+            FIELDS,
+            &[],
+            "-created_at",
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::InvalidCursor));
         assert!(matches!(
             ListQuery::parse(Some("cursor=garbage!"), FIELDS, &[], "-created_at").unwrap_err(),

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::permissions::{Action, ObjectType};
 
 /// Whether a stage is still open, or closes the deal as won or lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
     Open,
@@ -99,7 +101,11 @@ fn stage_out(s: stage::Model) -> Stage {
     }
 }
 
-async fn stages_of<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, pipeline_id: Uuid) -> Result<Vec<stage::Model>> {
+async fn stages_of<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    pipeline_id: Uuid,
+) -> Result<Vec<stage::Model>> {
     Ok(stage::Entity::find()
         .filter(stage::Column::TenantId.eq(ctx.tenant_id))
         .filter(stage::Column::PipelineId.eq(pipeline_id))
@@ -108,8 +114,16 @@ async fn stages_of<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, pi
         .await?)
 }
 
-async fn output<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, p: pipeline::Model) -> Result<Pipeline> {
-    let stages = stages_of(db, ctx, p.id).await?.into_iter().map(stage_out).collect();
+async fn output<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    p: pipeline::Model,
+) -> Result<Pipeline> {
+    let stages = stages_of(db, ctx, p.id)
+        .await?
+        .into_iter()
+        .map(stage_out)
+        .collect();
     Ok(Pipeline {
         id: p.id,
         name: p.name,
@@ -121,7 +135,11 @@ async fn output<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, p: pi
     })
 }
 
-async fn load<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, id: Uuid) -> Result<pipeline::Model> {
+async fn load<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<pipeline::Model> {
     pipeline::Entity::find_by_id(id)
         .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
         .one(db)
@@ -141,7 +159,11 @@ fn check_input(input: &PipelineInput) -> Result<String> {
     for (i, s) in input.stages.iter().enumerate() {
         checks.required_text(&format!("stages[{i}].name"), s.name.clone(), 100);
         if !(0..=100).contains(&s.probability) {
-            checks.fail(&format!("stages[{i}].probability"), "out_of_range", "a probability is 0 to 100");
+            checks.fail(
+                &format!("stages[{i}].probability"),
+                "out_of_range",
+                "a probability is 0 to 100",
+            );
         }
         let expected = match s.kind {
             StageKind::Won => Some(100),
@@ -149,14 +171,29 @@ fn check_input(input: &PipelineInput) -> Result<String> {
             StageKind::Open => None,
         };
         if expected.is_some_and(|p| p != s.probability) {
-            checks.fail(&format!("stages[{i}].probability"), "invalid_value", "won stages have probability 100, lost stages 0");
+            checks.fail(
+                &format!("stages[{i}].probability"),
+                "invalid_value",
+                "won stages have probability 100, lost stages 0",
+            );
         }
-        if input.stages[..i].iter().any(|o| o.name.trim().eq_ignore_ascii_case(s.name.trim())) {
-            checks.fail(&format!("stages[{i}].name"), "duplicate", "stage names are distinct within a pipeline");
+        if input.stages[..i]
+            .iter()
+            .any(|o| o.name.trim().eq_ignore_ascii_case(s.name.trim()))
+        {
+            checks.fail(
+                &format!("stages[{i}].name"),
+                "duplicate",
+                "stage names are distinct within a pipeline",
+            );
         }
     }
     if !input.stages.iter().any(|s| s.kind == StageKind::Open) && !input.stages.is_empty() {
-        checks.fail("stages", "invalid_value", "a pipeline needs at least one open stage");
+        checks.fail(
+            "stages",
+            "invalid_value",
+            "a pipeline needs at least one open stage",
+        );
     }
     checks.finish()?;
     Ok(name)
@@ -193,11 +230,19 @@ pub async fn get(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Res
 }
 
 /// Creates a pipeline with its stages.
-pub async fn create(db: &DatabaseConnection, ctx: &RequestContext, input: PipelineInput) -> Result<Pipeline> {
+pub async fn create(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    input: PipelineInput,
+) -> Result<Pipeline> {
     ctx.require(ObjectType::Pipeline, Action::ManageSettings)?;
     let name = check_input(&input)?;
     if input.stages.iter().any(|s| s.id.is_some()) {
-        return Err(Error::field("stages", "not_allowed", "new pipelines have new stages: leave out `id`"));
+        return Err(Error::field(
+            "stages",
+            "not_allowed",
+            "new pipelines have new stages: leave out `id`",
+        ));
     }
     let tx = db.begin().await?;
     let p = create_in(&tx, ctx, name, input).await?;
@@ -205,7 +250,12 @@ pub async fn create(db: &DatabaseConnection, ctx: &RequestContext, input: Pipeli
     Ok(p)
 }
 
-pub(crate) async fn create_in(tx: &DatabaseTransaction, ctx: &RequestContext, name: String, input: PipelineInput) -> Result<Pipeline> {
+pub(crate) async fn create_in(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    name: String,
+    input: PipelineInput,
+) -> Result<Pipeline> {
     let now = crate::clock::now();
     let model = pipeline::Model {
         id: Uuid::now_v7(),
@@ -216,7 +266,10 @@ pub(crate) async fn create_in(tx: &DatabaseTransaction, ctx: &RequestContext, na
         updated_at: now,
         version: 1,
     };
-    pipeline::ActiveModel::from(model.clone()).insert(tx).await.map_err(name_taken)?;
+    pipeline::ActiveModel::from(model.clone())
+        .insert(tx)
+        .await
+        .map_err(name_taken)?;
     for (i, s) in input.stages.into_iter().enumerate() {
         stage::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -234,7 +287,12 @@ pub(crate) async fn create_in(tx: &DatabaseTransaction, ctx: &RequestContext, na
     audit::write(
         tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::Pipeline, out.id, AuditAction::Create, serde_json::json!({"after": out}))],
+        vec![AuditEntry::new(
+            ObjectType::Pipeline,
+            out.id,
+            AuditAction::Create,
+            serde_json::json!({"after": out}),
+        )],
     )
     .await?;
     Ok(out)
@@ -263,10 +321,14 @@ pub async fn update(
     let current = stages_of(&tx, ctx, id).await?;
     let mut checks = Checks::default();
     for (i, s) in input.stages.iter().enumerate() {
-        if let Some(sid) = s.id {
-            if !current.iter().any(|c| c.id == sid) {
-                checks.fail(&format!("stages[{i}].id"), "not_found", "no such stage in this pipeline");
-            }
+        if let Some(sid) = s.id
+            && !current.iter().any(|c| c.id == sid)
+        {
+            checks.fail(
+                &format!("stages[{i}].id"),
+                "not_found",
+                "no such stage in this pipeline",
+            );
         }
     }
     checks.finish()?;
@@ -282,7 +344,10 @@ pub async fn update(
         if in_use > 0 {
             return Err(Error::Conflict {
                 code: "stage_in_use",
-                message: format!("stage `{}` still holds {in_use} deals: move them first", old.name),
+                message: format!(
+                    "stage `{}` still holds {in_use} deals: move them first",
+                    old.name
+                ),
             });
         }
         stage::Entity::delete_by_id(old.id).exec(&tx).await?;
@@ -317,7 +382,10 @@ pub async fn update(
             ObjectType::Pipeline,
             id,
             AuditAction::Update,
-            audit::diff(&serde_json::to_value(&before).unwrap_or_default(), &serde_json::to_value(&after).unwrap_or_default()),
+            audit::diff(
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&after).unwrap_or_default(),
+            ),
         )],
     )
     .await?;
@@ -346,7 +414,12 @@ pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
     audit::write(
         &tx,
         ctx,
-        vec![AuditEntry::new(ObjectType::Pipeline, id, AuditAction::Delete, serde_json::json!({"before": before}))],
+        vec![AuditEntry::new(
+            ObjectType::Pipeline,
+            id,
+            AuditAction::Delete,
+            serde_json::json!({"before": before}),
+        )],
     )
     .await?;
     tx.commit().await?;
@@ -354,7 +427,11 @@ pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
 }
 
 /// The stage, if it belongs to the tenant.
-pub async fn stage<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, id: Uuid) -> Result<Option<stage::Model>> {
+pub async fn stage<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<Option<stage::Model>> {
     Ok(stage::Entity::find_by_id(id)
         .filter(stage::Column::TenantId.eq(ctx.tenant_id))
         .one(db)
@@ -362,6 +439,10 @@ pub async fn stage<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, id
 }
 
 /// The first open stage of a pipeline: where new deals start by default.
-pub async fn first_stage<C: sea_orm::ConnectionTrait>(db: &C, ctx: &RequestContext, pipeline_id: Uuid) -> Result<Option<stage::Model>> {
+pub async fn first_stage<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    pipeline_id: Uuid,
+) -> Result<Option<stage::Model>> {
     Ok(stages_of(db, ctx, pipeline_id).await?.into_iter().next())
 }

@@ -8,8 +8,9 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,7 +78,11 @@ pub trait Record: Sized + Send + Sync + 'static {
     }
 
     /// Checks before a delete (records still referring to this one).
-    async fn before_delete(_tx: &DatabaseTransaction, _ctx: &RequestContext, _model: &Self::Model) -> Result<()> {
+    async fn before_delete(
+        _tx: &DatabaseTransaction,
+        _ctx: &RequestContext,
+        _model: &Self::Model,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -99,7 +104,11 @@ fn tenant_scoped<R: Record>(ctx: &RequestContext) -> sea_orm::Select<R::Entity> 
 
 /// Loads one record of the caller's tenant; another tenant's id is simply
 /// not found.
-pub async fn load<R: Record, C: ConnectionTrait>(db: &C, ctx: &RequestContext, id: Uuid) -> Result<R::Model> {
+pub async fn load<R: Record, C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<R::Model> {
     tenant_scoped::<R>(ctx)
         .filter(Expr::col("id").eq(id))
         .one(db)
@@ -107,7 +116,11 @@ pub async fn load<R: Record, C: ConnectionTrait>(db: &C, ctx: &RequestContext, i
         .ok_or(Error::NotFound(R::OBJECT.as_str()))
 }
 
-pub async fn get<R: Record>(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<R::Model> {
+pub async fn get<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Read)?;
     load::<R, _>(db, ctx, id).await
 }
@@ -125,13 +138,24 @@ async fn checked_custom<R: Record>(
     record_id: Option<Uuid>,
     creating: bool,
 ) -> Result<Value> {
-    let values = custom_fields::check_values(defs, &R::custom_of(input), creating).map_err(Error::Validation)?;
-    custom_fields::check_unique_and_references(tx, ctx, R::OBJECT, defs, &values, record_id).await?;
-    Ok(Value::Object(values))
+    let (values, mut errors) = custom_fields::check_values(defs, &R::custom_of(input), creating);
+    errors.extend(
+        custom_fields::check_unique_and_references(tx, ctx, R::OBJECT, defs, &values, record_id)
+            .await?,
+    );
+    if errors.is_empty() {
+        Ok(Value::Object(values))
+    } else {
+        Err(Error::Validation(errors))
+    }
 }
 
 /// Creates one record.
-pub async fn create<R: Record>(db: &DatabaseConnection, ctx: &RequestContext, input: R::Input) -> Result<R::Model> {
+pub async fn create<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    input: R::Input,
+) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Create)?;
     let tx = db.begin().await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
@@ -150,8 +174,28 @@ async fn create_in<R: Record>(
     defs: &[FieldDef],
     input: R::Input,
 ) -> Result<R::Model> {
-    let custom = checked_custom::<R>(tx, ctx, defs, &input, None, true).await?;
-    R::build(tx, ctx, input, custom, None).await
+    let custom = checked_custom::<R>(tx, ctx, defs, &input, None, true).await;
+    let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
+    combine(custom, built)
+}
+
+fn custom_or_empty(custom: &Result<Value>) -> Value {
+    custom
+        .as_ref()
+        .cloned()
+        .unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+}
+
+/// Both the built-in and the custom checks ran; report the failures of both.
+fn combine<M>(custom: Result<Value>, built: Result<M>) -> Result<M> {
+    match (custom, built) {
+        (Ok(_), built) => built,
+        (Err(Error::Validation(mut c)), Err(Error::Validation(mut b))) => {
+            b.append(&mut c);
+            Err(Error::Validation(b))
+        }
+        (Err(e), Ok(_)) | (_, Err(e)) => Err(e),
+    }
 }
 
 /// After rows are written: hooks, search index and audit entries.
@@ -166,7 +210,12 @@ async fn finish_writes<R: Record>(
         R::after_write(tx, ctx, model, previous.as_ref()).await?;
         docs.extend(R::search_document(model));
         let entry = match previous {
-            None => AuditEntry::new(R::OBJECT, R::id(model), AuditAction::Create, serde_json::json!({"after": to_json::<R>(model)})),
+            None => AuditEntry::new(
+                R::OBJECT,
+                R::id(model),
+                AuditAction::Create,
+                serde_json::json!({"after": to_json::<R>(model)}),
+            ),
             Some(p) => AuditEntry::new(
                 R::OBJECT,
                 R::id(model),
@@ -195,7 +244,8 @@ pub async fn update<R: Record>(
     ctx.require(R::OBJECT, Action::Update)?;
     let tx = db.begin().await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
-    let (model, previous) = update_in::<R>(&tx, ctx, &defs, id, patch, expected_version, via_if_match).await?;
+    let (model, previous) =
+        update_in::<R>(&tx, ctx, &defs, id, patch, expected_version, via_if_match).await?;
     finish_writes::<R>(&tx, ctx, &[(model.clone(), Some(previous))]).await?;
     tx.commit().await?;
     Ok(model)
@@ -222,13 +272,15 @@ async fn update_in<R: Record>(
     if !patch.is_object() {
         return Err(Error::field("", "invalid_type", "expected a JSON object"));
     }
-    let mut merged = serde_json::to_value(R::input(&existing)).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut merged =
+        serde_json::to_value(R::input(&existing)).map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, &patch);
     let input: R::Input = from_json(merged)?;
-    let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(id), false).await?;
-    let model = R::build(tx, ctx, input, custom, Some(&existing)).await?;
+    let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(id), false).await;
+    let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&existing)).await;
+    let model = combine(custom, built)?;
     let updated = R::Entity::update_many()
-        .set(model.clone().into_active_model())
+        .set(model.clone().into_active_model().reset_all())
         .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
         .filter(Expr::col("id").eq(id))
         .filter(Expr::col("version").eq(expected_version))
@@ -236,7 +288,9 @@ async fn update_in<R: Record>(
         .await?;
     if updated.rows_affected != 1 {
         // Someone else's write landed between our read and our update.
-        return Err(Error::VersionConflict { current: current + 1 });
+        return Err(Error::VersionConflict {
+            current: current + 1,
+        });
     }
     Ok((model, existing))
 }
@@ -262,12 +316,12 @@ async fn delete_in<R: Record>(
     expected_version: Option<i64>,
 ) -> Result<()> {
     let existing = load::<R, _>(tx, ctx, id).await?;
-    if let Some(v) = expected_version {
-        if R::version(&existing) != v {
-            return Err(Error::PreconditionFailed {
-                current: R::version(&existing),
-            });
-        }
+    if let Some(v) = expected_version
+        && R::version(&existing) != v
+    {
+        return Err(Error::PreconditionFailed {
+            current: R::version(&existing),
+        });
     }
     R::before_delete(tx, ctx, &existing).await?;
     R::Entity::delete_many()
@@ -289,20 +343,34 @@ async fn delete_in<R: Record>(
     audit::write(
         tx,
         ctx,
-        vec![AuditEntry::new(R::OBJECT, id, AuditAction::Delete, serde_json::json!({"before": to_json::<R>(&existing)}))],
+        vec![AuditEntry::new(
+            R::OBJECT,
+            id,
+            AuditAction::Delete,
+            serde_json::json!({"before": to_json::<R>(&existing)}),
+        )],
     )
     .await
 }
 
 /// Lists records with filters, sort and keyset pagination.
-pub async fn list<R: Record>(db: &DatabaseConnection, ctx: &RequestContext, raw_query: Option<&str>) -> Result<Page<R::Output>> {
+pub async fn list<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    raw_query: Option<&str>,
+) -> Result<Page<R::Output>> {
     ctx.require(R::OBJECT, Action::Read)?;
     let dialect = Dialect(db.get_database_backend());
     let defs = custom_fields::definitions(db, ctx.tenant_id, R::OBJECT).await?;
     let query = ListQuery::parse(raw_query, R::fields(), &defs, R::DEFAULT_SORT)?;
     let filters = query.filter_condition(dialect)?;
     let total = if query.count {
-        Some(tenant_scoped::<R>(ctx).filter(filters.clone()).count(db).await?)
+        Some(
+            tenant_scoped::<R>(ctx)
+                .filter(filters.clone())
+                .count(db)
+                .await?,
+        )
     } else {
         None
     };
@@ -343,9 +411,10 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T> {
         } else {
             "invalid_type"
         };
+        // A missing field is reported at its parent's path; name it.
         let field = match (code, inner.split('`').nth(1)) {
-            ("unknown_field" | "required", Some(name)) if path.is_empty() => name.to_owned(),
-            ("unknown_field" | "required", Some(name)) => format!("{path}.{name}"),
+            ("required", Some(name)) if path.is_empty() => name.to_owned(),
+            ("required", Some(name)) => format!("{path}.{name}"),
             _ => path,
         };
         let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
@@ -413,7 +482,11 @@ fn item_error(index: usize, err: Error) -> Result<BulkItemError> {
 
 /// Creates up to [`MAX_BULK`] records, all or none. On failure every failing
 /// item is reported with its index.
-pub async fn bulk_create<R: Record>(db: &DatabaseConnection, ctx: &RequestContext, items: Vec<Value>) -> Result<Vec<R::Model>> {
+pub async fn bulk_create<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    items: Vec<Value>,
+) -> Result<Vec<R::Model>> {
     ctx.require(R::OBJECT, Action::Create)?;
     check_bulk_size(items.len())?;
     let tx = db.begin().await?;
@@ -436,8 +509,14 @@ pub async fn bulk_create<R: Record>(db: &DatabaseConnection, ctx: &RequestContex
     }
     // Chunks keep each INSERT under the databases' bind-parameter limits.
     for chunk in models.chunks(200) {
-        let rows: Vec<R::Active> = chunk.iter().cloned().map(IntoActiveModel::into_active_model).collect();
-        R::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        let rows: Vec<R::Active> = chunk
+            .iter()
+            .cloned()
+            .map(IntoActiveModel::into_active_model)
+            .collect();
+        R::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
     }
     let written: Vec<_> = models.iter().cloned().map(|m| (m, None)).collect();
     finish_writes::<R>(&tx, ctx, &written).await?;
@@ -447,12 +526,20 @@ pub async fn bulk_create<R: Record>(db: &DatabaseConnection, ctx: &RequestContex
 
 /// Two items of one bulk request may not claim the same unique value: the
 /// database check cannot see rows not yet written.
-fn check_batch_uniqueness<R: Record>(defs: &[FieldDef], models: &[R::Model], failures: &mut Vec<BulkItemError>) {
+fn check_batch_uniqueness<R: Record>(
+    defs: &[FieldDef],
+    models: &[R::Model],
+    failures: &mut Vec<BulkItemError>,
+) {
     for def in defs.iter().filter(|d| d.unique) {
         let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (index, m) in models.iter().enumerate() {
             let json = to_json::<R>(m);
-            let Some(v) = json.get("custom").and_then(|c| c.get(&def.key)).filter(|v| !v.is_null()) else {
+            let Some(v) = json
+                .get("custom")
+                .and_then(|c| c.get(&def.key))
+                .filter(|v| !v.is_null())
+            else {
                 continue;
             };
             if let Some(first) = seen.insert(v.to_string(), index) {
@@ -499,7 +586,11 @@ pub async fn bulk_update<R: Record>(
 }
 
 /// Deletes up to [`MAX_BULK`] records, all or none.
-pub async fn bulk_delete<R: Record>(db: &DatabaseConnection, ctx: &RequestContext, items: Vec<BulkDeleteItem>) -> Result<usize> {
+pub async fn bulk_delete<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    items: Vec<BulkDeleteItem>,
+) -> Result<usize> {
     ctx.require(R::OBJECT, Action::Delete)?;
     check_bulk_size(items.len())?;
     let tx = db.begin().await?;
@@ -519,7 +610,11 @@ pub async fn bulk_delete<R: Record>(db: &DatabaseConnection, ctx: &RequestContex
 
 fn check_bulk_size(n: usize) -> Result<()> {
     if n == 0 || n > MAX_BULK {
-        return Err(Error::field("items", "invalid_length", format!("send 1 to {MAX_BULK} items")));
+        return Err(Error::field(
+            "items",
+            "invalid_length",
+            format!("send 1 to {MAX_BULK} items"),
+        ));
     }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! Tenants. A default tenant, with an admin user, exists from the first
 //! start, so a fresh install is usable at once.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::auth::tokens;
@@ -17,9 +20,18 @@ pub async fn ensure_default(db: &DatabaseConnection) -> Result<(tenant::Model, u
 }
 
 /// A tenant with the given slug and an admin user, created if missing.
-pub async fn ensure(db: &DatabaseConnection, slug: &str, name: &str, admin_email: &str) -> Result<(tenant::Model, user::Model)> {
+pub async fn ensure(
+    db: &DatabaseConnection,
+    slug: &str,
+    name: &str,
+    admin_email: &str,
+) -> Result<(tenant::Model, user::Model)> {
     let tx = db.begin().await?;
-    let t = match tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)).one(&tx).await? {
+    let t = match tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug))
+        .one(&tx)
+        .await?
+    {
         Some(t) => t,
         None => {
             tenant::ActiveModel {
@@ -57,7 +69,14 @@ pub async fn ensure(db: &DatabaseConnection, slug: &str, name: &str, admin_email
 
 /// Makes sure `token` authenticates as `user` with `roles`: stored once,
 /// re-used on later starts.
-pub async fn ensure_token(db: &DatabaseConnection, t: &tenant::Model, u: &user::Model, name: &str, token: &str, roles: &[&str]) -> Result<()> {
+pub async fn ensure_token(
+    db: &DatabaseConnection,
+    t: &tenant::Model,
+    u: &user::Model,
+    name: &str,
+    token: &str,
+    roles: &[&str],
+) -> Result<()> {
     let exists = api_token::Entity::find()
         .filter(api_token::Column::TokenHash.eq(tokens::hash(token)))
         .one(db)

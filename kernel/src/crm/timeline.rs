@@ -45,12 +45,22 @@ impl TimelineEntry {
 }
 
 /// The newest `limit` entries of a record's timeline.
-pub async fn timeline(db: &DatabaseConnection, ctx: &RequestContext, object: ObjectType, id: Uuid, limit: u64) -> Result<Vec<TimelineEntry>> {
+pub async fn timeline(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    object: ObjectType,
+    id: Uuid,
+    limit: u64,
+) -> Result<Vec<TimelineEntry>> {
     ctx.require(object, Action::Read)?;
     // The record must exist in the caller's tenant.
     match object {
-        ObjectType::Contact => drop(records::load::<crate::crm::contacts::Contacts, _>(db, ctx, id).await?),
-        ObjectType::Account => drop(records::load::<crate::crm::accounts::Accounts, _>(db, ctx, id).await?),
+        ObjectType::Contact => {
+            drop(records::load::<crate::crm::contacts::Contacts, _>(db, ctx, id).await?)
+        }
+        ObjectType::Account => {
+            drop(records::load::<crate::crm::accounts::Accounts, _>(db, ctx, id).await?)
+        }
         ObjectType::Deal => drop(records::load::<crate::crm::deals::Deals, _>(db, ctx, id).await?),
         _ => drop(records::load::<Activities, _>(db, ctx, id).await?),
     }

@@ -55,7 +55,9 @@ impl Dialect {
     pub fn array_column_contains(self, column: &str) -> String {
         match self.0 {
             DbBackend::Postgres => format!("\"{column}\" @> jsonb_build_array(CAST($1 AS text))"),
-            _ => format!("EXISTS (SELECT 1 FROM json_each(\"{column}\") WHERE json_each.value = ?)"),
+            _ => {
+                format!("EXISTS (SELECT 1 FROM json_each(\"{column}\") WHERE json_each.value = ?)")
+            }
         }
     }
 

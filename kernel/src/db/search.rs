@@ -71,7 +71,11 @@ pub async fn upsert<C: ConnectionTrait>(db: &C, docs: &[SearchDocument]) -> Resu
 }
 
 /// Removes the documents of the given records.
-pub async fn remove<C: ConnectionTrait>(db: &C, tenant_id: Uuid, record_ids: &[Uuid]) -> Result<()> {
+pub async fn remove<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    record_ids: &[Uuid],
+) -> Result<()> {
     let backend = db.get_database_backend();
     for chunk in record_ids.chunks(500) {
         let mut values: Vec<Value> = vec![tenant_id.into()];

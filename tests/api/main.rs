@@ -1,0 +1,14 @@
+//! The HTTP API's integration suite: every test drives the real router
+//! against a real database (see `support`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod contacts;
+mod custom_fields;
+mod deals;
+mod errors;
+mod lists;
+mod openapi;
+mod search;
+mod support;
+mod tenancy;

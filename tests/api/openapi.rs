@@ -1,0 +1,113 @@
+use axum::http::Method;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_route_exists() {
+    let app = TestApp::new().await;
+    let res = app
+        .send(Method::GET, "/api/openapi.json", None, None, &[])
+        .await;
+    res.assert_status(200);
+    let doc = res.body;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+
+    let expected = [
+        ("get", "/api/v1/contacts"),
+        ("post", "/api/v1/contacts"),
+        ("get", "/api/v1/contacts/{id}"),
+        ("patch", "/api/v1/contacts/{id}"),
+        ("delete", "/api/v1/contacts/{id}"),
+        ("post", "/api/v1/contacts/bulk"),
+        ("get", "/api/v1/contacts/{id}/timeline"),
+        ("get", "/api/v1/contacts/{id}/accounts"),
+        ("post", "/api/v1/contacts/{id}/accounts"),
+        ("delete", "/api/v1/contacts/{id}/accounts/{account_id}"),
+        ("get", "/api/v1/contacts/{id}/relationships"),
+        ("post", "/api/v1/contacts/{id}/relationships"),
+        (
+            "delete",
+            "/api/v1/contacts/{id}/relationships/{relationship_id}",
+        ),
+        ("get", "/api/v1/accounts"),
+        ("post", "/api/v1/accounts"),
+        ("get", "/api/v1/accounts/{id}"),
+        ("patch", "/api/v1/accounts/{id}"),
+        ("delete", "/api/v1/accounts/{id}"),
+        ("post", "/api/v1/accounts/bulk"),
+        ("get", "/api/v1/accounts/{id}/timeline"),
+        ("get", "/api/v1/accounts/{id}/hierarchy"),
+        ("get", "/api/v1/deals"),
+        ("post", "/api/v1/deals"),
+        ("get", "/api/v1/deals/{id}"),
+        ("patch", "/api/v1/deals/{id}"),
+        ("delete", "/api/v1/deals/{id}"),
+        ("post", "/api/v1/deals/bulk"),
+        ("get", "/api/v1/deals/{id}/timeline"),
+        ("post", "/api/v1/deals/{id}/move"),
+        ("get", "/api/v1/deals/{id}/stage-history"),
+        ("get", "/api/v1/activities"),
+        ("post", "/api/v1/activities"),
+        ("get", "/api/v1/activities/{id}"),
+        ("patch", "/api/v1/activities/{id}"),
+        ("delete", "/api/v1/activities/{id}"),
+        ("post", "/api/v1/activities/bulk"),
+        ("get", "/api/v1/pipelines"),
+        ("post", "/api/v1/pipelines"),
+        ("get", "/api/v1/pipelines/{id}"),
+        ("put", "/api/v1/pipelines/{id}"),
+        ("delete", "/api/v1/pipelines/{id}"),
+        ("get", "/api/v1/custom-fields"),
+        ("post", "/api/v1/custom-fields"),
+        ("get", "/api/v1/custom-fields/{id}"),
+        ("put", "/api/v1/custom-fields/{id}"),
+        ("delete", "/api/v1/custom-fields/{id}"),
+        ("get", "/api/v1/schemas/{object_type}"),
+        ("get", "/api/v1/search"),
+        ("get", "/api/health"),
+    ];
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    for (m, p) in expected {
+        assert!(
+            documented.contains(&(m.to_owned(), p.to_owned())),
+            "{m} {p} is not in the OpenAPI document"
+        );
+    }
+    assert_eq!(
+        documented.len(),
+        expected.len(),
+        "documented routes the test does not know: {documented:?}"
+    );
+
+    // Every documented operation is served: without a token it is refused
+    // for lack of credentials, not as an unknown route or method.
+    for (method, path) in &documented {
+        let concrete = path
+            .replace("{object_type}", "contact")
+            .replace(['{', '}'], "")
+            .replace("relationship_id", "0190a0a0-0000-7000-8000-000000000001")
+            .replace("account_id", "0190a0a0-0000-7000-8000-000000000002")
+            .replace("/id", "/0190a0a0-0000-7000-8000-000000000003");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let res = app.send(method.clone(), &concrete, None, None, &[]).await;
+        let allowed = if path == "/api/health" { 200 } else { 401 };
+        assert_eq!(
+            res.status.as_u16(),
+            allowed,
+            "{method} {concrete}: {}",
+            res.body
+        );
+    }
+}

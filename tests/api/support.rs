@@ -1,0 +1,286 @@
+//! The test application: the real router on a real, freshly created database.
+//!
+//! SQLite by default (a file in a temporary directory). When
+//! `TRELLIS_TEST_DATABASE_URL` names a PostgreSQL server, every test gets its
+//! own new database there, dropped when the test ends.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+use tower::ServiceExt;
+use trellis::auth::tokens;
+use trellis::crm::tenants;
+use trellis::{AppState, Config};
+
+pub struct TestApp {
+    pub state: AppState,
+    router: Router,
+    pub token: String,
+    _db: DbGuard,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    /// The field paths of a problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn etag(&self) -> String {
+        self.headers
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
+            Some("application/problem+json"),
+            "problem responses are application/problem+json"
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        self
+    }
+}
+
+enum DbGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let DbGuard::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(db) = Database::connect(&admin_url).await {
+                        let _ = db
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+async fn database() -> (String, DbGuard) {
+    match std::env::var("TRELLIS_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("trellis_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!("TRELLIS_TEST_DATABASE_URL={admin_url} is unreachable: {e}")
+            });
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .unwrap();
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
+            (
+                format!("{base}/{name}"),
+                DbGuard::Postgres { admin_url, name },
+            )
+        }
+        _ => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("trellis.db").display()
+            );
+            (url, DbGuard::Sqlite(dir))
+        }
+    }
+}
+
+impl TestApp {
+    /// A fresh application with the default tenant and an admin token.
+    pub async fn new() -> TestApp {
+        Self::with_config(|_| {}).await
+    }
+
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let (url, guard) = database().await;
+        let mut config = Config {
+            database_url: url,
+            max_connections: 4,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let state = AppState::open(config).await.unwrap();
+        let (tenant, admin) = tenants::ensure_default(&state.db).await.unwrap();
+        let token = tokens::generate();
+        tokens::store(&state.db, tenant.id, admin.id, "test", &token, &["admin"])
+            .await
+            .unwrap();
+        TestApp {
+            router: state.router(),
+            state,
+            token,
+            _db: guard,
+        }
+    }
+
+    /// A token for a new tenant (for cross-tenant attacks) with `role`.
+    pub async fn tenant_token(&self, slug: &str, role: &str) -> String {
+        let (tenant, admin) =
+            tenants::ensure(&self.state.db, slug, slug, &format!("admin@{slug}.test"))
+                .await
+                .unwrap();
+        let token = tokens::generate();
+        tokens::store(&self.state.db, tenant.id, admin.id, "test", &token, &[role])
+            .await
+            .unwrap();
+        token
+    }
+
+    /// A token of the default tenant with another role.
+    pub async fn role_token(&self, role: &str) -> String {
+        self.tenant_token(trellis::crm::tenants::DEFAULT_SLUG, role)
+            .await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.raw(req).await
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Response {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Method::GET, path, Some(&self.token), None, &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.send(Method::POST, path, Some(&self.token), Some(body), &[])
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Response {
+        self.send(Method::PUT, path, Some(&self.token), Some(body), &[])
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.send(Method::PATCH, path, Some(&self.token), Some(body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(Method::DELETE, path, Some(&self.token), None, &[])
+            .await
+    }
+
+    /// Creates a record and returns its JSON, failing the test on error.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let res = self.post(path, body).await;
+        res.assert_status(201);
+        res.body
+    }
+
+    /// A pipeline with the usual stages; returns it.
+    pub async fn sales_pipeline(&self) -> Value {
+        self.create(
+            "/api/v1/pipelines",
+            serde_json::json!({
+                "name": "Sales",
+                "stages": [
+                    {"name": "Qualification", "probability": 10, "kind": "open"},
+                    {"name": "Proposal", "probability": 50, "kind": "open"},
+                    {"name": "Won", "probability": 100, "kind": "won"},
+                    {"name": "Lost", "probability": 0, "kind": "lost"}
+                ]
+            }),
+        )
+        .await
+    }
+}
+
+impl TestApp {
+    /// How many contacts the default tenant has, through the API.
+    pub async fn count_contacts(&self) -> u64 {
+        let res = self.get("/api/v1/contacts?count=true&limit=1").await;
+        res.assert_status(200);
+        res.body["total"].as_u64().unwrap()
+    }
+}

@@ -1,0 +1,117 @@
+use axum::http::Method;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn another_tenants_ids_are_always_not_found() {
+    let app = TestApp::new().await;
+    app.sales_pipeline().await;
+    let contact = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Secret", "last_name": "Person"}),
+        )
+        .await;
+    let account = app
+        .create("/api/v1/accounts", json!({"name": "Secret Corp"}))
+        .await;
+    let deal = app
+        .create(
+            "/api/v1/deals",
+            json!({"name": "Secret deal", "amount": "1", "currency": "USD"}),
+        )
+        .await;
+    let cid = contact["id"].as_str().unwrap();
+    let other = app.tenant_token("other", "admin").await;
+    let as_other = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let (app, other) = (&app, &other);
+        async move { app.send(method, &path, Some(other), body, &[]).await }
+    };
+
+    for path in [
+        format!("/api/v1/contacts/{cid}"),
+        format!("/api/v1/contacts/{cid}/timeline"),
+        format!("/api/v1/contacts/{cid}/accounts"),
+        format!("/api/v1/accounts/{}", account["id"].as_str().unwrap()),
+        format!(
+            "/api/v1/accounts/{}/hierarchy",
+            account["id"].as_str().unwrap()
+        ),
+        format!("/api/v1/deals/{}", deal["id"].as_str().unwrap()),
+        format!(
+            "/api/v1/deals/{}/stage-history",
+            deal["id"].as_str().unwrap()
+        ),
+        format!(
+            "/api/v1/pipelines/{}",
+            deal["pipeline_id"].as_str().unwrap()
+        ),
+    ] {
+        as_other(Method::GET, path.clone(), None)
+            .await
+            .assert_problem(404, "not_found");
+    }
+    as_other(
+        Method::PATCH,
+        format!("/api/v1/contacts/{cid}"),
+        Some(json!({"version": 1, "first_name": "Hacked"})),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    as_other(Method::DELETE, format!("/api/v1/contacts/{cid}"), None)
+        .await
+        .assert_problem(404, "not_found");
+    as_other(
+        Method::POST,
+        format!("/api/v1/deals/{}/move", deal["id"].as_str().unwrap()),
+        Some(json!({"stage_id": deal["stage_id"], "version": 1})),
+    )
+    .await
+    .assert_status(422);
+    let res = as_other(
+        Method::POST,
+        "/api/v1/contacts/bulk".to_owned(),
+        Some(json!({"operation": "update", "items": [{"id": cid, "version": 1, "patch": {"first_name": "Hacked"}}]})),
+    )
+    .await;
+    res.assert_problem(422, "bulk_failed");
+    assert_eq!(res.body["items"][0]["code"], "not_found");
+
+    // Lists and search of the other tenant see nothing.
+    let list = as_other(Method::GET, "/api/v1/contacts?count=true".to_owned(), None).await;
+    assert_eq!(list.body["total"], 0);
+    let hits = as_other(Method::GET, "/api/v1/search?q=secret".to_owned(), None).await;
+    assert_eq!(hits.body, json!([]));
+
+    // References into another tenant are refused as unknown.
+    let mine = as_other(
+        Method::POST,
+        "/api/v1/contacts".to_owned(),
+        Some(json!({"first_name": "Mine"})),
+    )
+    .await;
+    mine.assert_status(201);
+    let res = as_other(
+        Method::POST,
+        format!(
+            "/api/v1/contacts/{}/accounts",
+            mine.body["id"].as_str().unwrap()
+        ),
+        Some(json!({"account_id": account["id"]})),
+    )
+    .await;
+    assert_eq!(res.error_fields(), vec!["account_id"]);
+    let res = as_other(
+        Method::POST,
+        "/api/v1/activities".to_owned(),
+        Some(json!({"kind": "note", "subject": "x", "contact_id": cid})),
+    )
+    .await;
+    assert_eq!(res.error_fields(), vec!["contact_id"]);
+
+    // And the owner still sees the record untouched.
+    let got = app.get(&format!("/api/v1/contacts/{cid}")).await;
+    assert_eq!(got.body["first_name"], "Secret");
+    assert_eq!(got.body["version"], 1);
+}
