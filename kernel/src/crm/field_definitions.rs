@@ -6,6 +6,7 @@ use sea_orm::{
     QueryOrder, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
+use sha2::Digest;
 use uuid::Uuid;
 
 use crate::audit::{self, AuditAction, AuditEntry};
@@ -113,6 +114,7 @@ pub async fn create(
                 e.into()
             }
         })?;
+    ensure_index(&tx, input.object_type, &def).await?;
     let out = CustomField::from_model(row);
     audit::write(
         &tx,
@@ -127,6 +129,32 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// An index on `(tenant_id, value, id)` for the field's SQL expression, so
+/// filters on the field (and pages sorted by id within a filter) are index
+/// look-ups. One index serves every tenant using the same key and type;
+/// it is kept when a definition is deleted (another tenant may use it).
+async fn ensure_index<C: ConnectionTrait>(
+    db: &C,
+    object: ObjectType,
+    def: &FieldDef,
+) -> Result<()> {
+    if def.field_type == custom_fields::FieldType::MultiSelect {
+        return Ok(());
+    }
+    let kind = def.json_kind();
+    let expr = Dialect(db.get_database_backend()).custom_value(&def.key, kind);
+    let table = object.table();
+    // Keys are up to 63 characters, as are PostgreSQL identifiers: name the
+    // index by a digest of what it covers rather than risk truncation.
+    let digest = sha2::Sha256::digest(format!("{table}/{}/{kind:?}", def.key).as_bytes());
+    let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let sql = format!(
+        "CREATE INDEX IF NOT EXISTS ix_cf_{table}_{name} ON {table} (tenant_id, ({expr}), id)"
+    );
+    db.execute_unprepared(&sql).await?;
+    Ok(())
 }
 
 /// Redefines a field. Object type, key and field type are fixed: changing
