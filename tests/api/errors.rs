@@ -207,3 +207,50 @@ async fn bulk_writes_are_all_or_nothing_with_per_item_errors() {
     assert_eq!(res.body["count"], 2);
     assert_eq!(app.count_contacts().await, 0);
 }
+
+#[tokio::test]
+async fn nul_characters_and_foreign_custom_types_never_cause_server_errors() {
+    let app = TestApp::new().await;
+    let res = app
+        .post("/api/v1/contacts", json!({"first_name": "A\u{0}B"}))
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), vec!["first_name"]);
+    app.get("/api/v1/contacts?filter=first_name:eq:a%00b")
+        .await
+        .assert_problem(422, "validation_failed");
+
+    // Another tenant uses the key `score` as text; this tenant's numeric
+    // filter must not trip over those rows.
+    let other = app.tenant_token("other", "admin").await;
+    let define = |kind: &'static str| json!({"object_type": "contact", "key": "score", "label": "Score", "field_type": kind});
+    app.send(
+        Method::POST,
+        "/api/v1/custom-fields",
+        Some(&other),
+        Some(define("text")),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(&other),
+        Some(json!({"first_name": "X", "custom": {"score": "high"}})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    app.create("/api/v1/custom-fields", define("integer")).await;
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Y", "custom": {"score": 7}}),
+    )
+    .await;
+    let res = app
+        .get("/api/v1/contacts?filter=custom.score:gt:5&sort=-custom.score&count=true")
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.body["total"], 1);
+}

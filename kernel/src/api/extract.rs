@@ -41,7 +41,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         let value: Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::MalformedJson(e.to_string()))?;
+        if let Some(path) = nul_path(&value, String::new()) {
+            // PostgreSQL cannot store NUL in text or jsonb; SQLite could, and
+            // the two databases must accept the same data.
+            return Err(Error::field(
+                path,
+                "invalid_value",
+                "text may not contain NUL characters",
+            ));
+        }
         Ok(JsonBody(from_json(value)?))
+    }
+}
+
+/// The path of the first string or key holding a NUL character.
+fn nul_path(value: &Value, path: String) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(p)
+            } else {
+                nul_path(v, p)
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Statement, TransactionTrait,
+    QueryOrder, Statement,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -94,7 +94,7 @@ pub async fn create(
 ) -> Result<CustomField> {
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
     let def = custom_fields::check_definition(&input, Uuid::now_v7()).map_err(Error::Validation)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let row = to_row(&def, &input, ctx, None);
     custom_field::ActiveModel::from(row.clone())
         .insert(&tx)
@@ -167,7 +167,7 @@ pub async fn update(
     expected_version: i64,
 ) -> Result<CustomField> {
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let existing = load(&tx, ctx, id).await?;
     if existing.version != expected_version {
         return Err(Error::PreconditionFailed {
@@ -226,7 +226,7 @@ pub async fn update(
 /// transaction.
 pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<()> {
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let existing = load(&tx, ctx, id).await?;
     let object = ObjectType::parse(&existing.object_type)
         .ok_or_else(|| Error::Internal("bad object type".into()))?;

@@ -347,6 +347,14 @@ impl ListQuery {
         let mut cursor_raw = None;
         let mut count = false;
         for (key, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+            if key.contains('\0') || value.contains('\0') {
+                errors.push(FieldError::new(
+                    key.as_ref(),
+                    "invalid_value",
+                    "NUL characters are not allowed",
+                ));
+                continue;
+            }
             match key.as_ref() {
                 "filter" => {
                     let mut parts = value.splitn(3, ':');

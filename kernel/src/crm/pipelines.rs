@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -244,7 +244,7 @@ pub async fn create(
             "new pipelines have new stages: leave out `id`",
         ));
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let p = create_in(&tx, ctx, name, input).await?;
     tx.commit().await?;
     Ok(p)
@@ -310,7 +310,7 @@ pub async fn update(
 ) -> Result<Pipeline> {
     ctx.require(ObjectType::Pipeline, Action::ManageSettings)?;
     let name = check_input(&input)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let existing = load(&tx, ctx, id).await?;
     if existing.version != expected_version {
         return Err(Error::PreconditionFailed {
@@ -396,7 +396,7 @@ pub async fn update(
 /// Deletes a pipeline that holds no deals.
 pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<()> {
     ctx.require(ObjectType::Pipeline, Action::ManageSettings)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let existing = load(&tx, ctx, id).await?;
     let deals = deal::Entity::find()
         .filter(deal::Column::TenantId.eq(ctx.tenant_id))

@@ -10,7 +10,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -157,7 +157,7 @@ pub async fn create<R: Record>(
     input: R::Input,
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Create)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let model = create_in::<R>(&tx, ctx, &defs, input).await?;
     R::Entity::insert(model.clone().into_active_model())
@@ -242,7 +242,7 @@ pub async fn update<R: Record>(
     via_if_match: bool,
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Update)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let (model, previous) =
         update_in::<R>(&tx, ctx, &defs, id, patch, expected_version, via_if_match).await?;
@@ -303,7 +303,7 @@ pub async fn delete<R: Record>(
     expected_version: Option<i64>,
 ) -> Result<()> {
     ctx.require(R::OBJECT, Action::Delete)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     delete_in::<R>(&tx, ctx, id, expected_version).await?;
     tx.commit().await?;
     Ok(())
@@ -489,7 +489,7 @@ pub async fn bulk_create<R: Record>(
 ) -> Result<Vec<R::Model>> {
     ctx.require(R::OBJECT, Action::Create)?;
     check_bulk_size(items.len())?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let mut models = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
@@ -566,7 +566,7 @@ pub async fn bulk_update<R: Record>(
 ) -> Result<Vec<R::Model>> {
     ctx.require(R::OBJECT, Action::Update)?;
     check_bulk_size(items.len())?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let mut written = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
@@ -593,7 +593,7 @@ pub async fn bulk_delete<R: Record>(
 ) -> Result<usize> {
     ctx.require(R::OBJECT, Action::Delete)?;
     check_bulk_size(items.len())?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let mut failures = Vec::new();
     let count = items.len();
     for (index, item) in items.into_iter().enumerate() {

@@ -1,10 +1,7 @@
 //! Tenants. A default tenant, with an admin user, exists from the first
 //! start, so a fresh install is usable at once.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::auth::tokens;
@@ -26,7 +23,7 @@ pub async fn ensure(
     name: &str,
     admin_email: &str,
 ) -> Result<(tenant::Model, user::Model)> {
-    let tx = db.begin().await?;
+    let tx = crate::db::write_tx(db).await?;
     let t = match tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(slug))
         .one(&tx)

@@ -24,11 +24,23 @@ impl Dialect {
     /// An SQL expression reading custom field `key` as a comparable scalar.
     pub fn custom_value(self, key: &str, kind: JsonKind) -> String {
         match self.0 {
+            // Casts are guarded by the JSON type: another tenant may use the
+            // same key with another type, and a failing cast on one of its
+            // rows would fail this tenant's query.
             DbBackend::Postgres => match kind {
                 JsonKind::Text => format!("(\"custom\" ->> '{key}')"),
-                JsonKind::Integer => format!("((\"custom\" ->> '{key}')::bigint)"),
-                JsonKind::Decimal => format!("((\"custom\" ->> '{key}')::numeric)"),
-                JsonKind::Boolean => format!("((\"custom\" ->> '{key}')::boolean)"),
+                JsonKind::Integer => format!(
+                    "(CASE WHEN jsonb_typeof(\"custom\" -> '{key}') = 'number' \
+                     THEN (\"custom\" ->> '{key}')::numeric::bigint END)"
+                ),
+                JsonKind::Decimal => format!(
+                    "(CASE WHEN (\"custom\" ->> '{key}') ~ '^-?[0-9]+(\\.[0-9]+)?$' \
+                     THEN (\"custom\" ->> '{key}')::numeric END)"
+                ),
+                JsonKind::Boolean => format!(
+                    "(CASE WHEN jsonb_typeof(\"custom\" -> '{key}') = 'boolean' \
+                     THEN (\"custom\" ->> '{key}')::boolean END)"
+                ),
             },
             _ => match kind {
                 JsonKind::Decimal => format!("CAST(json_extract(\"custom\", '$.{key}') AS REAL)"),
