@@ -23,6 +23,9 @@ pub struct Config {
     pub dev_token: Option<String>,
     /// Largest database connection pool per process.
     pub max_connections: u32,
+    /// How long a process trusts a verified API token before checking the
+    /// database again; a revoked token works at most this long. 0 disables.
+    pub token_cache_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +44,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             dev_token: None,
             max_connections: 16,
+            token_cache_seconds: 5,
         }
     }
 }
@@ -123,6 +127,9 @@ impl Config {
         }
         if let Some(v) = lookup("TRELLIS_MAX_CONNECTIONS") {
             self.max_connections = parse("TRELLIS_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = lookup("TRELLIS_TOKEN_CACHE_SECONDS") {
+            self.token_cache_seconds = parse("TRELLIS_TOKEN_CACHE_SECONDS", &v)?;
         }
         if let Some(v) = lookup("TRELLIS_LOG_FORMAT") {
             self.log_format = match v.as_str() {

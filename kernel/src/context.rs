@@ -7,13 +7,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::tokens;
-use crate::entities::api_token;
 use crate::error::{Error, Result};
 
 /// Who acts: recorded in the audit trail with every write.
@@ -78,13 +75,11 @@ impl FromRequestParts<AppState> for RequestContext {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(Error::Unauthenticated)?;
-        let found = api_token::Entity::find()
-            .filter(api_token::Column::TokenHash.eq(tokens::hash(token)))
-            .filter(api_token::Column::RevokedAt.is_null())
-            .one(&state.db)
+        let found = state
+            .tokens
+            .verify(&state.db, token)
             .await?
             .ok_or(Error::Unauthenticated)?;
-        let roles: Vec<String> = serde_json::from_value(found.roles).unwrap_or_default();
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -94,8 +89,8 @@ impl FromRequestParts<AppState> for RequestContext {
             tenant_id: found.tenant_id,
             user_id: Some(found.user_id),
             actor_kind: ActorKind::ApiToken,
-            actor_id: Some(found.id),
-            roles,
+            actor_id: Some(found.token_id),
+            roles: found.roles,
             request_id,
         })
     }

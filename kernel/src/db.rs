@@ -75,6 +75,26 @@ pub fn backend_of(url: &str) -> Result<DbBackend> {
     }
 }
 
+/// The same PostgreSQL URL naming another database, query options kept
+/// (`postgres://u@h:5432/postgres?sslmode=disable` → `.../NAME?sslmode=disable`).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (url, None),
+    };
+    let base = match main.find("://") {
+        Some(i) => match main[i + 3..].find('/') {
+            Some(j) => &main[..i + 3 + j],
+            None => main,
+        },
+        None => main,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 /// True when the error is a unique-constraint violation, on either backend.
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     matches!(
@@ -95,4 +115,25 @@ pub fn is_foreign_key_violation(err: &sea_orm::DbErr) -> bool {
 pub async fn ping(db: &DatabaseConnection) -> Result<()> {
     db.execute_unprepared("SELECT 1").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_database_keeps_options() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres?sslmode=disable", "t1"),
+            "postgres://u@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "t1"),
+            "postgres://u@h:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "t1"),
+            "postgres://u@h:5432/t1"
+        );
+    }
 }

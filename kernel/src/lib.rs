@@ -30,6 +30,8 @@ pub use config::Config;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    /// Recently verified API tokens (see [`auth::tokens::TokenCache`]).
+    pub tokens: Arc<auth::tokens::TokenCache>,
 }
 
 impl AppState {
@@ -37,9 +39,11 @@ impl AppState {
     pub async fn open(config: Config) -> error::Result<AppState> {
         let db = db::connect(&config.database_url, config.max_connections).await?;
         db::migrate(&db).await?;
+        let ttl = std::time::Duration::from_secs(config.token_cache_seconds);
         Ok(AppState {
             db,
             config: Arc::new(config),
+            tokens: Arc::new(auth::tokens::TokenCache::new(ttl)),
         })
     }
 

@@ -254,3 +254,18 @@ async fn nul_characters_and_foreign_custom_types_never_cause_server_errors() {
     res.assert_status(200);
     assert_eq!(res.body["total"], 1);
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_refused() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::with_config(|c| c.token_cache_seconds = 0).await;
+    app.get("/api/v1/contacts").await.assert_status(200);
+    app.state
+        .db
+        .execute_unprepared("UPDATE api_tokens SET revoked_at = created_at")
+        .await
+        .unwrap();
+    app.get("/api/v1/contacts")
+        .await
+        .assert_problem(401, "unauthenticated");
+}

@@ -116,12 +116,8 @@ async fn database() -> (String, DbGuard) {
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
                 .unwrap();
-            let base = admin_url
-                .rsplit_once('/')
-                .map(|(b, _)| b)
-                .unwrap_or(&admin_url);
             (
-                format!("{base}/{name}"),
+                trellis::db::with_database(&admin_url, &name),
                 DbGuard::Postgres { admin_url, name },
             )
         }

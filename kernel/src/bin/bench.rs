@@ -116,12 +116,8 @@ impl Scratch {
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await?;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map(|(b, _)| b)
-                    .unwrap_or(admin_url);
                 Ok(Scratch {
-                    url: format!("{base}/{name}"),
+                    url: trellis::db::with_database(admin_url, &name),
                     admin: Some((admin_url.to_owned(), name)),
                     _dir: None,
                 })

@@ -318,6 +318,14 @@ struct Cursor {
 pub const MAX_LIMIT: u64 = 200;
 
 impl ListQuery {
+    /// Whether a raw query names custom fields, so the definitions need
+    /// loading (a query per list request saved when it does not).
+    pub fn mentions_custom(raw_query: Option<&str>) -> bool {
+        form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).any(|(k, v)| {
+            (k == "filter" || k == "sort") && v.trim_start_matches('-').starts_with("custom.")
+        })
+    }
+
     /// Parses a raw query string against the built-in fields and the custom
     /// definitions. `default_sort` is a sortable built-in field name.
     pub fn parse(

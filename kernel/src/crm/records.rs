@@ -361,7 +361,11 @@ pub async fn list<R: Record>(
 ) -> Result<Page<R::Output>> {
     ctx.require(R::OBJECT, Action::Read)?;
     let dialect = Dialect(db.get_database_backend());
-    let defs = custom_fields::definitions(db, ctx.tenant_id, R::OBJECT).await?;
+    let defs = if ListQuery::mentions_custom(raw_query) {
+        custom_fields::definitions(db, ctx.tenant_id, R::OBJECT).await?
+    } else {
+        Vec::new()
+    };
     let query = ListQuery::parse(raw_query, R::fields(), &defs, R::DEFAULT_SORT)?;
     let filters = query.filter_condition(dialect)?;
     let total = if query.count {
