@@ -125,15 +125,6 @@ const SOURCES: &[&str] = &[
     "partner",
     "webinar",
 ];
-const STAGES: &[&str] = &[
-    "subscriber",
-    "lead",
-    "marketing_qualified",
-    "sales_qualified",
-    "opportunity",
-    "customer",
-    "evangelist",
-];
 const SIZES: &[&str] = &["1-10", "11-50", "51-200", "201-1000", "1000+"];
 const TERRITORIES: &[&str] = &["North", "South", "East", "West", "International"];
 
@@ -271,7 +262,8 @@ pub async fn demo(
                     "emails": [{"address": format!("{local}@example.com"), "label": "work"}],
                     "phones": [{"number": format!("+1 555 {:03} {:04}", rng.random_range(100..999), rng.random_range(0..9999)), "label": "work"}],
                     "job_title": TITLES.choose(&mut rng),
-                    "lifecycle_stage": STAGES.choose(&mut rng),
+                    // Any stage but the catch-all `other`, which ends the list.
+                    "lifecycle_stage": crate::crm::contacts::STAGES[..crate::crm::contacts::STAGES.len() - 1].choose(&mut rng),
                     "lead_source": SOURCES.choose(&mut rng),
                     "owner_id": owner,
                     "tags": if i % 7 == 0 { json!(["vip"]) } else { json!([]) },

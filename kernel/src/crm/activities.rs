@@ -212,18 +212,12 @@ impl Record for Activities {
         {
             checks.fail("ends_at", "invalid_value", "ends before it starts");
         }
-        checks
-            .user_exists(tx, ctx, "owner_id", input.owner_id)
-            .await?;
-        checks
-            .exists(tx, ctx, "contact_id", ObjectType::Contact, input.contact_id)
-            .await?;
-        checks
-            .exists(tx, ctx, "account_id", ObjectType::Account, input.account_id)
-            .await?;
-        checks
-            .exists(tx, ctx, "deal_id", ObjectType::Deal, input.deal_id)
-            .await?;
+        let linked = [
+            ("contact_id", ObjectType::Contact, input.contact_id),
+            ("account_id", ObjectType::Account, input.account_id),
+            ("deal_id", ObjectType::Deal, input.deal_id),
+        ];
+        checks.links(tx, ctx, input.owner_id, &linked).await?;
         checks.finish()?;
         let now = crate::clock::now();
         let done_at = match (input.done, existing) {

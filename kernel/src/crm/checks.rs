@@ -60,6 +60,22 @@ impl Checks {
         Ok(())
     }
 
+    /// Checks the owner and the linked records of a write, each named by its
+    /// field: `(field, object type, id)`.
+    pub async fn links<C: ConnectionTrait>(
+        &mut self,
+        db: &C,
+        ctx: &RequestContext,
+        owner_id: Option<Uuid>,
+        records: &[(&str, ObjectType, Option<Uuid>)],
+    ) -> Result<()> {
+        self.user_exists(db, ctx, "owner_id", owner_id).await?;
+        for (field, object, id) in records {
+            self.exists(db, ctx, field, *object, *id).await?;
+        }
+        Ok(())
+    }
+
     /// Checks that `id` is a user of the caller's tenant.
     pub async fn user_exists<C: ConnectionTrait>(
         &mut self,

@@ -44,7 +44,8 @@ pub enum LifecycleStage {
     Other,
 }
 
-const STAGES: &[&str] = &[
+/// The lifecycle stages as the API spells them, in funnel order.
+pub const STAGES: &[&str] = &[
     "subscriber",
     "lead",
     "marketing_qualified",

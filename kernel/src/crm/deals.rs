@@ -263,15 +263,11 @@ impl Record for Deals {
         if stage_kind == StageKind::Lost && lost_reason.is_none() {
             checks.fail("lost_reason", "required", "say why the deal was lost");
         }
-        checks
-            .user_exists(tx, ctx, "owner_id", input.owner_id)
-            .await?;
-        checks
-            .exists(tx, ctx, "contact_id", ObjectType::Contact, input.contact_id)
-            .await?;
-        checks
-            .exists(tx, ctx, "account_id", ObjectType::Account, input.account_id)
-            .await?;
+        let linked = [
+            ("contact_id", ObjectType::Contact, input.contact_id),
+            ("account_id", ObjectType::Account, input.account_id),
+        ];
+        checks.links(tx, ctx, input.owner_id, &linked).await?;
         checks.finish()?;
         let now = crate::clock::now();
         let moved = existing.is_none_or(|e| e.stage_id != stage_id);
