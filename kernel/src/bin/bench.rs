@@ -61,6 +61,10 @@ struct Args {
     /// and drop a scratch database). Without it: a SQLite file in a temporary directory.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Keep the scratch database afterwards (its URL is printed), to look at
+    /// query plans.
+    #[arg(long)]
+    keep: bool,
 }
 
 const SYLLABLES: &[&str] = &[
@@ -94,7 +98,14 @@ async fn main() -> Result<()> {
         .try_init();
     let scratch = Scratch::create(args.postgres.as_deref()).await?;
     let result = run(&args, &scratch.url).await;
-    scratch.drop_db().await;
+    if args.keep {
+        println!("kept: {}", scratch.url);
+        if let Some(dir) = scratch._dir {
+            let _ = dir.keep();
+        }
+    } else {
+        scratch.drop_db().await;
+    }
     result
 }
 
