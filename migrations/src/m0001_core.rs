@@ -409,6 +409,8 @@ impl MigrationTrait for Migration {
             ))
             .await?;
 
+        // Deleting a contact, account or deal unlinks its activities rather
+        // than deleting them unseen: only the record's own delete is audited.
         let mut activities = tenant_table("activities");
         activities
             .col(string("kind"))
@@ -437,21 +439,21 @@ impl MigrationTrait for Migration {
             "activities",
             "contact_id",
             "contacts",
-            ForeignKeyAction::Cascade,
+            ForeignKeyAction::SetNull,
         );
         references(
             &mut activities,
             "activities",
             "account_id",
             "accounts",
-            ForeignKeyAction::Cascade,
+            ForeignKeyAction::SetNull,
         );
         references(
             &mut activities,
             "activities",
             "deal_id",
             "deals",
-            ForeignKeyAction::Cascade,
+            ForeignKeyAction::SetNull,
         );
         manager.create_table(with_lifecycle(activities)).await?;
         for (name, cols) in [

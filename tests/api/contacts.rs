@@ -80,11 +80,12 @@ async fn contact_lifecycle_with_versions_etags_and_timeline() {
     assert_eq!(app.get(&path).await.body["job_title"], "Analyst");
 
     // An activity on the contact, then the timeline, newest first.
-    app.create(
-        "/api/v1/activities",
-        json!({"kind": "call", "subject": "Intro call", "contact_id": id, "done": true}),
-    )
-    .await;
+    let call = app
+        .create(
+            "/api/v1/activities",
+            json!({"kind": "call", "subject": "Intro call", "contact_id": id, "done": true}),
+        )
+        .await;
     let tl = app.get(&format!("{path}/timeline")).await;
     tl.assert_status(200);
     let entries = tl.body.as_array().unwrap();
@@ -113,6 +114,16 @@ async fn contact_lifecycle_with_versions_etags_and_timeline() {
     app.delete(&path).await.assert_status(204);
     app.get(&path).await.assert_problem(404, "not_found");
     app.delete(&path).await.assert_problem(404, "not_found");
+
+    // Its activity stays, unlinked: only audited deletes remove data.
+    let kept = app
+        .get(&format!(
+            "/api/v1/activities/{}",
+            call["id"].as_str().unwrap()
+        ))
+        .await;
+    kept.assert_status(200);
+    assert!(kept.body["contact_id"].is_null());
 }
 
 #[tokio::test]

@@ -152,10 +152,23 @@ async fn deleting_a_definition_removes_its_values() {
             json!({"name": "Acme", "custom": {"tier": "gold"}}),
         )
         .await;
-    app.delete(&format!(
-        "/api/v1/custom-fields/{}",
-        f["id"].as_str().unwrap()
-    ))
+    let path = format!("/api/v1/custom-fields/{}", f["id"].as_str().unwrap());
+    app.send(
+        axum::http::Method::DELETE,
+        &path,
+        Some(&app.token),
+        None,
+        &[("if-match", "\"7\"")],
+    )
+    .await
+    .assert_problem(412, "precondition_failed");
+    app.send(
+        axum::http::Method::DELETE,
+        &path,
+        Some(&app.token),
+        None,
+        &[("if-match", "\"1\"")],
+    )
     .await
     .assert_status(204);
     let got = app

@@ -69,8 +69,9 @@ pub async fn delete_pipeline(
     State(state): State<AppState>,
     ctx: RequestContext,
     Path(id): Path<Uuid>,
+    headers: HeaderMap,
 ) -> Result<StatusCode> {
-    pipelines::delete(&state.db, &ctx, id).await?;
+    pipelines::delete(&state.db, &ctx, id, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,8 +159,7 @@ pub async fn delete_field(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
-    let _ = if_match(&headers)?;
-    field_definitions::delete(&state.db, &ctx, id).await?;
+    field_definitions::delete(&state.db, &ctx, id, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

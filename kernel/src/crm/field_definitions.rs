@@ -196,10 +196,19 @@ pub async fn update(
     }
     let def = custom_fields::check_definition(&input, id).map_err(Error::Validation)?;
     let row = to_row(&def, &input, ctx, Some(&existing));
-    custom_field::ActiveModel::from(row.clone())
-        .reset_all()
-        .update(&tx)
+    // Conditional on the version read: a concurrent writer makes this a conflict.
+    let written = custom_field::Entity::update_many()
+        .set(custom_field::ActiveModel::from(row.clone()).reset_all())
+        .filter(custom_field::Column::TenantId.eq(ctx.tenant_id))
+        .filter(custom_field::Column::Id.eq(id))
+        .filter(custom_field::Column::Version.eq(expected_version))
+        .exec(&tx)
         .await?;
+    if written.rows_affected != 1 {
+        return Err(Error::PreconditionFailed {
+            current: expected_version + 1,
+        });
+    }
     let (before, after) = (
         CustomField::from_model(existing),
         CustomField::from_model(row),
@@ -224,10 +233,20 @@ pub async fn update(
 
 /// Deletes a definition and removes its values from every record, in one
 /// transaction.
-pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<()> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<()> {
     ctx.require(ObjectType::CustomField, Action::ManageSettings)?;
     let tx = crate::db::write_tx(db).await?;
     let existing = load(&tx, ctx, id).await?;
+    if expected_version.is_some_and(|v| v != existing.version) {
+        return Err(Error::PreconditionFailed {
+            current: existing.version,
+        });
+    }
     let object = ObjectType::parse(&existing.object_type)
         .ok_or_else(|| Error::Internal("bad object type".into()))?;
     let backend = tx.get_database_backend();

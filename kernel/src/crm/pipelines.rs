@@ -368,12 +368,25 @@ pub async fn update(
             model.insert(&tx).await?;
         }
     }
-    let mut active: pipeline::ActiveModel = existing.into();
-    active.name = Set(name);
-    active.position = Set(input.position);
-    active.updated_at = Set(crate::clock::now());
-    active.version = Set(expected_version + 1);
-    let updated = active.update(&tx).await.map_err(name_taken)?;
+    let mut updated = existing;
+    updated.name = name;
+    updated.position = input.position;
+    updated.updated_at = crate::clock::now();
+    updated.version = expected_version + 1;
+    // Conditional on the version read: a concurrent writer makes this a conflict.
+    let written = pipeline::Entity::update_many()
+        .set(pipeline::ActiveModel::from(updated.clone()).reset_all())
+        .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
+        .filter(pipeline::Column::Id.eq(id))
+        .filter(pipeline::Column::Version.eq(expected_version))
+        .exec(&tx)
+        .await
+        .map_err(name_taken)?;
+    if written.rows_affected != 1 {
+        return Err(Error::PreconditionFailed {
+            current: expected_version + 1,
+        });
+    }
     let after = output(&tx, ctx, updated).await?;
     audit::write(
         &tx,
@@ -394,10 +407,20 @@ pub async fn update(
 }
 
 /// Deletes a pipeline that holds no deals.
-pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<()> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<()> {
     ctx.require(ObjectType::Pipeline, Action::ManageSettings)?;
     let tx = crate::db::write_tx(db).await?;
     let existing = load(&tx, ctx, id).await?;
+    if expected_version.is_some_and(|v| v != existing.version) {
+        return Err(Error::PreconditionFailed {
+            current: existing.version,
+        });
+    }
     let deals = deal::Entity::find()
         .filter(deal::Column::TenantId.eq(ctx.tenant_id))
         .filter(deal::Column::PipelineId.eq(id))
