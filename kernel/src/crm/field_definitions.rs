@@ -196,15 +196,15 @@ pub async fn update(
     }
     let def = custom_fields::check_definition(&input, id).map_err(Error::Validation)?;
     let row = to_row(&def, &input, ctx, Some(&existing));
-    // Conditional on the version read: a concurrent writer makes this a conflict.
-    let written = custom_field::Entity::update_many()
-        .set(custom_field::ActiveModel::from(row.clone()).reset_all())
-        .filter(custom_field::Column::TenantId.eq(ctx.tenant_id))
-        .filter(custom_field::Column::Id.eq(id))
-        .filter(custom_field::Column::Version.eq(expected_version))
-        .exec(&tx)
-        .await?;
-    if written.rows_affected != 1 {
+    let written = crate::crm::records::update_if_version(
+        &tx,
+        ctx,
+        id,
+        expected_version,
+        custom_field::ActiveModel::from(row.clone()),
+    )
+    .await?;
+    if !written {
         return Err(Error::PreconditionFailed {
             current: expected_version + 1,
         });

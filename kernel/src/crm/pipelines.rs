@@ -373,16 +373,16 @@ pub async fn update(
     updated.position = input.position;
     updated.updated_at = crate::clock::now();
     updated.version = expected_version + 1;
-    // Conditional on the version read: a concurrent writer makes this a conflict.
-    let written = pipeline::Entity::update_many()
-        .set(pipeline::ActiveModel::from(updated.clone()).reset_all())
-        .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
-        .filter(pipeline::Column::Id.eq(id))
-        .filter(pipeline::Column::Version.eq(expected_version))
-        .exec(&tx)
-        .await
-        .map_err(name_taken)?;
-    if written.rows_affected != 1 {
+    let written = crate::crm::records::update_if_version(
+        &tx,
+        ctx,
+        id,
+        expected_version,
+        pipeline::ActiveModel::from(updated.clone()),
+    )
+    .await
+    .map_err(name_taken)?;
+    if !written {
         return Err(Error::PreconditionFailed {
             current: expected_version + 1,
         });

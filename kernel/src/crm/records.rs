@@ -279,20 +279,44 @@ async fn update_in<R: Record>(
     let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(id), false).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&existing)).await;
     let model = combine(custom, built)?;
-    let updated = R::Entity::update_many()
-        .set(model.clone().into_active_model().reset_all())
-        .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
-        .filter(Expr::col("id").eq(id))
-        .filter(Expr::col("version").eq(expected_version))
-        .exec(tx)
-        .await?;
-    if updated.rows_affected != 1 {
+    if !update_if_version(
+        tx,
+        ctx,
+        id,
+        expected_version,
+        model.clone().into_active_model(),
+    )
+    .await?
+    {
         // Someone else's write landed between our read and our update.
         return Err(Error::VersionConflict {
             current: current + 1,
         });
     }
     Ok((model, existing))
+}
+
+/// Writes every column of `row` over the tenant's row `id` if its version is
+/// still `expected`; false when a concurrent writer got there first. The one
+/// place optimistic concurrency is enforced in SQL.
+pub(crate) async fn update_if_version<A>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    id: Uuid,
+    expected: i64,
+    row: A,
+) -> std::result::Result<bool, sea_orm::DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    let written = <A::Entity as EntityTrait>::update_many()
+        .set(row.reset_all())
+        .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
+        .filter(Expr::col("id").eq(id))
+        .filter(Expr::col("version").eq(expected))
+        .exec(tx)
+        .await?;
+    Ok(written.rows_affected == 1)
 }
 
 /// Deletes one record.
