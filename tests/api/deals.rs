@@ -149,6 +149,15 @@ async fn deals_keep_exact_amounts_and_record_every_stage_move() {
     res.assert_status(200);
     assert_eq!(res.body["stages"][0]["name"], "Proposal");
     assert_eq!(res.body["stages"][0]["probability"], 60);
+    assert_eq!(res.body["version"], 2);
+    // The same edit from someone holding version 1 is refused.
+    let res = app
+        .put(
+            &format!("/api/v1/pipelines/{}", p["id"].as_str().unwrap()),
+            json!({"version": 1, "name": "Stale", "stages": [{"id": qual, "name": "Q", "probability": 10, "kind": "open"}]}),
+        )
+        .await;
+    res.assert_problem(412, "precondition_failed");
 }
 
 #[tokio::test]
