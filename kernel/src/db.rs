@@ -56,6 +56,26 @@ pub async fn write_tx(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
         .await?)
 }
 
+/// Serialises the writers of one tenant's `scope` until the transaction
+/// ends, for checks that read before they write (a unique value, a cycle in
+/// the account tree). PostgreSQL takes a transaction-scoped advisory lock;
+/// SQLite write transactions are serial already.
+pub async fn lock_scope<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: uuid::Uuid,
+    scope: &str,
+) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("{tenant_id}/{scope}").into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     trellis_migrations::up(db).await?;

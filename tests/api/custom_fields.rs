@@ -186,3 +186,48 @@ async fn deleting_a_definition_removes_its_values() {
         .await;
     assert_eq!(got.body["custom"], json!({}));
 }
+
+#[tokio::test]
+async fn text_values_are_bounded_and_long_text_is_not_indexed() {
+    let app = TestApp::new().await;
+    define(&app, json!({"object_type": "contact", "key": "notes", "label": "Notes", "field_type": "long_text"})).await;
+    define(
+        &app,
+        json!({"object_type": "contact", "key": "nick", "label": "Nick", "field_type": "text"}),
+    )
+    .await;
+    let prose = "All work and no play makes a long note. ".repeat(200);
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "custom": {"notes": prose}}),
+        )
+        .await;
+    assert_eq!(c["custom"]["notes"].as_str().unwrap().len(), prose.len());
+    let res = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Bob", "custom": {"nick": "n".repeat(501)}}),
+        )
+        .await;
+    assert_eq!(res.body["errors"][0]["code"], "too_long");
+    let many: Vec<_> = (0..51)
+        .map(|i| json!({"address": format!("a{i}@x.example")}))
+        .collect();
+    let res = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Cy", "emails": many}),
+        )
+        .await;
+    assert_eq!(res.error_fields(), vec!["emails"]);
+
+    let r = define(&app, json!({"object_type": "deal", "key": "buyer", "label": "Buyer", "field_type": "reference", "reference_type": "contact"})).await;
+    let res = app
+        .put(
+            &format!("/api/v1/custom-fields/{}", r["id"].as_str().unwrap()),
+            json!({"version": 1, "object_type": "deal", "key": "buyer", "label": "Buyer", "field_type": "reference", "reference_type": "account"}),
+        )
+        .await;
+    assert_eq!(res.error_fields(), vec!["reference_type"]);
+}

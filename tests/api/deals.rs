@@ -194,3 +194,57 @@ async fn pipeline_definitions_are_validated() {
         .await;
     assert_eq!(res.error_fields(), vec!["name"]);
 }
+
+#[tokio::test]
+async fn stages_pick_their_pipeline_and_keep_their_kind_while_holding_deals() {
+    let app = TestApp::new().await;
+    app.sales_pipeline().await;
+    // Closed stages first: new deals still start in the first open stage.
+    let second = app
+        .create(
+            "/api/v1/pipelines",
+            json!({"name": "Renewals", "position": 1, "stages": [
+                {"name": "Churned", "probability": 0, "kind": "lost"},
+                {"name": "Upcoming", "probability": 60, "kind": "open"}
+            ]}),
+        )
+        .await;
+    let upcoming = &second["stages"][1]["id"];
+    let d = app
+        .create(
+            "/api/v1/deals",
+            json!({"name": "Renewal", "amount": "10", "currency": "USD", "stage_id": upcoming}),
+        )
+        .await;
+    assert_eq!(
+        d["pipeline_id"], second["id"],
+        "the stage names its pipeline"
+    );
+    let d2 = app
+        .create("/api/v1/deals", json!({"name": "Renewal 2", "amount": "10", "currency": "USD", "pipeline_id": second["id"]}))
+        .await;
+    assert_eq!(
+        d2["stage_id"], *upcoming,
+        "the first open stage, not the first stage"
+    );
+
+    let path = format!("/api/v1/pipelines/{}", second["id"].as_str().unwrap());
+    let res = app
+        .put(&path, json!({"version": 1, "name": "Renewals", "stages": [
+            {"id": second["stages"][0]["id"], "name": "Churned", "probability": 0, "kind": "lost"},
+            {"id": upcoming, "name": "Upcoming", "probability": 100, "kind": "won"},
+            {"name": "Next", "probability": 30, "kind": "open"}
+        ]}))
+        .await;
+    res.assert_problem(409, "stage_in_use");
+    let res = app
+        .put(
+            &path,
+            json!({"version": 1, "name": "Renewals", "stages": [
+                {"id": upcoming, "name": "Upcoming", "probability": 60, "kind": "open"},
+                {"id": upcoming, "name": "Again", "probability": 60, "kind": "open"}
+            ]}),
+        )
+        .await;
+    assert_eq!(res.error_fields(), vec!["stages[1].id"]);
+}

@@ -215,7 +215,9 @@ impl Record for Accounts {
             .user_exists(tx, ctx, "owner_id", input.owner_id)
             .await?;
         let id = existing.map(|e| e.id).unwrap_or_else(Uuid::now_v7);
-        if let Some(parent) = input.parent_id {
+        let parent_changed = existing.is_none_or(|e| e.parent_id != input.parent_id);
+        if let Some(parent) = input.parent_id.filter(|_| parent_changed) {
+            crate::db::lock_scope(tx, ctx.tenant_id, "account_tree").await?;
             if parent == id {
                 checks.fail("parent_id", "cycle", "an account cannot be its own parent");
             } else {

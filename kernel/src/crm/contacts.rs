@@ -343,6 +343,12 @@ impl Record for Contacts {
         if tags.len() > 50 {
             checks.fail("tags", "too_many", "at most 50 tags");
         }
+        if emails.len() > 50 {
+            checks.fail("emails", "too_many", "at most 50 email addresses");
+        }
+        if phones.len() > 50 {
+            checks.fail("phones", "too_many", "at most 50 phone numbers");
+        }
         let email = emails.iter().find(|e| e.primary).map(|e| e.address.clone());
         if first_name.is_none() && last_name.is_none() && email.is_none() {
             checks.fail(

@@ -91,6 +91,14 @@ impl FieldType {
     }
 }
 
+/// Longest value of a one-line custom field, in characters. Such values are
+/// indexed, and a PostgreSQL B-tree entry holds at most about 2.7 kB (four
+/// bytes a character at worst).
+pub const MAX_TEXT: usize = 500;
+
+/// Longest `long_text` value, in characters (not indexed).
+pub const MAX_LONG_TEXT: usize = 100_000;
+
 /// A custom field definition, parsed and ready to validate values.
 #[derive(Debug, Clone)]
 pub struct FieldDef {
@@ -226,6 +234,20 @@ impl FieldDef {
         };
         if value.is_null() {
             return Ok(Value::Null);
+        }
+        if let Some(s) = value.as_str() {
+            let limit = if self.field_type == FieldType::LongText {
+                MAX_LONG_TEXT
+            } else {
+                MAX_TEXT
+            };
+            if s.chars().count() > limit {
+                return Err(FieldError::new(
+                    field.as_str(),
+                    "too_long",
+                    format!("at most {limit} characters"),
+                ));
+            }
         }
         let canonical = match self.field_type {
             FieldType::Text | FieldType::LongText => {
@@ -824,12 +846,24 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
             continue;
         };
         if def.unique {
+            crate::db::lock_scope(
+                db,
+                ctx.tenant_id,
+                &format!("unique/{}/{}", object.as_str(), def.key),
+            )
+            .await?;
+            // Decimals compare exactly: as numeric on PostgreSQL, as their
+            // canonical text on SQLite (whose numeric cast is a float).
+            let mut kind = def.json_kind();
             let bound: DbValue = match value {
                 Value::Number(n) => n.as_i64().unwrap_or_default().into(),
                 Value::Bool(b) => (*b).into(),
-                Value::String(s) if def.json_kind() == JsonKind::Decimal => match backend {
+                Value::String(s) if kind == JsonKind::Decimal => match backend {
                     sea_orm::DbBackend::Postgres => s.parse::<Decimal>().unwrap_or_default().into(),
-                    _ => s.parse::<f64>().unwrap_or_default().into(),
+                    _ => {
+                        kind = JsonKind::Text;
+                        s.clone().into()
+                    }
                 },
                 Value::String(s) => s.clone().into(),
                 other => other.to_string().into(),
@@ -838,7 +872,7 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
                 "SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND {} = {} AND id <> {} LIMIT 1",
                 object.table(),
                 ph(1),
-                dialect.custom_value(&def.key, def.json_kind()),
+                dialect.custom_value(&def.key, kind),
                 ph(2),
                 ph(3)
             );

@@ -219,9 +219,15 @@ impl Record for Deals {
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
             checks.fail("currency", "invalid_format", "an ISO 4217 code such as USD");
         }
-        let pipeline_id = match input.pipeline_id {
-            Some(p) => p,
-            None => pipeline::Entity::find()
+        let given_stage = match input.stage_id {
+            Some(s) => pipelines::stage(tx, ctx, s).await?,
+            None => None,
+        };
+        let pipeline_id = match (input.pipeline_id, &given_stage) {
+            (Some(p), _) => p,
+            // A stage names its pipeline.
+            (None, Some(s)) => s.pipeline_id,
+            (None, None) => pipeline::Entity::find()
                 .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
                 .order_by_asc(pipeline::Column::Position)
                 .order_by_asc(pipeline::Column::Name)
@@ -233,7 +239,7 @@ impl Record for Deals {
                 })?,
         };
         let stage = match input.stage_id {
-            Some(s) => pipelines::stage(tx, ctx, s).await?,
+            Some(_) => given_stage,
             None => pipelines::first_stage(tx, ctx, pipeline_id).await?,
         };
         let mut stage_kind = StageKind::Open;

@@ -140,7 +140,12 @@ async fn ensure_index<C: ConnectionTrait>(
     object: ObjectType,
     def: &FieldDef,
 ) -> Result<()> {
-    if def.field_type == custom_fields::FieldType::MultiSelect {
+    // Lists cannot be B-tree indexed, and long text could exceed PostgreSQL's
+    // index entry limit (about 2.7 kB).
+    if matches!(
+        def.field_type,
+        custom_fields::FieldType::MultiSelect | custom_fields::FieldType::LongText
+    ) {
         return Ok(());
     }
     let kind = def.json_kind();
@@ -183,6 +188,9 @@ pub async fn update(
     }
     if existing.field_type != input.field_type.as_str() {
         fixed.push("field_type");
+    }
+    if existing.reference_type.as_deref() != input.reference_type.map(ObjectType::as_str) {
+        fixed.push("reference_type");
     }
     if !fixed.is_empty() {
         return Err(Error::Validation(

@@ -330,17 +330,33 @@ pub async fn update(
                 "no such stage in this pipeline",
             );
         }
+        if s.id.is_some() && input.stages[..i].iter().any(|o| o.id == s.id) {
+            checks.fail(
+                &format!("stages[{i}].id"),
+                "duplicate",
+                "this stage is listed twice",
+            );
+        }
     }
     checks.finish()?;
+    // A stage holding deals keeps its kind: turning an open stage into a
+    // won or lost one would close its deals without closing dates or reasons.
+    for s in &input.stages {
+        let Some(old) = current.iter().find(|c| Some(c.id) == s.id) else {
+            continue;
+        };
+        if StageKind::parse(&old.kind) != s.kind && deals_in_stage(&tx, ctx, old.id).await? > 0 {
+            return Err(Error::Conflict {
+                code: "stage_in_use",
+                message: format!("stage `{}` holds deals: its kind cannot change", old.name),
+            });
+        }
+    }
     for old in &current {
         if input.stages.iter().any(|s| s.id == Some(old.id)) {
             continue;
         }
-        let in_use = deal::Entity::find()
-            .filter(deal::Column::TenantId.eq(ctx.tenant_id))
-            .filter(deal::Column::StageId.eq(old.id))
-            .count(&tx)
-            .await?;
+        let in_use = deals_in_stage(&tx, ctx, old.id).await?;
         if in_use > 0 {
             return Err(Error::Conflict {
                 code: "stage_in_use",
@@ -406,6 +422,18 @@ pub async fn update(
     Ok(after)
 }
 
+async fn deals_in_stage(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    stage_id: Uuid,
+) -> Result<u64> {
+    Ok(deal::Entity::find()
+        .filter(deal::Column::TenantId.eq(ctx.tenant_id))
+        .filter(deal::Column::StageId.eq(stage_id))
+        .count(tx)
+        .await?)
+}
+
 /// Deletes a pipeline that holds no deals.
 pub async fn delete(
     db: &DatabaseConnection,
@@ -467,5 +495,8 @@ pub async fn first_stage<C: sea_orm::ConnectionTrait>(
     ctx: &RequestContext,
     pipeline_id: Uuid,
 ) -> Result<Option<stage::Model>> {
-    Ok(stages_of(db, ctx, pipeline_id).await?.into_iter().next())
+    Ok(stages_of(db, ctx, pipeline_id)
+        .await?
+        .into_iter()
+        .find(|s| StageKind::parse(&s.kind) == StageKind::Open))
 }

@@ -348,9 +348,12 @@ async fn delete_in<R: Record>(
         });
     }
     R::before_delete(tx, ctx, &existing).await?;
-    R::Entity::delete_many()
+    // Conditional on the version loaded, so the audit's "before" is what was
+    // deleted and a concurrent update is not lost silently.
+    let deleted = R::Entity::delete_many()
         .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
         .filter(Expr::col("id").eq(id))
+        .filter(Expr::col("version").eq(R::version(&existing)))
         .exec(tx)
         .await
         .map_err(|e| {
@@ -363,6 +366,11 @@ async fn delete_in<R: Record>(
                 e.into()
             }
         })?;
+    if deleted.rows_affected != 1 {
+        return Err(Error::PreconditionFailed {
+            current: R::version(&existing) + 1,
+        });
+    }
     search::remove(tx, ctx.tenant_id, &[id]).await?;
     audit::write(
         tx,
