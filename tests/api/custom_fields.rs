@@ -231,3 +231,34 @@ async fn text_values_are_bounded_and_long_text_is_not_indexed() {
         .await;
     assert_eq!(res.error_fields(), vec!["reference_type"]);
 }
+
+#[tokio::test]
+async fn a_dangling_reference_does_not_block_other_edits() {
+    let app = TestApp::new().await;
+    define(&app, json!({"object_type": "account", "key": "champion", "label": "Champion", "field_type": "reference", "reference_type": "contact"})).await;
+    let c = app
+        .create("/api/v1/contacts", json!({"first_name": "Ada"}))
+        .await;
+    let a = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Acme", "custom": {"champion": c["id"]}}),
+        )
+        .await;
+    app.delete(&format!("/api/v1/contacts/{}", c["id"].as_str().unwrap()))
+        .await
+        .assert_status(204);
+    let path = format!("/api/v1/accounts/{}", a["id"].as_str().unwrap());
+    let res = app
+        .patch(&path, json!({"version": 1, "industry": "Software"}))
+        .await;
+    res.assert_status(200);
+    // A new value is still checked.
+    let res = app
+        .patch(
+            &path,
+            json!({"version": 2, "custom": {"champion": "0190a0a0-0000-7000-8000-000000000000"}}),
+        )
+        .await;
+    assert_eq!(res.error_fields(), vec!["custom.champion"]);
+}

@@ -130,17 +130,28 @@ pub fn to_json<R: Record>(m: &R::Model) -> Value {
     serde_json::to_value(R::output(m.clone())).unwrap_or(Value::Null)
 }
 
+/// Checks the custom values of a write. On update, `previous` is the stored
+/// record: values it already holds are not checked against the database
+/// again, so a reference whose target was deleted since, or a field made
+/// unique over old duplicates, does not block edits of other fields.
 async fn checked_custom<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
     defs: &[FieldDef],
     input: &R::Input,
-    record_id: Option<Uuid>,
-    creating: bool,
+    previous: Option<&R::Model>,
 ) -> Result<Value> {
-    let (values, mut errors) = custom_fields::check_values(defs, &R::custom_of(input), creating);
+    let (values, mut errors) =
+        custom_fields::check_values(defs, &R::custom_of(input), previous.is_none());
+    let stored = previous.map(|p| R::custom_of(&R::input(p)));
+    let changed: serde_json::Map<String, Value> = values
+        .iter()
+        .filter(|(k, v)| stored.as_ref().and_then(|s| s.get(k.as_str())) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let record_id = previous.map(R::id);
     errors.extend(
-        custom_fields::check_unique_and_references(tx, ctx, R::OBJECT, defs, &values, record_id)
+        custom_fields::check_unique_and_references(tx, ctx, R::OBJECT, defs, &changed, record_id)
             .await?,
     );
     if errors.is_empty() {
@@ -174,7 +185,7 @@ async fn create_in<R: Record>(
     defs: &[FieldDef],
     input: R::Input,
 ) -> Result<R::Model> {
-    let custom = checked_custom::<R>(tx, ctx, defs, &input, None, true).await;
+    let custom = checked_custom::<R>(tx, ctx, defs, &input, None).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
     combine(custom, built)
 }
@@ -276,7 +287,7 @@ async fn update_in<R: Record>(
         serde_json::to_value(R::input(&existing)).map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, &patch);
     let input: R::Input = from_json(merged)?;
-    let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(id), false).await;
+    let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(&existing)).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&existing)).await;
     let model = combine(custom, built)?;
     if !update_if_version(

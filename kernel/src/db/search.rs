@@ -27,7 +27,10 @@ pub struct SearchDocument {
     pub body: String,
 }
 
-/// One search result.
+/// One search result. Results come best first; the score itself is not
+/// returned: SQLite's BM25 weighs terms by their frequency in the whole
+/// index, all tenants included, and its value would hint at other tenants'
+/// data.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchHit {
     /// `contact`, `account` or `deal`.
@@ -35,8 +38,6 @@ pub struct SearchHit {
     pub id: Uuid,
     pub title: String,
     pub subtitle: Option<String>,
-    /// Relevance; higher is better. Comparable only within one response.
-    pub rank: f64,
 }
 
 /// Inserts or replaces the documents, in the caller's transaction.
@@ -160,7 +161,6 @@ pub async fn query<C: ConnectionTrait>(
             id: row.try_get("", "record_id")?,
             title: row.try_get("", "title")?,
             subtitle: row.try_get("", "subtitle")?,
-            rank: row.try_get("", "rank")?,
         });
     }
     Ok(hits)
