@@ -119,3 +119,39 @@ async fn bulk_update_reparents_many_accounts_in_one_transaction() {
             .all(|a| a["parent_id"] == parent["id"] && a["version"] == 2)
     );
 }
+
+#[tokio::test]
+async fn moving_a_subtree_counts_its_own_depth() {
+    let app = TestApp::new().await;
+    let mut chains = Vec::new();
+    for chain in ["a", "b"] {
+        let mut parent = serde_json::Value::Null;
+        let mut ids = Vec::new();
+        for level in 0..20 {
+            let acc = app
+                .create(
+                    "/api/v1/accounts",
+                    json!({"name": format!("{chain}{level}"), "parent_id": parent}),
+                )
+                .await;
+            parent = acc["id"].clone();
+            ids.push(parent.clone());
+        }
+        chains.push(ids);
+    }
+    // b0 (with 19 levels below it) under a19 (with 19 above it): 40 levels.
+    let res = app
+        .patch(
+            &format!("/api/v1/accounts/{}", chains[1][0].as_str().unwrap()),
+            json!({"version": 1, "parent_id": chains[0][19]}),
+        )
+        .await;
+    assert_eq!(res.body["errors"][0]["code"], "too_deep", "{}", res.body);
+    // Under a5 it fits (6 + 20 levels).
+    app.patch(
+        &format!("/api/v1/accounts/{}", chains[1][0].as_str().unwrap()),
+        json!({"version": 1, "parent_id": chains[0][5]}),
+    )
+    .await
+    .assert_status(200);
+}

@@ -262,3 +262,33 @@ async fn a_dangling_reference_does_not_block_other_edits() {
         .await;
     assert_eq!(res.error_fields(), vec!["custom.champion"]);
 }
+
+#[tokio::test]
+async fn a_removed_select_option_can_still_be_filtered() {
+    let app = TestApp::new().await;
+    let f = define(&app, json!({"object_type": "contact", "key": "tier", "label": "Tier", "field_type": "single_select", "options": ["gold", "silver"]})).await;
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Ada", "custom": {"tier": "gold"}}),
+    )
+    .await;
+    app.put(
+        &format!("/api/v1/custom-fields/{}", f["id"].as_str().unwrap()),
+        json!({"version": 1, "object_type": "contact", "key": "tier", "label": "Tier", "field_type": "single_select", "options": ["silver"]}),
+    )
+    .await
+    .assert_status(200);
+    let res = app
+        .get("/api/v1/contacts?filter=custom.tier:eq:gold&sort=custom.tier&count=true")
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.body["total"], 1);
+    // New writes of the removed option are refused.
+    let res = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Bob", "custom": {"tier": "gold"}}),
+        )
+        .await;
+    assert_eq!(res.body["errors"][0]["code"], "invalid_option");
+}

@@ -134,6 +134,40 @@ async fn is_ancestor_or_self<C: ConnectionTrait>(
     Ok((hit == Some(1), i64::from(depth.unwrap_or(0))))
 }
 
+/// How many levels of accounts hang below `id` (0 for a leaf), counted up
+/// to [`MAX_DEPTH`].
+async fn subtree_height<C: ConnectionTrait>(db: &C, tenant: Uuid, id: Uuid) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let p = |n: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    };
+    let sql = format!(
+        "WITH RECURSIVE below(id, depth) AS (
+            SELECT id, 0 FROM accounts WHERE tenant_id = {t} AND id = {s}
+            UNION ALL
+            SELECT a.id, below.depth + 1 FROM accounts a JOIN below ON a.parent_id = below.id
+            WHERE a.tenant_id = {t} AND below.depth < {max}
+         )
+         SELECT MAX(depth) AS height FROM below",
+        t = p(1),
+        s = p(2),
+        max = MAX_DEPTH
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            vec![tenant.into(), id.into()],
+        ))
+        .await?;
+    let height: Option<i32> = match row {
+        Some(r) => r.try_get("", "height")?,
+        None => None,
+    };
+    Ok(i64::from(height.unwrap_or(0)))
+}
+
 #[async_trait]
 impl Record for Accounts {
     const OBJECT: ObjectType = ObjectType::Account;
@@ -225,13 +259,18 @@ impl Record for Accounts {
                     .exists(tx, ctx, "parent_id", ObjectType::Account, Some(parent))
                     .await?;
                 let (cycle, depth) = is_ancestor_or_self(tx, ctx.tenant_id, parent, id).await?;
+                // The accounts below the moved one move down with it.
+                let below = match existing {
+                    Some(_) => subtree_height(tx, ctx.tenant_id, id).await?,
+                    None => 0,
+                };
                 if cycle {
                     checks.fail(
                         "parent_id",
                         "cycle",
                         "this parent is a descendant of the account: the hierarchy would loop",
                     );
-                } else if depth + 1 >= MAX_DEPTH {
+                } else if depth + 1 + below >= MAX_DEPTH {
                     checks.fail(
                         "parent_id",
                         "too_deep",

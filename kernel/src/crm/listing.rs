@@ -194,16 +194,11 @@ impl Target {
                         "false" => Json::Bool(false),
                         _ => return Err("expected true or false".to_owned()),
                     },
-                    FieldType::MultiSelect => {
-                        // Filters on multi selects compare one option.
-                        let probe = FieldDef {
-                            field_type: FieldType::SingleSelect,
-                            ..d.clone()
-                        };
-                        return probe
-                            .check(&Json::String(raw.to_owned()))
-                            .map(|v| Value::from(v.as_str().unwrap_or_default().to_owned()))
-                            .map_err(|e| e.message);
+                    // Select values are compared as text, not checked against the
+                    // current options: records may still hold a removed option,
+                    // and a filter or cursor naming it must keep working.
+                    FieldType::SingleSelect | FieldType::MultiSelect => {
+                        return Ok(Value::from(raw.to_owned()));
                     }
                     _ => Json::String(raw.to_owned()),
                 };
