@@ -565,11 +565,10 @@ fn backend_name(b: DbBackend) -> &'static str {
 fn sql(backend: DbBackend, template: &str) -> String {
     let mut out = template.to_owned();
     for n in (1..=10).rev() {
-        let ph = match backend {
-            DbBackend::Postgres => format!("${n}"),
-            _ => format!("?{n}"),
-        };
-        out = out.replace(&format!("{{{n}}}"), &ph);
+        out = out.replace(
+            &format!("{{{n}}}"),
+            &trellis::db::dialect::param(backend, n),
+        );
     }
     out
 }

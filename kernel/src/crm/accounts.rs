@@ -102,10 +102,7 @@ async fn is_ancestor_or_self<C: ConnectionTrait>(
     ancestor: Uuid,
 ) -> Result<(bool, i64)> {
     let backend = db.get_database_backend();
-    let p = |n: usize| match backend {
-        sea_orm::DbBackend::Postgres => format!("${n}"),
-        _ => format!("?{n}"),
-    };
+    let p = |n| crate::db::dialect::param(backend, n);
     let sql = format!(
         "WITH RECURSIVE chain(id, parent_id, depth) AS (
             SELECT id, parent_id, 0 FROM accounts WHERE tenant_id = {t} AND id = {s}
@@ -138,10 +135,7 @@ async fn is_ancestor_or_self<C: ConnectionTrait>(
 /// to [`MAX_DEPTH`].
 async fn subtree_height<C: ConnectionTrait>(db: &C, tenant: Uuid, id: Uuid) -> Result<i64> {
     let backend = db.get_database_backend();
-    let p = |n: usize| match backend {
-        sea_orm::DbBackend::Postgres => format!("${n}"),
-        _ => format!("?{n}"),
-    };
+    let p = |n| crate::db::dialect::param(backend, n);
     let sql = format!(
         "WITH RECURSIVE below(id, depth) AS (
             SELECT id, 0 FROM accounts WHERE tenant_id = {t} AND id = {s}

@@ -1,10 +1,11 @@
 //! Field checks shared by the record types. Each collects its failures into
 //! a list so that one response names every bad field at once.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
 use crate::context::RequestContext;
+use crate::db::dialect::param;
 use crate::error::{Error, FieldError, Result};
 use crate::permissions::ObjectType;
 
@@ -102,19 +103,19 @@ impl Checks {
     }
 }
 
-async fn record_exists<C: ConnectionTrait>(
+/// Whether `table` holds a row `id` of the caller's tenant.
+pub(crate) async fn record_exists<C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
     table: &str,
     id: Uuid,
 ) -> Result<bool> {
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            format!("SELECT 1 AS hit FROM {table} WHERE tenant_id = $1 AND id = $2")
-        }
-        _ => format!("SELECT 1 AS hit FROM {table} WHERE tenant_id = ? AND id = ?"),
-    };
+    let sql = format!(
+        "SELECT 1 AS hit FROM {table} WHERE tenant_id = {} AND id = {}",
+        param(backend, 1),
+        param(backend, 2)
+    );
     Ok(db
         .query_one_raw(Statement::from_sql_and_values(
             backend,

@@ -836,10 +836,7 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
     use sea_orm::{Statement, Value as DbValue};
     let backend = db.get_database_backend();
     let dialect = crate::db::dialect::Dialect(backend);
-    let ph = |n: usize| match backend {
-        sea_orm::DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
+    let ph = |n| crate::db::dialect::param(backend, n);
     let mut errors = Vec::new();
     for def in defs {
         let Some(value) = values.get(&def.key).filter(|v| !v.is_null()) else {
@@ -898,20 +895,8 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
                 .as_str()
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .unwrap_or(Uuid::nil());
-            let sql = format!(
-                "SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND id = {}",
-                target.table(),
-                ph(1),
-                ph(2)
-            );
-            let found = db
-                .query_one_raw(Statement::from_sql_and_values(
-                    backend,
-                    sql,
-                    vec![ctx.tenant_id.into(), id.into()],
-                ))
-                .await?;
-            if found.is_none() {
+            let found = crate::crm::checks::record_exists(db, ctx, target.table(), id).await?;
+            if !found {
                 errors.push(FieldError::new(
                     format!("custom.{}", def.key),
                     "not_found",

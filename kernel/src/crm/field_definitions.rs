@@ -263,10 +263,7 @@ pub async fn delete(
         "UPDATE {} SET custom = {} WHERE tenant_id = {}",
         object.table(),
         dialect.custom_without(&existing.key),
-        match backend {
-            sea_orm::DbBackend::Postgres => "$1",
-            _ => "?",
-        }
+        crate::db::dialect::param(backend, 1)
     );
     tx.execute_raw(Statement::from_sql_and_values(
         backend,

@@ -102,6 +102,15 @@ impl Dialect {
     }
 }
 
+/// The `n`th bind parameter (from 1) of hand-written SQL: `$n` on
+/// PostgreSQL, `?n` on SQLite; numbered on both so one value can be used twice.
+pub fn param(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
+
 /// Escapes `%`, `_` and `\` so user text matches literally inside LIKE.
 pub fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::dialect::param;
 use crate::error::Result;
 
 /// What one record contributes to the index.
@@ -81,13 +82,13 @@ pub async fn remove<C: ConnectionTrait>(
     for chunk in record_ids.chunks(500) {
         let mut values: Vec<Value> = vec![tenant_id.into()];
         let list = (0..chunk.len())
-            .map(|i| placeholder(backend, i + 2))
+            .map(|i| param(backend, i + 2))
             .collect::<Vec<_>>()
             .join(",");
         values.extend(chunk.iter().map(|id| Value::from(*id)));
         let sql = format!(
             "DELETE FROM search_documents WHERE tenant_id = {} AND record_id IN ({list})",
-            placeholder(backend, 1)
+            param(backend, 1)
         );
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
@@ -112,10 +113,10 @@ pub async fn query<C: ConnectionTrait>(
     let types = object_types
         .iter()
         .enumerate()
-        .map(|(i, _)| placeholder(backend, i + 3))
+        .map(|(i, _)| param(backend, i + 3))
         .collect::<Vec<_>>()
         .join(",");
-    let limit_ph = placeholder(backend, object_types.len() + 3);
+    let limit_ph = param(backend, object_types.len() + 3);
     let (sql, match_expr) = match backend {
         DbBackend::Postgres => (
             format!(
@@ -138,8 +139,8 @@ pub async fn query<C: ConnectionTrait>(
                 "SELECT d.object_type, d.record_id, d.title, d.subtitle, \
                  -bm25(search_fts, 10.0, 1.0) AS rank \
                  FROM search_fts CROSS JOIN search_documents d ON d.rowid = search_fts.rowid \
-                 WHERE d.tenant_id = ? AND search_fts MATCH ? AND d.object_type IN ({types}) \
-                 ORDER BY rank DESC, d.title LIMIT ?"
+                 WHERE d.tenant_id = ?1 AND search_fts MATCH ?2 AND d.object_type IN ({types}) \
+                 ORDER BY rank DESC, d.title LIMIT {limit_ph}"
             ),
             tokens
                 .iter()
@@ -176,16 +177,9 @@ pub fn tokenize(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn placeholder(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
-}
-
 fn placeholders(backend: DbBackend, already: usize, count: usize) -> String {
     let list = (1..=count)
-        .map(|i| placeholder(backend, already + i))
+        .map(|i| param(backend, already + i))
         .collect::<Vec<_>>()
         .join(",");
     format!("({list})")
