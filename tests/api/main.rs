@@ -11,5 +11,6 @@ mod errors;
 mod lists;
 mod openapi;
 mod search;
+mod seed;
 mod support;
 mod tenancy;
