@@ -2,7 +2,10 @@
 //! `/api/openapi.json`, and the middleware every request passes (request
 //! id, log line with timing, body limit, problem+json for every error).
 
+pub mod admin;
+pub mod auth;
 pub mod extract;
+pub mod platform;
 pub mod records;
 pub mod relations;
 pub mod settings;
@@ -102,6 +105,33 @@ fn api_routes() -> OpenApiRouter<AppState> {
             settings::delete_field
         ))
         .routes(routes!(settings::object_schema))
+        .routes(routes!(auth::login_handler))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_sessions))
+        .routes(routes!(auth::revoke_session))
+        .routes(routes!(auth::mfa_enroll))
+        .routes(routes!(auth::mfa_activate))
+        .routes(routes!(auth::request_reset))
+        .routes(routes!(auth::confirm_reset))
+        .routes(routes!(auth::accept_invitation))
+        .routes(routes!(auth::jwks))
+        .routes(routes!(auth::list_api_keys, auth::create_api_key))
+        .routes(routes!(auth::revoke_api_key))
+        .routes(routes!(admin::list_users, admin::invite_user))
+        .routes(routes!(admin::update_user))
+        .routes(routes!(admin::revoke_user_sessions))
+        .routes(routes!(admin::list_roles, admin::put_role))
+        .routes(routes!(admin::delete_role))
+        .routes(routes!(admin::list_teams, admin::create_team))
+        .routes(routes!(admin::update_team, admin::delete_team))
+        .routes(routes!(admin::get_tenant, admin::update_tenant))
+        .routes(routes!(admin::search_audit))
+        .routes(routes!(admin::export_audit))
+        .routes(routes!(admin::verify_audit))
+        .routes(routes!(platform::list_resellers, platform::create_reseller))
+        .routes(routes!(platform::list_tenants, platform::create_tenant))
+        .routes(routes!(platform::update_tenant))
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -3,6 +3,9 @@
 //! same transaction as the change, so a change without its record cannot
 //! exist. The record timeline is read from here too.
 
+pub mod chain;
+pub mod query;
+
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -12,7 +15,7 @@ use crate::entities::audit_log;
 use crate::error::Result;
 use crate::permissions::ObjectType;
 
-/// What happened to a record.
+/// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
     Create,
@@ -20,6 +23,15 @@ pub enum AuditAction {
     Delete,
     Link,
     Unlink,
+    /// A read of fields marked sensitive.
+    Read,
+    Login,
+    LoginFailed,
+    Logout,
+    Revoke,
+    Export,
+    /// A data subject's personal data erased (GDPR).
+    Erase,
 }
 
 impl AuditAction {
@@ -30,6 +42,13 @@ impl AuditAction {
             AuditAction::Delete => "delete",
             AuditAction::Link => "link",
             AuditAction::Unlink => "unlink",
+            AuditAction::Read => "read",
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::Revoke => "revoke",
+            AuditAction::Export => "export",
+            AuditAction::Erase => "erase",
         }
     }
 }
@@ -88,7 +107,13 @@ pub fn diff(before: &Value, after: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Writes the entries, in the caller's transaction.
+/// Writes the entries, in the caller's transaction, chained to the tenant's
+/// previous entry.
+///
+/// The chain needs one writer per tenant at a time: SQLite write
+/// transactions are already serialized (`BEGIN IMMEDIATE`); on PostgreSQL a
+/// transaction-scoped advisory lock per tenant is taken here, late in the
+/// transaction, so it is held only for the few statements that follow.
 pub async fn write<C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
@@ -97,28 +122,56 @@ pub async fn write<C: ConnectionTrait>(
     if entries.is_empty() {
         return Ok(());
     }
+    crate::db::lock_scope(db, ctx.tenant_id, "audit").await?;
+    let (mut seq, mut prev) = chain::head(db, ctx.tenant_id).await?;
     let at = crate::clock::now();
-    let rows: Vec<audit_log::ActiveModel> = entries
-        .into_iter()
-        .map(|e| audit_log::ActiveModel {
-            id: sea_orm::Set(Uuid::now_v7()),
-            tenant_id: sea_orm::Set(ctx.tenant_id),
-            object_type: sea_orm::Set(e.object_type.as_str().to_owned()),
-            record_id: sea_orm::Set(e.record_id),
-            action: sea_orm::Set(e.action.as_str().to_owned()),
-            changes: sea_orm::Set(e.changes),
-            actor_kind: sea_orm::Set(ctx.actor_kind.as_str().to_owned()),
-            actor_id: sea_orm::Set(ctx.actor_id),
-            request_id: sea_orm::Set(ctx.request_id.clone()),
-            at: sea_orm::Set(at),
-        })
-        .collect();
-    // 10 values per row: 1,000 rows stay under PostgreSQL's 65,535 binds.
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let mut row = audit_log::Model {
+            id: Uuid::now_v7(),
+            tenant_id: ctx.tenant_id,
+            object_type: e.object_type.as_str().to_owned(),
+            record_id: e.record_id,
+            action: e.action.as_str().to_owned(),
+            changes_hash: chain::changes_hash(&e.changes),
+            changes: e.changes,
+            actor_kind: ctx.actor_kind.as_str().to_owned(),
+            actor_id: ctx.actor_id,
+            request_id: ctx.request_id.clone(),
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            at,
+            seq,
+            prev_hash: prev,
+            hash: String::new(),
+            redacted_at: None,
+        };
+        row.hash = chain::entry_hash(&row);
+        prev = row.hash.clone();
+        rows.push(audit_log::ActiveModel::from(row));
+    }
+    // 17 values per row: 500 rows stay under PostgreSQL's 65,535 binds.
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(1000).collect();
-        audit_log::Entity::insert_many(chunk).exec(db).await?;
+        let chunk: Vec<_> = rows.by_ref().take(500).collect();
+        audit_log::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
     }
+    Ok(())
+}
+
+/// Writes entries in a transaction of their own (logins, reads, exports:
+/// events that are not part of a write).
+pub async fn record(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    entries: Vec<AuditEntry>,
+) -> Result<()> {
+    let tx = crate::db::write_tx(db).await?;
+    write(&tx, ctx, entries).await?;
+    tx.commit().await?;
     Ok(())
 }
 

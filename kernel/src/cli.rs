@@ -66,6 +66,99 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Verify or search the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Manage users' passwords from the server (bootstrap, recovery).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Create operator keys: the platform administrator's or a reseller's.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Rotate and re-wrap keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every tenant's hash chain (or one's); exits 1 naming each
+    /// altered, missing or out-of-chain entry.
+    Verify {
+        /// Only this tenant (slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Print matching entries as JSON lines, newest first.
+    Search {
+        /// Tenant slug (default: the default tenant).
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+        /// Entries about this record id.
+        #[arg(long)]
+        record: Option<uuid::Uuid>,
+        /// Entries by this user, API key or operator id.
+        #[arg(long)]
+        actor: Option<uuid::Uuid>,
+        /// create, update, delete, read, login, login_failed, logout, export, erase...
+        #[arg(long)]
+        action: Option<String>,
+        /// At or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Most entries to print.
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Set a user's password; read from TRELLIS_PASSWORD or the first line of stdin.
+    Password {
+        #[arg(long)]
+        email: String,
+        /// Tenant slug (default: the default tenant).
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator key and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The reseller (slug) the operator administers; omit for the platform administrator.
+        #[arg(long)]
+        reseller: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new access-token signing key current; the previous one keeps verifying.
+    RotateSigning,
+    /// Give a tenant a new data key for new writes (old values stay readable).
+    RotateTenant {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Re-wrap every tenant data key with the current master key (after
+    /// moving the old one to `previous_master_keys`).
+    Rewrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +234,138 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Audit { command } => {
+            let state = AppState::open(config).await?;
+            audit_command(&state, command).await
+        }
+        Command::User {
+            command: UserCommand::Password { email, tenant },
+        } => {
+            let password = match std::env::var("TRELLIS_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let state = AppState::open(config).await?;
+            let t = tenant_by_slug(&state, &tenant).await?;
+            crate::auth::login::set_password(&state, t.id, &email, &password).await?;
+            println!("password set for {email}");
+            Ok(())
+        }
+        Command::Operator {
+            command: OperatorCommand::Create { name, reseller },
+        } => {
+            let state = AppState::open(config).await?;
+            let key =
+                crate::tenancy::operators::create_operator(&state.db, &name, reseller.as_deref())
+                    .await?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let state = AppState::open(config).await?;
+            match command {
+                KeysCommand::RotateSigning => {
+                    let kid = crate::auth::access::rotate(&state.db, &state.keyring).await?;
+                    println!("new signing key {kid}");
+                }
+                KeysCommand::RotateTenant { tenant } => {
+                    let t = tenant_by_slug(&state, &tenant).await?;
+                    let v = state.keyring.rotate_tenant(&state.db, t.id).await?;
+                    println!("tenant {tenant} now writes with data key version {v}");
+                }
+                KeysCommand::Rewrap => {
+                    let n = state.keyring.rewrap_all(&state.db).await?;
+                    println!(
+                        "re-wrapped {n} data keys with master key {}",
+                        state.keyring.master.id()
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn tenant_by_slug(
+    state: &AppState,
+    slug: &str,
+) -> anyhow::Result<crate::entities::tenant::Model> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    crate::entities::tenant::Entity::find()
+        .filter(crate::entities::tenant::Column::Slug.eq(slug))
+        .one(&state.db)
+        .await?
+        .with_context(|| format!("no tenant `{slug}`"))
+}
+
+async fn audit_command(state: &AppState, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify { tenant } => {
+            let only = match tenant {
+                Some(slug) => Some(tenant_by_slug(state, &slug).await?.id),
+                None => None,
+            };
+            let started = std::time::Instant::now();
+            let report = crate::audit::chain::verify(&state.db, only).await?;
+            let secs = started.elapsed().as_secs_f64();
+            for (tenant, seq, hash) in &report.heads {
+                println!("tenant {tenant}: head {seq} {hash}");
+            }
+            for f in &report.findings {
+                println!(
+                    "FINDING tenant {} seq {} {}: {}",
+                    f.tenant_id, f.seq, f.kind, f.detail
+                );
+            }
+            println!(
+                "{} entries in {} tenants verified in {secs:.2}s ({:.0} entries/s)",
+                report.entries,
+                report.tenants,
+                report.entries as f64 / secs.max(1e-9)
+            );
+            if !report.findings.is_empty() {
+                anyhow::bail!("the audit trail has {} findings", report.findings.len());
+            }
+            Ok(())
+        }
+        AuditCommand::Search {
+            tenant,
+            record,
+            actor,
+            action,
+            from,
+            to,
+            limit,
+        } => {
+            let t = tenant_by_slug(state, &tenant).await?;
+            let ctx = crate::context::RequestContext::system(t.id);
+            let mut q = crate::audit::query::AuditQuery {
+                record_id: record,
+                actor_id: actor,
+                action,
+                from,
+                to,
+                limit: Some(limit.clamp(1, 1000)),
+                ..Default::default()
+            };
+            let mut printed = 0;
+            loop {
+                let page = crate::audit::query::search(&state.db, &ctx, &q).await?;
+                for e in &page.data {
+                    println!("{}", serde_json::to_string(e)?);
+                    printed += 1;
+                }
+                match page.next_before {
+                    Some(b) if printed < limit => q.before = Some(b),
+                    _ => break,
+                }
+            }
             Ok(())
         }
     }

@@ -26,6 +26,38 @@ pub struct Config {
     /// How long a process trusts a verified API token before checking the
     /// database again; a revoked token works at most this long. 0 disables.
     pub token_cache_seconds: u64,
+    /// The master key (32 bytes, standard base64) that wraps every tenant's
+    /// data key and the token-signing keys. Takes precedence over
+    /// `master_key_file`.
+    pub master_key: Option<String>,
+    /// A file holding the master key in base64; created with a new random
+    /// key when missing, so a fresh install needs no set-up. Every kernel
+    /// process of one database must use the same key.
+    pub master_key_file: std::path::PathBuf,
+    /// Earlier master keys, still accepted for unwrapping while
+    /// `trellis keys rewrap` moves data keys to the current one.
+    pub previous_master_keys: Vec<String>,
+    /// argon2id parameters for new password hashes.
+    pub password: crate::auth::password::PasswordParams,
+    /// Issuer and audience of access tokens.
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Lifetime of an access token.
+    pub access_token_seconds: i64,
+    /// Failed logins per account within `login_window_seconds` before a lockout.
+    pub login_max_failures: i32,
+    /// Failed logins per IP address within the window before a lockout.
+    pub login_max_failures_per_ip: i32,
+    pub login_window_seconds: i64,
+    pub lockout_seconds: i64,
+    /// Trust the first address of `X-Forwarded-For` as the client's (only
+    /// behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Mark session cookies `Secure` (on when served over TLS or behind a
+    /// TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// The URL users reach the UI at, for links in emails.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +77,20 @@ impl Default for Config {
             dev_token: None,
             max_connections: 16,
             token_cache_seconds: 5,
+            master_key: None,
+            master_key_file: "trellis.key".into(),
+            previous_master_keys: Vec::new(),
+            password: Default::default(),
+            jwt_issuer: "trellis".to_owned(),
+            jwt_audience: "trellis-api".to_owned(),
+            access_token_seconds: 900,
+            login_max_failures: 5,
+            login_max_failures_per_ip: 50,
+            login_window_seconds: 900,
+            lockout_seconds: 900,
+            trust_forwarded_for: false,
+            secure_cookies: false,
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -142,6 +188,15 @@ impl Config {
                     });
                 }
             };
+        }
+        if let Some(v) = lookup("TRELLIS_MASTER_KEY") {
+            self.master_key = Some(v);
+        }
+        if let Some(v) = lookup("TRELLIS_MASTER_KEY_FILE") {
+            self.master_key_file = v.into();
+        }
+        if let Some(v) = lookup("TRELLIS_PUBLIC_URL") {
+            self.public_url = v;
         }
         if let Some(v) = lookup("TRELLIS_DEV_TOKEN") {
             self.dev_token = Some(v);

@@ -1,17 +1,29 @@
-//! The request context: who is calling, for which tenant, with which roles.
+//! The request context: who is calling, for which tenant, with which
+//! permissions.
 //!
 //! Every handler takes a [`RequestContext`] and every service takes it on to
 //! the database, where each query on tenant data is built from
 //! `ctx.tenant_id`. There is no other way to reach a service from HTTP.
+//!
+//! A caller authenticates with one of: an API key (`Authorization: Bearer
+//! trl_...`), a short-lived access token (`Authorization: Bearer <JWT>`), or
+//! a browser session cookie. Then, in order: the tenant must be active, the
+//! request must fit the plan's rate, and the caller's roles resolve to a
+//! [`Policy`].
+
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::sessions;
 use crate::error::{Error, Result};
+use crate::permissions::Policy;
+use crate::tenancy::plans::Limits;
 
 /// Who acts: recorded in the audit trail with every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,6 +31,10 @@ use crate::error::{Error, Result};
 pub enum ActorKind {
     User,
     ApiToken,
+    /// A platform or reseller administrator.
+    Operator,
+    /// Someone not signed in (failed logins, password resets).
+    Anonymous,
     /// The kernel itself (migrations, seeding, the CLI).
     System,
 }
@@ -28,6 +44,8 @@ impl ActorKind {
         match self {
             ActorKind::User => "user",
             ActorKind::ApiToken => "api_token",
+            ActorKind::Operator => "operator",
+            ActorKind::Anonymous => "anonymous",
             ActorKind::System => "system",
         }
     }
@@ -37,14 +55,24 @@ impl ActorKind {
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub tenant_id: Uuid,
-    /// The user acting (directly or through their token), if any.
+    /// The user acting (directly or through their key), if any.
     pub user_id: Option<Uuid>,
     pub actor_kind: ActorKind,
-    /// The token or user id recorded as the actor.
+    /// The key, user or operator id recorded as the actor.
     pub actor_id: Option<Uuid>,
     pub roles: Vec<String>,
+    /// What the roles allow.
+    pub policy: Arc<Policy>,
+    /// An API key's scopes narrowing the policy (empty: none).
+    pub scopes: Vec<String>,
+    /// The browser session, when the caller uses one.
+    pub session_id: Option<Uuid>,
     /// The `x-request-id` of the HTTP request, for the audit trail and logs.
     pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The tenant's plan limits (none for the kernel itself).
+    pub limits: Limits,
 }
 
 impl RequestContext {
@@ -56,8 +84,111 @@ impl RequestContext {
             actor_kind: ActorKind::System,
             actor_id: None,
             roles: vec!["admin".to_owned()],
+            policy: Arc::new(Policy::unrestricted()),
+            scopes: Vec::new(),
+            session_id: None,
             request_id: None,
+            ip: None,
+            user_agent: None,
+            limits: Limits::default(),
         }
+    }
+
+    /// Someone not yet signed in, addressing `tenant_id` (login, resets).
+    pub fn anonymous(tenant_id: Uuid, client: &Client) -> Self {
+        RequestContext {
+            tenant_id,
+            user_id: None,
+            actor_kind: ActorKind::Anonymous,
+            actor_id: None,
+            roles: Vec::new(),
+            policy: Arc::new(Policy::default()),
+            scopes: Vec::new(),
+            session_id: None,
+            request_id: client.request_id.clone(),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the request says about its client, before authentication.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The `Host` header without port, lower-cased.
+    pub host: Option<String>,
+    /// `X-Trellis-Tenant`: a tenant slug, for API clients without a hostname.
+    pub tenant_header: Option<String>,
+    pub bearer: Option<String>,
+    pub session_cookie: Option<String>,
+}
+
+impl Client {
+    pub fn from_parts(parts: &Parts, trust_forwarded_for: bool) -> Client {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let forwarded = trust_forwarded_for
+            .then(|| header("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty());
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let bearer = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        let session_cookie = parts
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == sessions::COOKIE)
+            .map(|(_, value)| value.to_owned())
+            .filter(|v| !v.is_empty());
+        Client {
+            request_id: header("x-request-id"),
+            ip: forwarded.or(peer),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect()),
+            host: header("host").map(|h| {
+                h.rsplit_once(':')
+                    .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+                    .map(|(host, _)| host.to_owned())
+                    .unwrap_or(h)
+                    .to_ascii_lowercase()
+            }),
+            tenant_header: header("x-trellis-tenant"),
+            bearer,
+            session_cookie,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        Ok(Client::from_parts(parts, state.config.trust_forwarded_for))
     }
 }
 
@@ -65,33 +196,22 @@ impl FromRequestParts<AppState> for RequestContext {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(Error::Unauthenticated)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(Error::Unauthenticated)?;
-        let found = state
-            .tokens
-            .verify(&state.db, token)
-            .await?
-            .ok_or(Error::Unauthenticated)?;
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(RequestContext {
-            tenant_id: found.tenant_id,
-            user_id: Some(found.user_id),
-            actor_kind: ActorKind::ApiToken,
-            actor_id: Some(found.token_id),
-            roles: found.roles,
-            request_id,
-        })
+        let client = Client::from_parts(parts, state.config.trust_forwarded_for);
+        crate::auth::authenticate(state, &client, false).await
+    }
+}
+
+/// A signed-in user whose session still has to pass MFA (enrolment or
+/// code): only the MFA, profile and logout endpoints accept it.
+pub struct PendingMfa(pub RequestContext);
+
+impl FromRequestParts<AppState> for PendingMfa {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let client = Client::from_parts(parts, state.config.trust_forwarded_for);
+        Ok(PendingMfa(
+            crate::auth::authenticate(state, &client, true).await?,
+        ))
     }
 }

@@ -54,6 +54,28 @@ pub enum Error {
     InvalidCursor,
     #[error("authentication required")]
     Unauthenticated,
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error("{0}")]
+    MfaRequired(&'static str),
+    #[error("the session has expired; sign in again")]
+    SessionExpired,
+    #[error("too many failed attempts; try again in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    #[error(
+        "the plan's limit of {max} {limit} per minute is reached; retry in {retry_after} seconds"
+    )]
+    RateLimited {
+        limit: &'static str,
+        max: i64,
+        retry_after: u64,
+    },
+    #[error("the plan's limit on {limit} ({max}) is reached; nothing was written")]
+    PlanLimit { limit: &'static str, max: i64 },
+    #[error("this tenant is suspended")]
+    TenantSuspended,
+    #[error("{0}")]
+    InvalidToken(&'static str),
     #[error("permission denied: {0}")]
     Forbidden(String),
     #[error("{0} not found")]
@@ -141,6 +163,14 @@ impl Error {
             Error::MalformedJson(_) => "malformed_json",
             Error::InvalidCursor => "invalid_cursor",
             Error::Unauthenticated => "unauthenticated",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::MfaRequired(_) => "mfa_required",
+            Error::SessionExpired => "session_expired",
+            Error::TooManyAttempts { .. } => "too_many_attempts",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::PlanLimit { .. } => "plan_limit_reached",
+            Error::TenantSuspended => "tenant_suspended",
+            Error::InvalidToken(_) => "invalid_token",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::RouteNotFound => "route_not_found",
@@ -162,7 +192,16 @@ impl Error {
             Error::BadRequest(_) | Error::MalformedJson(_) | Error::InvalidCursor => {
                 StatusCode::BAD_REQUEST
             }
-            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated
+            | Error::InvalidCredentials
+            | Error::MfaRequired(_)
+            | Error::SessionExpired => StatusCode::UNAUTHORIZED,
+            Error::TooManyAttempts { .. } | Error::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Error::PlanLimit { .. } => StatusCode::PAYMENT_REQUIRED,
+            Error::TenantSuspended => StatusCode::FORBIDDEN,
+            Error::InvalidToken(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -200,6 +239,9 @@ pub struct Problem {
     /// The record's current version, for concurrency conflicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+    /// The plan limit or rate limit that was hit (`contacts`, `users`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 impl Problem {
@@ -213,6 +255,7 @@ impl Problem {
             errors: Vec::new(),
             items: Vec::new(),
             current_version: None,
+            limit: None,
         }
     }
 }
@@ -245,7 +288,17 @@ impl IntoResponse for Error {
             other => other.to_string(),
         };
         let mut problem = Problem::new(status, self.code(), detail);
+        let retry_after = match &self {
+            Error::TooManyAttempts { retry_after } | Error::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        };
+        let www_authenticate = status == StatusCode::UNAUTHORIZED;
         match self {
+            Error::RateLimited { limit, .. } | Error::PlanLimit { limit, .. } => {
+                problem.limit = Some(limit.to_owned())
+            }
             Error::Validation(errors) => problem.errors = errors,
             Error::Bulk(items) => problem.items = items,
             Error::VersionConflict { current } | Error::PreconditionFailed { current } => {
@@ -253,6 +306,17 @@ impl IntoResponse for Error {
             }
             _ => {}
         }
-        problem.into_response()
+        let mut response = problem.into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if www_authenticate {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }

@@ -8,16 +8,21 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
 pub mod crm;
+pub mod crypto;
 pub mod db;
+pub mod directory;
 pub mod entities;
 pub mod error;
+pub mod keys;
 pub mod permissions;
 pub mod seed;
+pub mod tenancy;
 
 use std::sync::Arc;
 
@@ -32,18 +37,32 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Recently verified API tokens (see [`auth::tokens::TokenCache`]).
     pub tokens: Arc<auth::tokens::TokenCache>,
+    /// Tenants, users and policies recently read (see [`cache`]).
+    pub caches: Arc<cache::Caches>,
+    /// The master key and unwrapped tenant data keys.
+    pub keyring: Arc<keys::Keyring>,
+    /// Signing and verifying access tokens.
+    pub access: Arc<auth::access::AccessTokens>,
 }
 
 impl AppState {
-    /// Connects to the configured database and applies migrations.
+    /// Connects to the configured database, applies migrations, seals audit
+    /// entries written before the chain existed, and loads the keys.
     pub async fn open(config: Config) -> error::Result<AppState> {
         let db = db::connect(&config.database_url, config.max_connections).await?;
         db::migrate(&db).await?;
+        audit::chain::seal_unsealed(&db).await?;
         let ttl = std::time::Duration::from_secs(config.token_cache_seconds);
+        let keyring = Arc::new(keys::Keyring::from_config(&config)?);
+        let access = Arc::new(auth::access::AccessTokens::new(&config));
+        access.reload(&db, &keyring).await?;
         Ok(AppState {
             db,
             config: Arc::new(config),
             tokens: Arc::new(auth::tokens::TokenCache::new(ttl)),
+            caches: Arc::new(cache::Caches::new(ttl)),
+            keyring,
+            access,
         })
     }
 

@@ -6,7 +6,9 @@
 
 use sea_orm_migration::prelude::*;
 
+mod helpers;
 mod m0001_core;
+mod m0002_identity;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -14,7 +16,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_core::Migration)]
+        vec![
+            Box::new(m0001_core::Migration),
+            Box::new(m0002_identity::Migration),
+        ]
     }
 }
 

@@ -10,24 +10,10 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
+use crate::helpers::{index, tenant_table};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// A table holding one tenant's rows: uuid primary key plus `tenant_id`.
-fn tenant_table(name: &'static str) -> TableCreateStatement {
-    Table::create()
-        .table(name)
-        .if_not_exists()
-        .col(uuid("id").primary_key())
-        .col(uuid("tenant_id"))
-        .foreign_key(
-            ForeignKey::create()
-                .from(name, "tenant_id")
-                .to("tenants", "id")
-                .on_delete(ForeignKeyAction::Cascade),
-        )
-        .to_owned()
-}
 
 /// Created/updated timestamps and the optimistic-concurrency version.
 fn with_lifecycle(mut table: TableCreateStatement) -> TableCreateStatement {
@@ -36,15 +22,6 @@ fn with_lifecycle(mut table: TableCreateStatement) -> TableCreateStatement {
         .col(timestamp_with_time_zone("updated_at"))
         .col(big_integer("version").default(1));
     table
-}
-
-fn index(table: &'static str, name: &str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut idx = Index::create();
-    idx.name(name).table(table).if_not_exists();
-    for col in cols {
-        idx.col(*col);
-    }
-    idx.to_owned()
 }
 
 fn references(

@@ -4,12 +4,16 @@
 
 mod accounts;
 mod activities;
+mod audit;
+mod auth;
+mod authorization;
 mod contacts;
 mod custom_fields;
 mod deals;
 mod errors;
 mod lists;
 mod openapi;
+mod platform;
 mod search;
 mod seed;
 mod support;

@@ -143,6 +143,15 @@ impl TestApp {
         let mut config = Config {
             database_url: url,
             max_connections: 4,
+            master_key: Some(trellis::crypto::MasterKey::generate().to_base64()),
+            // Small argon2 parameters keep the suite fast; the defaults are
+            // measured in the benchmark.
+            password: trellis::auth::password::PasswordParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            trust_forwarded_for: true,
             ..Config::default()
         };
         adjust(&mut config);
@@ -278,5 +287,153 @@ impl TestApp {
         let res = self.get("/api/v1/contacts?count=true&limit=1").await;
         res.assert_status(200);
         res.body["total"].as_u64().unwrap()
+    }
+}
+
+/// Identity helpers: users with passwords, logins, operators, the outbox.
+impl TestApp {
+    /// A user of tenant `slug` with `roles` and `password`; returns its id.
+    pub async fn user(
+        &self,
+        slug: &str,
+        email: &str,
+        password: &str,
+        roles: &[&str],
+    ) -> uuid::Uuid {
+        use sea_orm::{ActiveModelTrait, Set};
+        let (tenant, _) =
+            tenants::ensure(&self.state.db, slug, slug, &format!("admin@{slug}.test"))
+                .await
+                .unwrap();
+        let hash = trellis::auth::password::hash(&self.state.config.password, password).unwrap();
+        let id = uuid::Uuid::now_v7();
+        trellis::entities::user::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(tenant.id),
+            email: Set(email.to_owned()),
+            name: Set(email.to_owned()),
+            created_at: Set(trellis::clock::now()),
+            password_hash: Set(Some(hash)),
+            status: Set("active".to_owned()),
+            roles: Set(serde_json::json!(roles)),
+            totp_secret: Set(None),
+            mfa_enabled_at: Set(None),
+            last_login_at: Set(None),
+        }
+        .insert(&self.state.db)
+        .await
+        .unwrap();
+        id
+    }
+
+    /// An API key acting as `user_id` of tenant `slug` with `roles`.
+    pub async fn key_for(&self, slug: &str, user_id: uuid::Uuid, roles: &[&str]) -> String {
+        let (tenant, _) =
+            tenants::ensure(&self.state.db, slug, slug, &format!("admin@{slug}.test"))
+                .await
+                .unwrap();
+        let token = tokens::generate();
+        tokens::store(&self.state.db, tenant.id, user_id, "test", &token, roles)
+            .await
+            .unwrap();
+        token
+    }
+
+    /// POSTs a login from `ip`.
+    pub async fn login_from(&self, ip: &str, body: Value) -> Response {
+        self.send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(body),
+            &[("x-forwarded-for", ip), ("user-agent", "trellis-tests")],
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.login_from(
+            "203.0.113.7",
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// The session cookie (`name=value`) a response sets.
+    pub fn session_cookie(res: &Response) -> String {
+        let set = res
+            .headers
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        set.split(';').next().unwrap_or("").to_owned()
+    }
+
+    /// A request with a cookie instead of a bearer token.
+    pub async fn with_cookie(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: &str,
+        body: Option<Value>,
+    ) -> Response {
+        self.send(method, path, None, body, &[("cookie", cookie)])
+            .await
+    }
+
+    /// The token in the newest outbox email to `to`.
+    pub async fn outbox_token(&self, to: &str) -> String {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let mail = trellis::entities::outbox::Entity::find()
+            .filter(trellis::entities::outbox::Column::Recipient.eq(to))
+            .order_by_desc(trellis::entities::outbox::Column::Id)
+            .one(&self.state.db)
+            .await
+            .unwrap()
+            .expect("an email in the outbox");
+        mail.body
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// POSTs to a public (unauthenticated) route.
+    pub async fn public_post(&self, path: &str, body: Value) -> Response {
+        self.send(Method::POST, path, None, Some(body), &[]).await
+    }
+
+    /// Accepts the invitation last emailed to `email`, choosing `password`.
+    pub async fn accept_invitation(&self, email: &str, password: &str) {
+        let token = self.outbox_token(email).await;
+        self.public_post(
+            "/api/v1/auth/accept-invitation",
+            serde_json::json!({"token": token, "password": password}),
+        )
+        .await
+        .assert_status(204);
+    }
+
+    /// A platform operator key, or a reseller's.
+    pub async fn operator(&self, reseller: Option<&str>) -> String {
+        trellis::tenancy::operators::create_operator(&self.state.db, "test", reseller)
+            .await
+            .unwrap()
+    }
+
+    /// A UUID as a SQL literal: SQLite stores UUIDs as 16-byte blobs.
+    pub fn id_sql(&self, id: &str) -> String {
+        match self.state.db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => format!("X'{}'", id.replace('-', "")),
+            _ => format!("'{id}'"),
+        }
+    }
+
+    /// Runs SQL against the test database (for attacks that bypass the API).
+    pub async fn sql(&self, sql: &str) {
+        self.state.db.execute_unprepared(sql).await.unwrap();
     }
 }

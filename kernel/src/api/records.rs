@@ -67,17 +67,22 @@ pub struct TimelineParams {
     pub limit: Option<u64>,
 }
 
-/// A record with its ETag header.
-pub fn with_etag<R: Record>(status: StatusCode, m: R::Model) -> Response {
+/// A record, as the caller may see it, with its ETag header.
+pub fn with_etag<R: Record>(ctx: &RequestContext, status: StatusCode, m: R::Model) -> Response {
     let tag = etag(R::version(&m));
-    (status, [(header::ETAG, tag)], Json(R::output(m))).into_response()
+    (
+        status,
+        [(header::ETAG, tag)],
+        Json(records::present::<R>(ctx, &m)),
+    )
+        .into_response()
 }
 
 pub async fn list<R: Record>(
     state: &AppState,
     ctx: &RequestContext,
     q: Option<String>,
-) -> Result<Json<Page<R::Output>>> {
+) -> Result<Json<Page<Value>>> {
     Ok(Json(
         records::list::<R>(&state.db, ctx, q.as_deref()).await?,
     ))
@@ -89,12 +94,12 @@ pub async fn create<R: Record>(
     input: R::Input,
 ) -> Result<Response> {
     let m = records::create::<R>(&state.db, ctx, input).await?;
-    Ok(with_etag::<R>(StatusCode::CREATED, m))
+    Ok(with_etag::<R>(ctx, StatusCode::CREATED, m))
 }
 
 pub async fn get<R: Record>(state: &AppState, ctx: &RequestContext, id: Uuid) -> Result<Response> {
     let m = records::get::<R>(&state.db, ctx, id).await?;
-    Ok(with_etag::<R>(StatusCode::OK, m))
+    Ok(with_etag::<R>(ctx, StatusCode::OK, m))
 }
 
 pub async fn patch<R: Record>(
@@ -106,7 +111,7 @@ pub async fn patch<R: Record>(
 ) -> Result<Response> {
     let (version, via_if_match) = expected_version(headers, Some(&mut body))?;
     let m = records::update::<R>(&state.db, ctx, id, body, version, via_if_match).await?;
-    Ok(with_etag::<R>(StatusCode::OK, m))
+    Ok(with_etag::<R>(ctx, StatusCode::OK, m))
 }
 
 pub async fn delete<R: Record>(
@@ -123,7 +128,7 @@ pub async fn bulk<R: Record>(
     state: &AppState,
     ctx: &RequestContext,
     req: BulkRequest,
-) -> Result<Json<BulkResponse<R::Output>>> {
+) -> Result<Json<BulkResponse<Value>>> {
     let (operation, count, data) = match req {
         BulkRequest::Create(items) => {
             let out = records::bulk_create::<R>(&state.db, ctx, items).await?;
@@ -142,7 +147,7 @@ pub async fn bulk<R: Record>(
     Ok(Json(BulkResponse {
         operation: operation.to_owned(),
         count,
-        data: data.into_iter().map(R::output).collect(),
+        data: data.iter().map(|m| records::present::<R>(ctx, m)).collect(),
     }))
 }
 
@@ -154,7 +159,7 @@ macro_rules! record_api {
 
             #[utoipa::path(get, path = $path, tag = $tag, params(ListParams),
                 responses((status = 200, body = Page<$output>), (status = 422, body = Problem)))]
-            pub async fn list(State(state): State<AppState>, ctx: RequestContext, RawQuery(q): RawQuery) -> Result<Json<Page<$output>>> {
+            pub async fn list(State(state): State<AppState>, ctx: RequestContext, RawQuery(q): RawQuery) -> Result<Json<Page<Value>>> {
                 super::list::<$rec>(&state, &ctx, q).await
             }
 
@@ -192,7 +197,7 @@ macro_rules! record_api {
 
             #[utoipa::path(post, path = $bulk, tag = $tag, request_body = BulkRequest,
                 responses((status = 200, body = BulkResponse<$output>), (status = 422, body = Problem)))]
-            pub async fn bulk(State(state): State<AppState>, ctx: RequestContext, JsonBody(req): JsonBody<BulkRequest>) -> Result<Json<BulkResponse<$output>>> {
+            pub async fn bulk(State(state): State<AppState>, ctx: RequestContext, JsonBody(req): JsonBody<BulkRequest>) -> Result<Json<BulkResponse<Value>>> {
                 super::bulk::<$rec>(&state, &ctx, req).await
             }
         }

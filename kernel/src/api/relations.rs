@@ -14,13 +14,16 @@ use crate::AppState;
 use crate::api::extract::{JsonBody, expected_version};
 use crate::api::records::{TimelineParams, with_etag};
 use crate::context::RequestContext;
+use crate::crm::accounts::Accounts;
 use crate::crm::accounts::{self, Hierarchy};
+use crate::crm::contacts::Contacts;
 use crate::crm::deals::{self, Deals, StageMove};
 use crate::crm::links::{self, AccountLink, AccountLinkInput, Relationship, RelationshipInput};
+use crate::crm::records;
 use crate::crm::timeline::{self, TimelineEntry};
 use crate::db::search::{self, SearchHit};
 use crate::error::{Error, Problem, Result};
-use crate::permissions::{Action, ObjectType};
+use crate::permissions::{Action, ObjectType, Scope};
 
 /// Search query.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -66,9 +69,58 @@ pub async fn search(
             types.push(object.as_str());
         }
     }
-    Ok(Json(
-        search::query(&state.db, ctx.tenant_id, &p.q, &types, limit).await?,
-    ))
+    // A caller limited by record scope or hidden fields sees only hits it
+    // may reach, and only hits its visible fields explain: matching on a
+    // hidden value would reveal it.
+    let restricted =
+        |o: ObjectType| ctx.policy.scope(o) != Scope::All || ctx.policy.field_rules(o).is_some();
+    let any_restricted = types
+        .iter()
+        .filter_map(|t| ObjectType::parse(t))
+        .any(restricted);
+    let fetch = if any_restricted {
+        (limit * 3).min(300)
+    } else {
+        limit
+    };
+    let hits = search::query(&state.db, ctx.tenant_id, &p.q, &types, fetch).await?;
+    if !any_restricted {
+        return Ok(Json(hits));
+    }
+    let mut out = Vec::new();
+    for mut hit in hits {
+        let Some(object) = ObjectType::parse(&hit.object_type) else {
+            continue;
+        };
+        if restricted(object) {
+            let visible = match object {
+                ObjectType::Contact => {
+                    records::visible_json::<Contacts>(&state.db, &ctx, hit.id).await?
+                }
+                ObjectType::Account => {
+                    records::visible_json::<Accounts>(&state.db, &ctx, hit.id).await?
+                }
+                _ => records::visible_json::<Deals>(&state.db, &ctx, hit.id).await?,
+            };
+            let Some(visible) = visible else { continue };
+            let words = search::words_of(&visible);
+            if !search::explains(&words, &p.q) {
+                continue;
+            }
+            if hit
+                .subtitle
+                .as_deref()
+                .is_some_and(|s| !search::explains(&words, s))
+            {
+                hit.subtitle = None;
+            }
+        }
+        out.push(hit);
+        if out.len() as u64 >= limit {
+            break;
+        }
+    }
+    Ok(Json(out))
 }
 
 fn timeline_limit(p: &TimelineParams) -> Result<u64> {
@@ -152,7 +204,7 @@ pub async fn move_deal(
         via_if_match,
     )
     .await?;
-    Ok(with_etag::<Deals>(StatusCode::OK, m))
+    Ok(with_etag::<Deals>(&ctx, StatusCode::OK, m))
 }
 
 /// The deal's stage moves, oldest first.

@@ -11,17 +11,29 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::cache::TtlCache;
 use crate::entities::api_token;
 use crate::error::Result;
 
 /// Prefix that makes Trellis tokens recognisable to secret scanners.
 const PREFIX: &str = "trl_";
 
-/// A new random token.
+/// A new random API key.
 pub fn generate() -> String {
+    generate_with_prefix(PREFIX)
+}
+
+/// A random secret of 256 bits with a prefix naming its kind (`trl_` API
+/// key, `trs_` session, `trt_` one-time token, `trlop_` operator key).
+pub fn generate_with_prefix(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether a bearer credential is an API key (rather than an access token).
+pub fn is_api_key(credential: &str) -> bool {
+    credential.starts_with(PREFIX)
 }
 
 /// The stored form of a token.
@@ -38,6 +50,23 @@ pub async fn store<C: ConnectionTrait>(
     token: &str,
     roles: &[&str],
 ) -> Result<Uuid> {
+    store_key(db, tenant_id, user_id, name, token, roles, &[], None).await
+}
+
+/// Stores an API key: roles it acts with, scopes narrowing them
+/// (`object:action`, `*` wildcards; empty = no narrowing) and an optional
+/// expiry.
+#[allow(clippy::too_many_arguments)]
+pub async fn store_key<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    name: &str,
+    token: &str,
+    roles: &[&str],
+    scopes: &[String],
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Uuid> {
     let id = Uuid::now_v7();
     api_token::ActiveModel {
         id: Set(id),
@@ -48,6 +77,9 @@ pub async fn store<C: ConnectionTrait>(
         roles: Set(serde_json::json!(roles)),
         created_at: Set(crate::clock::now()),
         revoked_at: Set(None),
+        scopes: Set(serde_json::json!(scopes)),
+        expires_at: Set(expires_at),
+        last_used_at: Set(None),
     }
     .insert(db)
     .await?;
@@ -61,33 +93,27 @@ pub struct Verified {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Recently verified tokens, so that most requests authenticate without a
 /// database round trip (measured: it is one of two queries of a get by id).
-///
-/// The database stays the only source of truth: an entry lives `ttl` and is
-/// then checked again, so a revoked token keeps working on a process for at
-/// most that long. Failed look-ups are not cached. A `ttl` of zero turns the
-/// cache off. Hand-written rather than a caching crate: a map behind a mutex
-/// with a timestamp per entry is all this needs.
+/// A revoked token keeps working on another process for at most the cache's
+/// time to live (see [`crate::cache`]). Failed look-ups are not cached.
 pub struct TokenCache {
-    ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Verified)>>,
+    cache: TtlCache<String, Verified>,
 }
-
-/// Entries kept at most; past it the cache starts over.
-const CACHE_CAPACITY: usize = 10_000;
 
 impl TokenCache {
     pub fn new(ttl: std::time::Duration) -> Self {
         TokenCache {
-            ttl,
-            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            cache: TtlCache::new(ttl),
         }
     }
 
-    /// The owner of a live token, or `None` for an unknown or revoked one.
+    /// The owner of a live token, or `None` for an unknown, revoked or
+    /// expired one.
     pub async fn verify<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -95,38 +121,37 @@ impl TokenCache {
     ) -> Result<Option<Verified>> {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let key = hash(token);
-        if let Some(hit) = self.cached(&key) {
-            return Ok(Some(hit));
-        }
-        let found = api_token::Entity::find()
-            .filter(api_token::Column::TokenHash.eq(key.as_str()))
-            .filter(api_token::Column::RevokedAt.is_null())
-            .one(db)
-            .await?;
-        let Some(found) = found else { return Ok(None) };
-        let verified = Verified {
-            token_id: found.id,
-            tenant_id: found.tenant_id,
-            user_id: found.user_id,
-            roles: serde_json::from_value(found.roles).unwrap_or_default(),
-        };
-        if !self.ttl.is_zero()
-            && let Ok(mut entries) = self.entries.lock()
-        {
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
+        let found = match self.cache.get(&key) {
+            Some(hit) => hit,
+            None => {
+                let Some(found) = api_token::Entity::find()
+                    .filter(api_token::Column::TokenHash.eq(key.as_str()))
+                    .filter(api_token::Column::RevokedAt.is_null())
+                    .one(db)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let verified = Verified {
+                    token_id: found.id,
+                    tenant_id: found.tenant_id,
+                    user_id: found.user_id,
+                    roles: serde_json::from_value(found.roles).unwrap_or_default(),
+                    scopes: serde_json::from_value(found.scopes).unwrap_or_default(),
+                    expires_at: found.expires_at,
+                };
+                self.cache.insert(key, verified.clone());
+                verified
             }
-            entries.insert(key, (std::time::Instant::now(), verified.clone()));
+        };
+        if found.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+            return Ok(None);
         }
-        Ok(Some(verified))
+        Ok(Some(found))
     }
 
-    fn cached(&self, key: &str) -> Option<Verified> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.lock().ok()?;
-        let (at, v) = entries.get(key)?;
-        (at.elapsed() < self.ttl).then(|| v.clone())
+    /// Forgets every cached token (after a revocation on this process).
+    pub fn clear(&self) {
+        self.cache.clear();
     }
 }

@@ -165,6 +165,18 @@ async fn subtree_height<C: ConnectionTrait>(db: &C, tenant: Uuid, id: Uuid) -> R
 #[async_trait]
 impl Record for Accounts {
     const OBJECT: ObjectType = ObjectType::Account;
+
+    fn owner(m: &Self::Model) -> Option<Uuid> {
+        m.owner_id
+    }
+
+    fn set_owner(m: &mut Self::Model, owner: Option<Uuid>) {
+        m.owner_id = owner;
+    }
+
+    fn custom_mut(m: &mut Self::Model) -> &mut Value {
+        &mut m.custom
+    }
     type Entity = account::Entity;
     type Model = account::Model;
     type Active = account::ActiveModel;

@@ -133,6 +133,18 @@ const FIELDS: &[FieldSpec] = &[
 #[async_trait]
 impl Record for Activities {
     const OBJECT: ObjectType = ObjectType::Activity;
+
+    fn owner(m: &Self::Model) -> Option<Uuid> {
+        m.owner_id
+    }
+
+    fn set_owner(m: &mut Self::Model, owner: Option<Uuid>) {
+        m.owner_id = owner;
+    }
+
+    fn custom_mut(m: &mut Self::Model) -> &mut Value {
+        &mut m.custom
+    }
     type Entity = activity::Entity;
     type Model = activity::Model;
     type Active = activity::ActiveModel;

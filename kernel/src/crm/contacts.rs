@@ -201,6 +201,18 @@ const FIELDS: &[FieldSpec] = &[
 #[async_trait]
 impl Record for Contacts {
     const OBJECT: ObjectType = ObjectType::Contact;
+
+    fn owner(m: &Self::Model) -> Option<Uuid> {
+        m.owner_id
+    }
+
+    fn set_owner(m: &mut Self::Model, owner: Option<Uuid>) {
+        m.owner_id = owner;
+    }
+
+    fn custom_mut(m: &mut Self::Model) -> &mut Value {
+        &mut m.custom
+    }
     type Entity = contact::Entity;
     type Model = contact::Model;
     type Active = contact::ActiveModel;

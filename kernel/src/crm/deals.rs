@@ -137,6 +137,18 @@ const FIELDS: &[FieldSpec] = &[
 #[async_trait]
 impl Record for Deals {
     const OBJECT: ObjectType = ObjectType::Deal;
+
+    fn owner(m: &Self::Model) -> Option<Uuid> {
+        m.owner_id
+    }
+
+    fn set_owner(m: &mut Self::Model, owner: Option<Uuid>) {
+        m.owner_id = owner;
+    }
+
+    fn custom_mut(m: &mut Self::Model) -> &mut Value {
+        &mut m.custom
+    }
     type Entity = deal::Entity;
     type Model = deal::Model;
     type Active = deal::ActiveModel;

@@ -313,6 +313,16 @@ struct Cursor {
 pub const MAX_LIMIT: u64 = 200;
 
 impl ListQuery {
+    /// The fields the query filters or sorts on (`field` or `custom.key`),
+    /// for field-permission checks.
+    pub fn fields_used(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .map(|f| f.target.name())
+            .chain(std::iter::once(self.sort.target.name()))
+            .collect()
+    }
+
     /// Whether a raw query names custom fields, so the definitions need
     /// loading (a query per list request saved when it does not).
     pub fn mentions_custom(raw_query: Option<&str>) -> bool {

@@ -25,7 +25,7 @@ use crate::crm::listing::{FieldSpec, ListQuery};
 use crate::db::dialect::Dialect;
 use crate::db::search::{self, SearchDocument};
 use crate::error::{BulkItemError, Error, FieldError, Result};
-use crate::permissions::{Action, ObjectType};
+use crate::permissions::{Action, FieldAccess, ObjectType, Scope};
 
 /// Everything the shared path needs to know about one record type.
 #[async_trait]
@@ -43,6 +43,11 @@ pub trait Record: Sized + Send + Sync + 'static {
 
     /// Built-in fields lists can filter and sort on.
     fn fields() -> &'static [FieldSpec];
+    /// The owning user, for the `own` and `team` record scopes.
+    fn owner(m: &Self::Model) -> Option<Uuid>;
+    fn set_owner(m: &mut Self::Model, owner: Option<Uuid>);
+    /// The stored custom values (sensitive ones encrypted).
+    fn custom_mut(m: &mut Self::Model) -> &mut Value;
     fn id(m: &Self::Model) -> Uuid;
     fn version(m: &Self::Model) -> i64;
     fn output(m: Self::Model) -> Self::Output;
@@ -98,22 +103,148 @@ pub struct Page<T> {
     pub total: Option<u64>,
 }
 
-fn tenant_scoped<R: Record>(ctx: &RequestContext) -> sea_orm::Select<R::Entity> {
-    R::Entity::find().filter(Expr::col("tenant_id").eq(ctx.tenant_id))
+/// The owners whose records the caller reaches under its record scope, or
+/// `None` when the scope is `all`.
+pub async fn reachable_owners<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    object: ObjectType,
+) -> Result<Option<Vec<Uuid>>> {
+    match ctx.policy.scope(object) {
+        Scope::All => Ok(None),
+        Scope::Own => Ok(Some(ctx.user_id.into_iter().collect())),
+        Scope::Team => match ctx.user_id {
+            Some(u) => Ok(Some(
+                crate::directory::teams::teammates(db, ctx.tenant_id, u).await?,
+            )),
+            None => Ok(Some(Vec::new())),
+        },
+    }
 }
 
-/// Loads one record of the caller's tenant; another tenant's id is simply
-/// not found.
+/// The records of the caller's tenant within the caller's record scope:
+/// another tenant's id, or one outside the scope, is simply not found.
+async fn visible<R: Record, C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+) -> Result<sea_orm::Select<R::Entity>> {
+    let mut select = R::Entity::find().filter(Expr::col("tenant_id").eq(ctx.tenant_id));
+    if let Some(owners) = reachable_owners(db, ctx, R::OBJECT).await? {
+        select = select.filter(Expr::col("owner_id").is_in(owners));
+    }
+    Ok(select)
+}
+
+/// Loads one record the caller may reach.
 pub async fn load<R: Record, C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
     id: Uuid,
 ) -> Result<R::Model> {
-    tenant_scoped::<R>(ctx)
+    visible::<R, _>(db, ctx)
+        .await?
         .filter(Expr::col("id").eq(id))
         .one(db)
         .await?
         .ok_or(Error::NotFound(R::OBJECT.as_str()))
+}
+
+/// The record `id` as the caller may see it, or `None` when it is out of
+/// the caller's reach.
+pub async fn visible_json<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<Option<Value>> {
+    match load::<R, _>(db, ctx, id).await {
+        Ok(m) => Ok(Some(present::<R>(ctx, &m))),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A record as the caller may see it: hidden fields removed.
+pub fn present<R: Record>(ctx: &RequestContext, m: &R::Model) -> Value {
+    let mut v = to_json::<R>(m);
+    ctx.policy.redact(R::OBJECT, &mut v);
+    v
+}
+
+/// Fails with 403 naming the first restricted (hidden or read-only) field
+/// the write would change. `before` is the stored record in input form, or
+/// `None` on create, where a restricted field must be left to its default.
+fn check_restricted_fields<R: Record>(
+    ctx: &RequestContext,
+    input: &R::Input,
+    before: Option<&Value>,
+) -> Result<()> {
+    let Some(rules) = ctx.policy.field_rules(R::OBJECT) else {
+        return Ok(());
+    };
+    let after = serde_json::to_value(input).map_err(|e| Error::Internal(e.to_string()))?;
+    let at = |v: &Value, field: &str| -> Value {
+        match field.strip_prefix("custom.") {
+            Some(k) => v.get("custom").and_then(|c| c.get(k)).cloned(),
+            None => v.get(field).cloned(),
+        }
+        .unwrap_or(Value::Null)
+    };
+    for field in rules.keys() {
+        let changed = match before {
+            Some(b) => at(b, field) != at(&after, field),
+            None => {
+                // What the record would hold had the field not been sent.
+                let mut without = after.clone();
+                match field.strip_prefix("custom.") {
+                    Some(k) => {
+                        if let Some(c) = without.get_mut("custom").and_then(Value::as_object_mut) {
+                            c.remove(k);
+                        }
+                    }
+                    None => {
+                        if let Some(o) = without.as_object_mut() {
+                            o.remove(field.as_str());
+                        }
+                    }
+                }
+                match from_json::<R::Input>(without) {
+                    Ok(default) => {
+                        let default = serde_json::to_value(&default).unwrap_or(Value::Null);
+                        at(&default, field) != at(&after, field)
+                    }
+                    Err(_) => true,
+                }
+            }
+        };
+        if changed {
+            return Err(Error::Forbidden(format!(
+                "your role may not set the field `{field}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// On a write under the `own` or `team` scope: an unowned record becomes
+/// the caller's, and a record may not be handed outside the scope.
+async fn check_owner_scope<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    model: &mut R::Model,
+) -> Result<()> {
+    let Some(owners) = reachable_owners(tx, ctx, R::OBJECT).await? else {
+        return Ok(());
+    };
+    match R::owner(model) {
+        None => R::set_owner(model, ctx.user_id),
+        Some(o) if owners.contains(&o) => {}
+        Some(_) => {
+            return Err(Error::Forbidden(
+                "your role may only give records to owners within its scope".to_owned(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub async fn get<R: Record>(
@@ -123,6 +254,26 @@ pub async fn get<R: Record>(
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Read)?;
     load::<R, _>(db, ctx, id).await
+}
+
+/// Counts new contacts against the plan (no-op on unlimited plans).
+async fn reserve_stock<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    n: i64,
+) -> Result<()> {
+    if R::OBJECT == ObjectType::Contact {
+        crate::tenancy::usage::reserve(
+            tx,
+            ctx.tenant_id,
+            "contacts",
+            "contacts",
+            n,
+            ctx.limits.contacts,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Serializes a record's output form to JSON (for diffs and cursors).
@@ -170,6 +321,7 @@ pub async fn create<R: Record>(
     ctx.require(R::OBJECT, Action::Create)?;
     let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
+    reserve_stock::<R>(&tx, ctx, 1).await?;
     let model = create_in::<R>(&tx, ctx, &defs, input).await?;
     R::Entity::insert(model.clone().into_active_model())
         .exec_without_returning(&tx)
@@ -185,9 +337,12 @@ async fn create_in<R: Record>(
     defs: &[FieldDef],
     input: R::Input,
 ) -> Result<R::Model> {
+    check_restricted_fields::<R>(ctx, &input, None)?;
     let custom = checked_custom::<R>(tx, ctx, defs, &input, None).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
-    combine(custom, built)
+    let mut model = combine(custom, built)?;
+    check_owner_scope::<R>(tx, ctx, &mut model).await?;
+    Ok(model)
 }
 
 fn custom_or_empty(custom: &Result<Value>) -> Value {
@@ -283,13 +438,16 @@ async fn update_in<R: Record>(
     if !patch.is_object() {
         return Err(Error::field("", "invalid_type", "expected a JSON object"));
     }
-    let mut merged =
+    let stored =
         serde_json::to_value(R::input(&existing)).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut merged = stored.clone();
     merge_patch(&mut merged, &patch);
     let input: R::Input = from_json(merged)?;
+    check_restricted_fields::<R>(ctx, &input, Some(&stored))?;
     let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(&existing)).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&existing)).await;
-    let model = combine(custom, built)?;
+    let mut model = combine(custom, built)?;
+    check_owner_scope::<R>(tx, ctx, &mut model).await?;
     if !update_if_version(
         tx,
         ctx,
@@ -383,6 +541,9 @@ async fn delete_in<R: Record>(
         });
     }
     search::remove(tx, ctx.tenant_id, &[id]).await?;
+    if R::OBJECT == ObjectType::Contact && ctx.limits.contacts.is_some() {
+        crate::tenancy::usage::adjust_stock(tx, ctx.tenant_id, "contacts", "contacts", -1).await?;
+    }
     audit::write(
         tx,
         ctx,
@@ -401,7 +562,7 @@ pub async fn list<R: Record>(
     db: &DatabaseConnection,
     ctx: &RequestContext,
     raw_query: Option<&str>,
-) -> Result<Page<R::Output>> {
+) -> Result<Page<Value>> {
     ctx.require(R::OBJECT, Action::Read)?;
     let dialect = Dialect(db.get_database_backend());
     let defs = if ListQuery::mentions_custom(raw_query) {
@@ -410,18 +571,24 @@ pub async fn list<R: Record>(
         Vec::new()
     };
     let query = ListQuery::parse(raw_query, R::fields(), &defs, R::DEFAULT_SORT)?;
+    // Filtering or sorting on a hidden field would reveal its values.
+    if let Some(f) = query
+        .fields_used()
+        .into_iter()
+        .find(|f| ctx.policy.field_access(R::OBJECT, f) == Some(FieldAccess::Hidden))
+    {
+        return Err(Error::Forbidden(format!(
+            "the field `{f}` is hidden from your role"
+        )));
+    }
     let filters = query.filter_condition(dialect)?;
+    let base = visible::<R, _>(db, ctx).await?;
     let total = if query.count {
-        Some(
-            tenant_scoped::<R>(ctx)
-                .filter(filters.clone())
-                .count(db)
-                .await?,
-        )
+        Some(base.clone().filter(filters.clone()).count(db).await?)
     } else {
         None
     };
-    let mut select = tenant_scoped::<R>(ctx).filter(filters);
+    let mut select = base.filter(filters);
     if let Some(c) = query.cursor_condition(dialect)? {
         select = select.filter(c);
     }
@@ -439,7 +606,7 @@ pub async fn list<R: Record>(
         _ => None,
     };
     Ok(Page {
-        data: rows.into_iter().map(R::output).collect(),
+        data: rows.iter().map(|m| present::<R>(ctx, m)).collect(),
         next_cursor,
         total,
     })
@@ -538,6 +705,7 @@ pub async fn bulk_create<R: Record>(
     check_bulk_size(items.len())?;
     let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
+    reserve_stock::<R>(&tx, ctx, items.len() as i64).await?;
     let mut models = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
     for (index, item) in items.into_iter().enumerate() {

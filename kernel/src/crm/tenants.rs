@@ -4,12 +4,18 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::auth::tokens;
 use crate::entities::{api_token, tenant, user};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::tenancy::plans::Plan;
 
 pub const DEFAULT_SLUG: &str = "default";
 pub const ADMIN_EMAIL: &str = "admin@trellis.local";
+/// Sessions end after 30 minutes without activity...
+pub const DEFAULT_IDLE_SECONDS: i64 = 1800;
+/// ...and after 12 hours in any case.
+pub const DEFAULT_ABSOLUTE_SECONDS: i64 = 43_200;
 
 /// The default tenant and its admin user, created if missing.
 pub async fn ensure_default(db: &DatabaseConnection) -> Result<(tenant::Model, user::Model)> {
@@ -31,14 +37,23 @@ pub async fn ensure(
     {
         Some(t) => t,
         None => {
-            tenant::ActiveModel {
+            let t = tenant::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 slug: Set(slug.to_owned()),
                 name: Set(name.to_owned()),
                 created_at: Set(crate::clock::now()),
+                reseller_id: Set(None),
+                plan: Set(Plan::Custom.as_str().to_owned()),
+                status: Set("active".to_owned()),
+                hostname: Set(None),
+                mfa_required: Set(false),
+                session_idle_seconds: Set(DEFAULT_IDLE_SECONDS),
+                session_absolute_seconds: Set(DEFAULT_ABSOLUTE_SECONDS),
             }
             .insert(&tx)
-            .await?
+            .await?;
+            crate::directory::roles::ensure_built_in(&tx, t.id).await?;
+            t
         }
     };
     let u = match user::Entity::find()
@@ -55,6 +70,12 @@ pub async fn ensure(
                 email: Set(admin_email.to_owned()),
                 name: Set("Administrator".to_owned()),
                 created_at: Set(crate::clock::now()),
+                password_hash: Set(None),
+                status: Set("active".to_owned()),
+                roles: Set(serde_json::json!(["admin"])),
+                totp_secret: Set(None),
+                mfa_enabled_at: Set(None),
+                last_login_at: Set(None),
             }
             .insert(&tx)
             .await?
@@ -83,4 +104,31 @@ pub async fn ensure_token(
         tokens::store(db, t.id, u.id, name, token, roles).await?;
     }
     Ok(())
+}
+
+/// A tenant by id, through the process cache.
+pub async fn cached(state: &AppState, id: Uuid) -> Result<tenant::Model> {
+    if let Some(t) = state.caches.tenants.get(&id) {
+        return Ok(t);
+    }
+    let t = tenant::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    state.caches.tenants.insert(id, t.clone());
+    Ok(t)
+}
+
+/// The tenant whose custom domain is `host`, if any.
+pub async fn by_host(state: &AppState, host: &str) -> Result<Option<Uuid>> {
+    if let Some(hit) = state.caches.hosts.get(&host.to_owned()) {
+        return Ok(hit);
+    }
+    let found = tenant::Entity::find()
+        .filter(tenant::Column::Hostname.eq(host))
+        .one(&state.db)
+        .await?
+        .map(|t| t.id);
+    state.caches.hosts.insert(host.to_owned(), found);
+    Ok(found)
 }

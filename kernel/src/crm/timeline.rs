@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::context::RequestContext;
 use crate::crm::activities::{Activities, Activity};
-use crate::crm::records::{self, Record};
+use crate::crm::records;
 use crate::entities::{activity, audit_log};
 use crate::error::Result;
 use crate::permissions::{Action, ObjectType};
@@ -22,7 +22,8 @@ pub enum TimelineEntry {
     /// An activity linked to the record.
     Activity {
         at: DateTime<Utc>,
-        activity: Box<Activity>,
+        #[schema(value_type = Activity)]
+        activity: Value,
     },
     /// A change to the record.
     Change {
@@ -71,9 +72,13 @@ pub async fn timeline(
             ObjectType::Account => activity::Column::AccountId,
             _ => activity::Column::DealId,
         };
-        let acts = activity::Entity::find()
+        let mut q = activity::Entity::find()
             .filter(activity::Column::TenantId.eq(ctx.tenant_id))
-            .filter(column.eq(id))
+            .filter(column.eq(id));
+        if let Some(owners) = records::reachable_owners(db, ctx, ObjectType::Activity).await? {
+            q = q.filter(activity::Column::OwnerId.is_in(owners));
+        }
+        let acts = q
             .order_by_desc(activity::Column::CreatedAt)
             .order_by_desc(activity::Column::Id)
             .limit(limit)
@@ -81,7 +86,7 @@ pub async fn timeline(
             .await?;
         entries.extend(acts.into_iter().map(|a| TimelineEntry::Activity {
             at: a.created_at,
-            activity: Box::new(Activities::output(a)),
+            activity: records::present::<Activities>(ctx, &a),
         }));
     }
     let changes = audit_log::Entity::find()
@@ -92,12 +97,16 @@ pub async fn timeline(
         .limit(limit)
         .all(db)
         .await?;
-    entries.extend(changes.into_iter().map(|c| TimelineEntry::Change {
-        at: c.at,
-        action: c.action,
-        actor_kind: c.actor_kind,
-        actor_id: c.actor_id,
-        changes: c.changes,
+    entries.extend(changes.into_iter().map(|c| {
+        let mut changes = c.changes;
+        ctx.policy.redact_changes(object, &mut changes);
+        TimelineEntry::Change {
+            at: c.at,
+            action: c.action,
+            actor_kind: c.actor_kind,
+            actor_id: c.actor_id,
+            changes,
+        }
     }));
     // Stable: equal times keep activities (newest first) before changes.
     entries.sort_by_key(|e| std::cmp::Reverse(e.at()));

@@ -167,6 +167,34 @@ pub async fn query<C: ConnectionTrait>(
     Ok(hits)
 }
 
+/// Every word of every string in a JSON value (a record as a caller sees it).
+pub fn words_of(value: &serde_json::Value) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.extend(
+                s.split(|c: char| !c.is_alphanumeric())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_lowercase),
+            ),
+            serde_json::Value::Number(n) => out.push(n.to_string()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}
+
+/// Whether every token of `query` is a prefix of one of `words`: the same
+/// match the index makes (without its accent folding).
+pub fn explains(words: &[String], query: &str) -> bool {
+    tokenize(query)
+        .iter()
+        .all(|t| words.iter().any(|w| w.starts_with(t.as_str())))
+}
+
 /// Splits text into lower-case runs of letters and digits: the query
 /// language both backends understand, with no operator a user could inject.
 pub fn tokenize(text: &str) -> Vec<String> {

@@ -16,6 +16,13 @@ pub struct Model {
     pub actor_id: Option<Uuid>,
     pub request_id: Option<String>,
     pub at: DateTimeUtc,
+    pub seq: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub changes_hash: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub redacted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

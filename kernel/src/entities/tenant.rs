@@ -10,6 +10,13 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    pub reseller_id: Option<Uuid>,
+    pub plan: String,
+    pub status: String,
+    pub hostname: Option<String>,
+    pub mfa_required: bool,
+    pub session_idle_seconds: i64,
+    pub session_absolute_seconds: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

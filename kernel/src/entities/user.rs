@@ -11,6 +11,12 @@ pub struct Model {
     pub email: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    pub password_hash: Option<String>,
+    pub status: String,
+    pub roles: Json,
+    pub totp_secret: Option<String>,
+    pub mfa_enabled_at: Option<DateTimeUtc>,
+    pub last_login_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

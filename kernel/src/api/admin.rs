@@ -1,0 +1,340 @@
+//! Handlers for a tenant's administration: users, roles, teams, tenant
+//! settings and the audit trail.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::api::extract::JsonBody;
+use crate::audit::query::{AuditPage, AuditQuery};
+use crate::audit::{self, AuditAction, AuditEntry};
+use crate::context::RequestContext;
+use crate::directory::roles::{self, RoleInput, RoleOut};
+use crate::directory::teams::{self, TeamInput, TeamOut};
+use crate::directory::users::{self, Invitation, UserOut, UserPatch};
+use crate::entities::tenant;
+use crate::error::{Error, Problem, Result};
+use crate::permissions::{Action, ObjectType};
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", responses((status = 200, body = Vec<UserOut>)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<Vec<UserOut>>> {
+    Ok(Json(users::list(&state.db, &ctx).await?))
+}
+
+/// Invites a user (an email with a single-use link goes to the outbox).
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", request_body = Invitation,
+    responses((status = 201, body = UserOut), (status = 402, body = Problem), (status = 422, body = Problem)))]
+pub async fn invite_user(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(input): JsonBody<Invitation>,
+) -> Result<(StatusCode, Json<UserOut>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(users::invite(&state, &ctx, input).await?),
+    ))
+}
+
+/// Changes a user's name, roles or status.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "admin", request_body = UserPatch,
+    responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+    JsonBody(patch): JsonBody<UserPatch>,
+) -> Result<Json<UserOut>> {
+    Ok(Json(users::update(&state, &ctx, id, patch).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// Ends every session of a user.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/sessions", tag = "admin", responses((status = 200, body = Revoked)))]
+pub async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Revoked>> {
+    ctx.require(ObjectType::Session, Action::ManageSettings)?;
+    users::load(&state.db, &ctx, id).await?;
+    let revoked = crate::auth::login::revoke_sessions(&state, &ctx, id, None).await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+#[utoipa::path(get, path = "/api/v1/roles", tag = "admin", responses((status = 200, body = Vec<RoleOut>)))]
+pub async fn list_roles(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<Vec<RoleOut>>> {
+    Ok(Json(roles::list(&state.db, &ctx).await?))
+}
+
+/// Creates a role or replaces its rules (built-in roles included).
+#[utoipa::path(put, path = "/api/v1/roles", tag = "admin", request_body = RoleInput,
+    responses((status = 200, body = RoleOut), (status = 422, body = Problem)))]
+pub async fn put_role(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(input): JsonBody<RoleInput>,
+) -> Result<Json<RoleOut>> {
+    Ok(Json(roles::put(&state, &ctx, input).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/roles/{key}", tag = "admin", responses((status = 204), (status = 409, body = Problem)))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(key): Path<String>,
+) -> Result<StatusCode> {
+    roles::delete(&state, &ctx, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "admin", responses((status = 200, body = Vec<TeamOut>)))]
+pub async fn list_teams(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<Vec<TeamOut>>> {
+    Ok(Json(teams::list(&state.db, &ctx).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams", tag = "admin", request_body = TeamInput,
+    responses((status = 201, body = TeamOut), (status = 422, body = Problem)))]
+pub async fn create_team(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(input): JsonBody<TeamInput>,
+) -> Result<(StatusCode, Json<TeamOut>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(teams::save(&state.db, &ctx, None, input).await?),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{id}", tag = "admin", request_body = TeamInput,
+    responses((status = 200, body = TeamOut), (status = 404, body = Problem)))]
+pub async fn update_team(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+    JsonBody(input): JsonBody<TeamInput>,
+) -> Result<Json<TeamOut>> {
+    Ok(Json(teams::save(&state.db, &ctx, Some(id), input).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "admin", responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_team(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    teams::delete(&state.db, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A tenant's own settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantSettings {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub plan: crate::tenancy::plans::Plan,
+    pub limits: crate::tenancy::plans::Limits,
+    pub hostname: Option<String>,
+    pub mfa_required: bool,
+    pub session_idle_seconds: i64,
+    pub session_absolute_seconds: i64,
+}
+
+fn settings_out(t: &tenant::Model) -> TenantSettings {
+    let o = crate::tenancy::operators::tenant_out(t);
+    TenantSettings {
+        id: t.id,
+        slug: t.slug.clone(),
+        name: t.name.clone(),
+        plan: o.plan,
+        limits: o.limits,
+        hostname: t.hostname.clone(),
+        mfa_required: t.mfa_required,
+        session_idle_seconds: t.session_idle_seconds,
+        session_absolute_seconds: t.session_absolute_seconds,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/tenant", tag = "admin", responses((status = 200, body = TenantSettings)))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<TenantSettings>> {
+    ctx.require(ObjectType::Tenant, Action::Read)?;
+    let t = crate::crm::tenants::cached(&state, ctx.tenant_id).await?;
+    Ok(Json(settings_out(&t)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettingsPatch {
+    pub name: Option<String>,
+    pub mfa_required: Option<bool>,
+    /// 60 s to 7 days.
+    pub session_idle_seconds: Option<i64>,
+    /// 5 min to 90 days.
+    pub session_absolute_seconds: Option<i64>,
+}
+
+/// Changes the tenant's name, MFA requirement and session timeouts (plan,
+/// status and domain belong to the operator).
+#[utoipa::path(patch, path = "/api/v1/tenant", tag = "admin", request_body = TenantSettingsPatch,
+    responses((status = 200, body = TenantSettings), (status = 422, body = Problem)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(p): JsonBody<TenantSettingsPatch>,
+) -> Result<Json<TenantSettings>> {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    ctx.require(ObjectType::Tenant, Action::ManageSettings)?;
+    let tx = crate::db::write_tx(&state.db).await?;
+    let t = tenant::Entity::find_by_id(ctx.tenant_id)
+        .one(&tx)
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let before = json!(settings_out(&t));
+    let mut a: tenant::ActiveModel = t.into();
+    if let Some(n) = p.name {
+        a.name = Set(n);
+    }
+    if let Some(m) = p.mfa_required {
+        a.mfa_required = Set(m);
+    }
+    if let Some(s) = p.session_idle_seconds {
+        if !(60..=7 * 86_400).contains(&s) {
+            return Err(Error::field(
+                "session_idle_seconds",
+                "out_of_range",
+                "use 60 to 604800",
+            ));
+        }
+        a.session_idle_seconds = Set(s);
+    }
+    if let Some(s) = p.session_absolute_seconds {
+        if !(300..=90 * 86_400).contains(&s) {
+            return Err(Error::field(
+                "session_absolute_seconds",
+                "out_of_range",
+                "use 300 to 7776000",
+            ));
+        }
+        a.session_absolute_seconds = Set(s);
+    }
+    let saved = a.update(&tx).await?;
+    audit::write(
+        &tx,
+        &ctx,
+        vec![AuditEntry::new(
+            ObjectType::Tenant,
+            ctx.tenant_id,
+            AuditAction::Update,
+            audit::diff(&before, &json!(settings_out(&saved))),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    state.caches.tenants.remove(&ctx.tenant_id);
+    Ok(Json(settings_out(&saved)))
+}
+
+/// Searches the audit trail, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem)))]
+pub async fn search_audit(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditPage>> {
+    ctx.require(ObjectType::AuditLog, Action::Read)?;
+    Ok(Json(audit::query::search(&state.db, &ctx, &q).await?))
+}
+
+/// The matching audit entries as JSON lines (newest first, up to 100,000
+/// per request; page on with `before`). The export itself is audited.
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
+    responses((status = 200, content_type = "application/x-ndjson")))]
+pub async fn export_audit(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Query(mut q): Query<AuditQuery>,
+) -> Result<Response> {
+    ctx.require(ObjectType::AuditLog, Action::Export)?;
+    let mut out = String::new();
+    let mut written = 0u64;
+    q.limit = Some(1000);
+    loop {
+        let page = audit::query::search(&state.db, &ctx, &q).await?;
+        for e in &page.data {
+            out.push_str(&serde_json::to_string(e).map_err(|e| Error::Internal(e.to_string()))?);
+            out.push('\n');
+            written += 1;
+        }
+        match page.next_before {
+            Some(b) if written < 100_000 => q.before = Some(b),
+            _ => break,
+        }
+    }
+    audit::record(
+        &state.db,
+        &ctx,
+        vec![AuditEntry::new(
+            ObjectType::AuditLog,
+            ctx.tenant_id,
+            AuditAction::Export,
+            json!({"entries": written}),
+        )],
+    )
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    pub entries: u64,
+    pub valid: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Vec<crate::audit::chain::Finding>,
+    pub head_seq: i64,
+    pub head_hash: String,
+}
+
+/// Verifies the tenant's audit chain.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = Verification)))]
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<Verification>> {
+    ctx.require(ObjectType::AuditLog, Action::Read)?;
+    let r = audit::chain::verify(&state.db, Some(ctx.tenant_id)).await?;
+    let (head_seq, head_hash) = r
+        .heads
+        .first()
+        .map(|(_, s, h)| (*s, h.clone()))
+        .unwrap_or_default();
+    Ok(Json(Verification {
+        entries: r.entries,
+        valid: r.findings.is_empty(),
+        findings: r.findings,
+        head_seq,
+        head_hash,
+    }))
+}

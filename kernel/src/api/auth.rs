@@ -1,0 +1,329 @@
+//! Handlers for signing in and out, sessions, MFA, password reset,
+//! invitations and API keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::api::extract::JsonBody;
+use crate::audit::{self, AuditAction, AuditEntry};
+use crate::auth::login::{
+    self, Activated, CodeRequest, Enrolment, LoginRequest, LoginResponse, ResetRequest, SetPassword,
+};
+use crate::auth::sessions::{self, SessionOut};
+use crate::auth::tokens;
+use crate::context::{Client, PendingMfa, RequestContext};
+use crate::directory::users::{self, UserOut};
+use crate::entities::api_token;
+use crate::error::{Error, Problem, Result};
+use crate::permissions::{Action, ObjectType, check_scopes};
+
+/// Signs in with email and password (and a TOTP or recovery code when the
+/// user has MFA). Sets the session cookie and returns an access token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(()),
+    responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
+pub async fn login_handler(
+    State(state): State<AppState>,
+    client: Client,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Response> {
+    let done = login::login(&state, &client, req).await?;
+    let cookie = sessions::cookie(
+        Some(&done.secret),
+        done.max_age,
+        state.config.secure_cookies,
+    );
+    Ok((
+        [
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Json(done.response),
+    )
+        .into_response())
+}
+
+/// Ends the current session and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    PendingMfa(ctx): PendingMfa,
+) -> Result<Response> {
+    login::logout(&state, &ctx).await?;
+    let cookie = sessions::cookie(None, 0, state.config.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user: UserOut,
+    pub tenant_id: Uuid,
+    pub session_id: Option<Uuid>,
+    pub roles: Vec<String>,
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = Me)))]
+pub async fn me(State(state): State<AppState>, PendingMfa(ctx): PendingMfa) -> Result<Json<Me>> {
+    let u = users::load(&state.db, &ctx, crate::auth::user_of(&ctx)?).await?;
+    Ok(Json(Me {
+        user: users::out(&u),
+        tenant_id: ctx.tenant_id,
+        session_id: ctx.session_id,
+        roles: ctx.roles,
+    }))
+}
+
+/// The caller's live sessions.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", responses((status = 200, body = Vec<SessionOut>)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<Vec<SessionOut>>> {
+    let user_id = crate::auth::user_of(&ctx)?;
+    Ok(Json(
+        sessions::list(&state.db, ctx.tenant_id, user_id, ctx.session_id).await?,
+    ))
+}
+
+/// Ends one of the caller's sessions (e.g. a lost device).
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", responses((status = 204), (status = 404, body = Problem)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    let user_id = crate::auth::user_of(&ctx)?;
+    login::revoke_sessions(&state, &ctx, user_id, Some(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts MFA enrolment: returns the secret and an `otpauth://` URI.
+#[utoipa::path(post, path = "/api/v1/auth/mfa/enroll", tag = "auth", responses((status = 200, body = Enrolment)))]
+pub async fn mfa_enroll(
+    State(state): State<AppState>,
+    PendingMfa(ctx): PendingMfa,
+) -> Result<Json<Enrolment>> {
+    Ok(Json(login::mfa_enroll(&state, &ctx).await?))
+}
+
+/// Turns MFA on with a first code; returns recovery codes (shown once).
+#[utoipa::path(post, path = "/api/v1/auth/mfa/activate", tag = "auth", request_body = CodeRequest,
+    responses((status = 200, body = Activated), (status = 422, body = Problem)))]
+pub async fn mfa_activate(
+    State(state): State<AppState>,
+    PendingMfa(ctx): PendingMfa,
+    JsonBody(req): JsonBody<CodeRequest>,
+) -> Result<Json<Activated>> {
+    Ok(Json(login::mfa_activate(&state, &ctx, &req.code).await?))
+}
+
+/// Sends a password-reset link if the account exists (always 202).
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest, security(()),
+    responses((status = 202)))]
+pub async fn request_reset(
+    State(state): State<AppState>,
+    client: Client,
+    JsonBody(req): JsonBody<ResetRequest>,
+) -> Result<StatusCode> {
+    login::request_reset(&state, &client, req).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Sets a new password with a reset link's token (single use).
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = SetPassword, security(()),
+    responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn confirm_reset(
+    State(state): State<AppState>,
+    client: Client,
+    JsonBody(req): JsonBody<SetPassword>,
+) -> Result<StatusCode> {
+    login::redeem(&state, &client, "reset", req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accepts an invitation: sets the password and activates the user.
+#[utoipa::path(post, path = "/api/v1/auth/accept-invitation", tag = "auth", request_body = SetPassword, security(()),
+    responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    client: Client,
+    JsonBody(req): JsonBody<SetPassword>,
+) -> Result<StatusCode> {
+    login::redeem(&state, &client, "invite", req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public keys that sign access tokens (JWK set).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()), responses((status = 200)))]
+pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.access.jwks())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+    /// Roles the key acts with; default the caller's. Never more than the caller's.
+    pub roles: Option<Vec<String>>,
+    /// `object:action` scopes narrowing the roles (`contact:read`, `deal:*`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyOut {
+    pub id: Uuid,
+    pub name: String,
+    pub user_id: Uuid,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+    /// The key itself: present only in the response that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+fn key_out(k: api_token::Model, key: Option<String>) -> ApiKeyOut {
+    ApiKeyOut {
+        id: k.id,
+        name: k.name,
+        user_id: k.user_id,
+        roles: serde_json::from_value(k.roles).unwrap_or_default(),
+        scopes: serde_json::from_value(k.scopes).unwrap_or_default(),
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        revoked: k.revoked_at.is_some(),
+        key,
+    }
+}
+
+/// Creates an API key for the caller; the key is shown once.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "auth", request_body = NewApiKey,
+    responses((status = 201, body = ApiKeyOut), (status = 422, body = Problem)))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(req): JsonBody<NewApiKey>,
+) -> Result<(StatusCode, Json<ApiKeyOut>)> {
+    let user_id = crate::auth::user_of(&ctx)?;
+    if req.name.trim().is_empty() {
+        return Err(Error::field("name", "required", "name the key"));
+    }
+    check_scopes(&req.scopes)?;
+    let roles = req.roles.unwrap_or_else(|| ctx.roles.clone());
+    if let Some(i) = roles.iter().position(|r| !ctx.roles.contains(r)) {
+        return Err(Error::field(
+            format!("roles[{i}]"),
+            "not_allowed",
+            "a key cannot hold a role its creator lacks",
+        ));
+    }
+    if req.expires_at.is_some_and(|e| e <= Utc::now()) {
+        return Err(Error::field(
+            "expires_at",
+            "invalid_value",
+            "must be in the future",
+        ));
+    }
+    let key = tokens::generate();
+    let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
+    let tx = crate::db::write_tx(&state.db).await?;
+    let id = tokens::store_key(
+        &tx,
+        ctx.tenant_id,
+        user_id,
+        req.name.trim(),
+        &key,
+        &role_refs,
+        &req.scopes,
+        req.expires_at,
+    )
+    .await?;
+    audit::write(
+        &tx,
+        &ctx,
+        vec![AuditEntry::new(
+            ObjectType::ApiKey,
+            id,
+            AuditAction::Create,
+            json!({"after": {"name": req.name, "roles": roles, "scopes": req.scopes}}),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    let row = api_token::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or(Error::NotFound("api_key"))?;
+    Ok((StatusCode::CREATED, Json(key_out(row, Some(key)))))
+}
+
+/// The caller's API keys (all of the tenant's for those who manage keys).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "auth", responses((status = 200, body = Vec<ApiKeyOut>)))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<Vec<ApiKeyOut>>> {
+    let user_id = crate::auth::user_of(&ctx)?;
+    let mut q = api_token::Entity::find().filter(api_token::Column::TenantId.eq(ctx.tenant_id));
+    if !ctx.can(ObjectType::ApiKey, Action::ManageSettings) {
+        q = q.filter(api_token::Column::UserId.eq(user_id));
+    }
+    let rows = q
+        .order_by_desc(api_token::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    Ok(Json(rows.into_iter().map(|k| key_out(k, None)).collect()))
+}
+
+/// Revokes an API key (the caller's own, or any with key management rights).
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "auth", responses((status = 204), (status = 404, body = Problem)))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    let user_id = crate::auth::user_of(&ctx)?;
+    let tx = crate::db::write_tx(&state.db).await?;
+    let mut q = api_token::Entity::update_many()
+        .col_expr(
+            api_token::Column::RevokedAt,
+            Expr::value(crate::clock::now()),
+        )
+        .filter(api_token::Column::TenantId.eq(ctx.tenant_id))
+        .filter(api_token::Column::Id.eq(id))
+        .filter(api_token::Column::RevokedAt.is_null());
+    if !ctx.can(ObjectType::ApiKey, Action::ManageSettings) {
+        q = q.filter(api_token::Column::UserId.eq(user_id));
+    }
+    if q.exec(&tx).await?.rows_affected != 1 {
+        return Err(Error::NotFound("api_key"));
+    }
+    audit::write(
+        &tx,
+        &ctx,
+        vec![AuditEntry::new(
+            ObjectType::ApiKey,
+            id,
+            AuditAction::Revoke,
+            json!({}),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    state.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,359 @@
+//! Roles, record scopes, field permissions and teams, tried from the
+//! restricted side.
+
+use axum::http::Method;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const PW: &str = "correct horse battery staple";
+
+/// A role that sees contacts but not their email or a custom field, and
+/// may not change the lead source.
+async fn restricted_role(app: &TestApp) {
+    app.put(
+        "/api/v1/roles",
+        json!({
+            "key": "intern",
+            "name": "Intern",
+            "permissions": {
+                "contact": {"actions": ["read", "create", "update"], "scope": "all"},
+                "account": {"actions": ["read"]}
+            },
+            "field_rules": {
+                "contact": {"email": "hidden", "emails": "hidden", "custom.salary": "hidden", "lead_source": "read_only"}
+            }
+        }),
+    )
+    .await
+    .assert_status(200);
+}
+
+#[tokio::test]
+async fn a_role_without_a_permission_gets_403() {
+    let app = TestApp::new().await;
+    restricted_role(&app).await;
+    let intern = app.user("default", "i@example.com", PW, &["intern"]).await;
+    let key = app.key_for("default", intern, &["intern"]).await;
+    let as_intern = |m: Method, p: &str, b: Option<serde_json::Value>| {
+        let (app, key, p) = (&app, key.clone(), p.to_owned());
+        async move { app.send(m, &p, Some(&key), b, &[]).await }
+    };
+    as_intern(Method::GET, "/api/v1/deals", None)
+        .await
+        .assert_problem(403, "forbidden");
+    as_intern(Method::POST, "/api/v1/accounts", Some(json!({"name": "A"})))
+        .await
+        .assert_problem(403, "forbidden");
+    as_intern(Method::GET, "/api/v1/users", None)
+        .await
+        .assert_problem(403, "forbidden");
+    as_intern(Method::GET, "/api/v1/audit", None)
+        .await
+        .assert_problem(403, "forbidden");
+    as_intern(
+        Method::PUT,
+        "/api/v1/roles",
+        Some(json!({"key": "intern", "name": "Boss", "permissions": {"deal": {"actions": ["read"]}}})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    as_intern(Method::GET, "/api/v1/accounts", None)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn hidden_fields_never_leave_the_server() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "salary", "label": "Salary", "field_type": "integer"}),
+    )
+    .await
+    .assert_status(201);
+    restricted_role(&app).await;
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Hidden", "last_name": "Person", "emails": [{"address": "secret@example.com", "primary": true}],
+                   "lead_source": "web", "custom": {"salary": 123456}}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    let intern = app.user("default", "i@example.com", PW, &["intern"]).await;
+    let key = app.key_for("default", intern, &["intern"]).await;
+    let get = |p: String| {
+        let (app, key) = (&app, key.clone());
+        async move { app.send(Method::GET, &p, Some(&key), None, &[]).await }
+    };
+    let mut outputs = Vec::new();
+    let one = get(format!("/api/v1/contacts/{id}")).await;
+    one.assert_status(200);
+    assert_eq!(one.body["first_name"], "Hidden");
+    outputs.push(one.body.to_string());
+    let list = get("/api/v1/contacts".to_owned()).await;
+    list.assert_status(200);
+    outputs.push(list.body.to_string());
+    let timeline = get(format!("/api/v1/contacts/{id}/timeline")).await;
+    timeline.assert_status(200);
+    outputs.push(timeline.body.to_string());
+    let search = get("/api/v1/search?q=hidden".to_owned()).await;
+    search.assert_status(200);
+    outputs.push(search.body.to_string());
+    // Writes echo the record: hidden there too.
+    let patched = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&key),
+            Some(json!({"version": 1, "job_title": "Clerk"})),
+            &[],
+        )
+        .await;
+    patched.assert_status(200);
+    outputs.push(patched.body.to_string());
+    for out in &outputs {
+        assert!(!out.contains("secret@example.com"), "email leaked: {out}");
+        assert!(!out.contains("123456"), "salary leaked: {out}");
+    }
+    // Searching by the hidden value finds nothing, and filtering or
+    // sorting on a hidden field is refused rather than answered.
+    let by_email = get("/api/v1/search?q=secret".to_owned()).await;
+    assert_eq!(
+        by_email.body.as_array().unwrap().len(),
+        0,
+        "{}",
+        by_email.body
+    );
+    assert_eq!(search.body.as_array().unwrap().len(), 1, "{}", search.body);
+    get("/api/v1/contacts?filter=email:eq:secret@example.com".to_owned())
+        .await
+        .assert_problem(403, "forbidden");
+    get("/api/v1/contacts?filter=custom.salary:gt:100000".to_owned())
+        .await
+        .assert_problem(403, "forbidden");
+    get("/api/v1/contacts?sort=email".to_owned())
+        .await
+        .assert_problem(403, "forbidden");
+    // The admin still sees everything, and the patch kept the hidden values.
+    let full = app.get(&format!("/api/v1/contacts/{id}")).await;
+    assert_eq!(full.body["email"], "secret@example.com");
+    assert_eq!(full.body["custom"]["salary"], 123456);
+}
+
+#[tokio::test]
+async fn read_only_and_hidden_fields_cannot_be_written() {
+    let app = TestApp::new().await;
+    restricted_role(&app).await;
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "A", "lead_source": "web"}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    let intern = app.user("default", "i@example.com", PW, &["intern"]).await;
+    let key = app.key_for("default", intern, &["intern"]).await;
+    let send = |m: Method, p: String, b: serde_json::Value| {
+        let (app, key) = (&app, key.clone());
+        async move { app.send(m, &p, Some(&key), Some(b), &[]).await }
+    };
+    let res = send(
+        Method::PATCH,
+        format!("/api/v1/contacts/{id}"),
+        json!({"version": 1, "lead_source": "referral"}),
+    )
+    .await;
+    res.assert_problem(403, "forbidden");
+    assert!(res.body["detail"].as_str().unwrap().contains("lead_source"));
+    send(
+        Method::PATCH,
+        format!("/api/v1/contacts/{id}"),
+        json!({"version": 1, "emails": [{"address": "x@example.com"}]}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    send(
+        Method::POST,
+        "/api/v1/contacts".to_owned(),
+        json!({"first_name": "B", "lead_source": "cold call"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // Other fields stay writable.
+    send(
+        Method::PATCH,
+        format!("/api/v1/contacts/{id}"),
+        json!({"version": 1, "first_name": "Changed"}),
+    )
+    .await
+    .assert_status(200);
+    send(
+        Method::POST,
+        "/api/v1/contacts".to_owned(),
+        json!({"first_name": "C"}),
+    )
+    .await
+    .assert_status(201);
+    let stored = app.get(&format!("/api/v1/contacts/{id}")).await;
+    assert_eq!(stored.body["lead_source"], "web");
+}
+
+#[tokio::test]
+async fn own_and_team_scopes_hide_other_owners_records_as_not_found() {
+    let app = TestApp::new().await;
+    for (key, scope) in [("solo", "own"), ("squad", "team")] {
+        app.put(
+            "/api/v1/roles",
+            json!({"key": key, "name": key, "permissions": {
+                "contact": {"actions": ["read", "create", "update", "delete"], "scope": scope}}}),
+        )
+        .await
+        .assert_status(200);
+    }
+    let ann = app.user("default", "ann@example.com", PW, &["solo"]).await;
+    let bob = app.user("default", "bob@example.com", PW, &["squad"]).await;
+    let cat = app.user("default", "cat@example.com", PW, &["squad"]).await;
+    let dan = app.user("default", "dan@example.com", PW, &["squad"]).await;
+    app.post(
+        "/api/v1/teams",
+        json!({"name": "North", "members": [bob, cat]}),
+    )
+    .await
+    .assert_status(201);
+    let ann_key = app.key_for("default", ann, &["solo"]).await;
+    let bob_key = app.key_for("default", bob, &["squad"]).await;
+    let dan_key = app.key_for("default", dan, &["squad"]).await;
+
+    // Records created under a scoped role belong to their creator.
+    let mine = app
+        .send(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&ann_key),
+            Some(json!({"first_name": "Ann's"})),
+            &[],
+        )
+        .await;
+    mine.assert_status(201);
+    assert_eq!(mine.body["owner_id"], ann.to_string());
+    let cats = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Cat's", "owner_id": cat}),
+        )
+        .await;
+    let unowned = app
+        .create("/api/v1/contacts", json!({"first_name": "Nobody's"}))
+        .await;
+
+    let names = |res: &crate::support::Response| -> Vec<String> {
+        res.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["first_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ann_list = app
+        .send(Method::GET, "/api/v1/contacts", Some(&ann_key), None, &[])
+        .await;
+    assert_eq!(names(&ann_list), vec!["Ann's"]);
+    let bob_list = app
+        .send(Method::GET, "/api/v1/contacts", Some(&bob_key), None, &[])
+        .await;
+    assert_eq!(names(&bob_list), vec!["Cat's"]);
+    let dan_list = app
+        .send(Method::GET, "/api/v1/contacts", Some(&dan_key), None, &[])
+        .await;
+    assert!(names(&dan_list).is_empty());
+
+    for id in [
+        cats["id"].as_str().unwrap(),
+        unowned["id"].as_str().unwrap(),
+    ] {
+        app.send(
+            Method::GET,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&ann_key),
+            None,
+            &[],
+        )
+        .await
+        .assert_problem(404, "not_found");
+        app.send(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&ann_key),
+            Some(json!({"version": 1, "first_name": "Mine now"})),
+            &[],
+        )
+        .await
+        .assert_problem(404, "not_found");
+    }
+    app.send(
+        Method::GET,
+        &format!("/api/v1/contacts/{}", cats["id"].as_str().unwrap()),
+        Some(&bob_key),
+        None,
+        &[],
+    )
+    .await
+    .assert_status(200);
+    // Giving a record to someone outside the scope is refused.
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/contacts/{}", mine.body["id"].as_str().unwrap()),
+        Some(&ann_key),
+        Some(json!({"version": 1, "owner_id": dan})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // Counting respects the scope as well.
+    let counted = app
+        .send(
+            Method::GET,
+            "/api/v1/contacts?count=true",
+            Some(&ann_key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(counted.body["total"], 1);
+}
+
+#[tokio::test]
+async fn role_and_permission_changes_are_audited() {
+    let app = TestApp::new().await;
+    restricted_role(&app).await;
+    let u = app
+        .user("default", "i@example.com", PW, &["read_only"])
+        .await;
+    app.patch(&format!("/api/v1/users/{u}"), json!({"roles": ["intern"]}))
+        .await
+        .assert_status(200);
+    let entries = app.get(&format!("/api/v1/audit?record_id={u}")).await;
+    let change = &entries.body["data"][0];
+    assert_eq!(change["action"], "update");
+    assert_eq!(change["changes"]["roles"]["before"], json!(["read_only"]));
+    assert_eq!(change["changes"]["roles"]["after"], json!(["intern"]));
+    let roles = app.get("/api/v1/audit?object_type=role").await;
+    assert_eq!(roles.body["data"][0]["action"], "create");
+    // Built-in roles cannot be deleted; custom ones can, and leave users.
+    app.delete("/api/v1/roles/admin")
+        .await
+        .assert_problem(409, "built_in_role");
+    app.delete("/api/v1/roles/intern").await.assert_status(204);
+    let users = app.get("/api/v1/users").await;
+    let user = users
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == u.to_string())
+        .unwrap()
+        .clone();
+    assert_eq!(user["roles"], json!([]));
+}

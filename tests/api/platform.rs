@@ -1,0 +1,302 @@
+//! Resellers, plans and their limits, suspension and custom domains.
+
+use axum::http::Method;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const PW: &str = "correct horse battery staple";
+
+#[tokio::test]
+async fn resellers_manage_only_their_own_tenants_and_see_nothing_inside() {
+    let app = TestApp::new().await;
+    let platform = app.operator(None).await;
+    let op = |key: &str, m: Method, p: &str, b: Option<serde_json::Value>| {
+        let (app, key, p) = (&app, key.to_owned(), p.to_owned());
+        async move { app.send(m, &p, Some(&key), b, &[]).await }
+    };
+    for slug in ["acme-resale", "other-resale"] {
+        op(
+            &platform,
+            Method::POST,
+            "/api/v1/platform/resellers",
+            Some(json!({"slug": slug, "name": slug})),
+        )
+        .await
+        .assert_status(201);
+    }
+    let acme = app.operator(Some("acme-resale")).await;
+    let other = app.operator(Some("other-resale")).await;
+    // Resellers cannot manage resellers.
+    op(
+        &acme,
+        Method::POST,
+        "/api/v1/platform/resellers",
+        Some(json!({"slug": "mine", "name": "x"})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    let t = op(
+        &acme,
+        Method::POST,
+        "/api/v1/platform/tenants",
+        Some(json!({"slug": "clinic", "name": "Clinic", "admin_email": "boss@clinic.test", "plan": "professional"})),
+    )
+    .await;
+    t.assert_status(201);
+    assert_eq!(t.body["plan"], "professional");
+    assert_eq!(t.body["limits"]["contacts"], 10_000);
+    let tid = t.body["id"].as_str().unwrap().to_owned();
+    // The other reseller neither lists nor touches it.
+    let listed = op(&other, Method::GET, "/api/v1/platform/tenants", None).await;
+    assert!(listed.body.as_array().unwrap().is_empty());
+    op(
+        &other,
+        Method::PATCH,
+        &format!("/api/v1/platform/tenants/{tid}"),
+        Some(json!({"status": "suspended"})),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    // Operator keys are not tenant credentials.
+    op(&acme, Method::GET, "/api/v1/contacts", None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.send(
+        Method::GET,
+        "/api/v1/platform/tenants",
+        Some(&app.token),
+        None,
+        &[],
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+
+    // The invited admin signs in; suspension shuts the tenant out.
+    app.accept_invitation("boss@clinic.test", PW).await;
+    let login = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "boss@clinic.test", "password": PW, "tenant": "clinic"})),
+            &[],
+        )
+        .await;
+    login.assert_status(200);
+    let jwt = login.body["access_token"].as_str().unwrap().to_owned();
+    app.send(Method::GET, "/api/v1/contacts", Some(&jwt), None, &[])
+        .await
+        .assert_status(200);
+    op(
+        &acme,
+        Method::PATCH,
+        &format!("/api/v1/platform/tenants/{tid}"),
+        Some(json!({"status": "suspended"})),
+    )
+    .await
+    .assert_status(200);
+    app.send(Method::GET, "/api/v1/contacts", Some(&jwt), None, &[])
+        .await
+        .assert_problem(403, "tenant_suspended");
+}
+
+#[tokio::test]
+async fn a_custom_domain_addresses_its_tenant_and_rejects_others_credentials() {
+    let app = TestApp::new().await;
+    let platform = app.operator(None).await;
+    let t = app
+        .send(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(&platform),
+            Some(json!({"slug": "brand", "name": "Brand", "admin_email": "a@brand.test", "hostname": "crm.brand.example"})),
+            &[],
+        )
+        .await;
+    t.assert_status(201);
+    app.accept_invitation("a@brand.test", PW).await;
+    // No tenant named: the host decides.
+    let login = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "a@brand.test", "password": PW})),
+            &[("host", "crm.brand.example:443")],
+        )
+        .await;
+    login.assert_status(200);
+    // The default tenant's key is refused on the brand's domain.
+    app.send(
+        Method::GET,
+        "/api/v1/contacts",
+        Some(&app.token),
+        None,
+        &[("host", "crm.brand.example")],
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+}
+
+/// A tenant on `plan` with an admin key.
+async fn tenant_on_plan(app: &TestApp, slug: &str, plan: &str) -> String {
+    let platform = app.operator(None).await;
+    let t = app
+        .send(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(&platform),
+            Some(json!({"slug": slug, "name": slug, "admin_email": format!("admin@{slug}.test"), "plan": plan})),
+            &[],
+        )
+        .await;
+    t.assert_status(201);
+    let admin = app
+        .user(slug, &format!("owner@{slug}.test"), PW, &["admin"])
+        .await;
+    app.key_for(slug, admin, &["admin"]).await
+}
+
+#[tokio::test]
+async fn plan_limits_stop_writes_whole_and_name_the_limit() {
+    let app = TestApp::new().await;
+    let key = tenant_on_plan(&app, "small", "starter").await;
+    let items: Vec<_> = (0..999)
+        .map(|i| json!({"first_name": format!("C{i}")}))
+        .collect();
+    app.send(
+        Method::POST,
+        "/api/v1/contacts/bulk",
+        Some(&key),
+        Some(json!({"operation": "create", "items": items})),
+        &[],
+    )
+    .await
+    .assert_status(200);
+    // Two more would pass 1,000: the bulk fails whole.
+    let res = app
+        .send(
+            Method::POST,
+            "/api/v1/contacts/bulk",
+            Some(&key),
+            Some(
+                json!({"operation": "create", "items": [{"first_name": "a"}, {"first_name": "b"}]}),
+            ),
+            &[],
+        )
+        .await;
+    res.assert_problem(402, "plan_limit_reached");
+    assert_eq!(res.body["limit"], "contacts");
+    let count = app
+        .send(
+            Method::GET,
+            "/api/v1/contacts?count=true&limit=1",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(count.body["total"], 999);
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(&key),
+        Some(json!({"first_name": "last"})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    let over = app
+        .send(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&key),
+            Some(json!({"first_name": "over"})),
+            &[],
+        )
+        .await;
+    over.assert_problem(402, "plan_limit_reached");
+    // Deleting frees a seat.
+    let one = app
+        .send(
+            Method::GET,
+            "/api/v1/contacts?limit=1",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    let id = one.body["data"][0]["id"].as_str().unwrap();
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/contacts/{id}"),
+        Some(&key),
+        None,
+        &[("if-match", "\"1\"")],
+    )
+    .await
+    .assert_status(204);
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(&key),
+        Some(json!({"first_name": "again"})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+
+    // Users: the invited admin, the owner, and one more make three.
+    app.send(
+        Method::POST,
+        "/api/v1/users",
+        Some(&key),
+        Some(json!({"email": "third@small.test", "name": "Third", "roles": ["sales_rep"]})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    let fourth = app
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            Some(&key),
+            Some(json!({"email": "fourth@small.test", "name": "Fourth", "roles": ["sales_rep"]})),
+            &[],
+        )
+        .await;
+    fourth.assert_problem(402, "plan_limit_reached");
+    assert_eq!(fourth.body["limit"], "users");
+}
+
+#[tokio::test]
+async fn the_request_rate_is_limited_per_tenant_per_minute() {
+    let app = TestApp::new().await;
+    let key = tenant_on_plan(&app, "busy", "starter").await;
+    let mut limited = None;
+    for i in 0..260 {
+        let res = app
+            .send(
+                Method::GET,
+                "/api/v1/contacts?limit=1",
+                Some(&key),
+                None,
+                &[],
+            )
+            .await;
+        if res.status.as_u16() == 429 {
+            limited = Some((i, res));
+            break;
+        }
+        res.assert_status(200);
+    }
+    let (i, res) = limited.expect("the 121st request in a minute is refused");
+    // Requests at a minute boundary may fall in two windows.
+    assert!((120..=241).contains(&i), "limited after {i} requests");
+    res.assert_problem(429, "rate_limited");
+    assert_eq!(res.body["limit"], "api_requests_per_minute");
+    assert!(res.headers.contains_key("retry-after"));
+    // Other tenants are unaffected.
+    app.get("/api/v1/contacts?limit=1").await.assert_status(200);
+}
