@@ -126,6 +126,7 @@ pub async fn authenticate(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
         limits,
+        keyring: Some(state.keyring.clone()),
     })
 }
 

@@ -73,6 +73,9 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// The tenant's plan limits (none for the kernel itself).
     pub limits: Limits,
+    /// Keys for encrypted fields (absent where the kernel acts without the
+    /// HTTP state, e.g. seeding; writing a sensitive field then fails).
+    pub keyring: Option<Arc<crate::keys::Keyring>>,
 }
 
 impl RequestContext {
@@ -91,6 +94,7 @@ impl RequestContext {
             ip: None,
             user_agent: None,
             limits: Limits::default(),
+            keyring: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl RequestContext {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             limits: Limits::default(),
+            keyring: None,
         }
     }
 }

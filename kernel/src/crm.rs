@@ -12,5 +12,6 @@ pub mod links;
 pub mod listing;
 pub mod pipelines;
 pub mod records;
+pub mod sensitive;
 pub mod tenants;
 pub mod timeline;

@@ -49,6 +49,12 @@ pub struct Keyring {
     tenants: Mutex<HashMap<Uuid, Arc<TenantKeys>>>,
 }
 
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring(master {})", self.master.id())
+    }
+}
+
 impl Keyring {
     /// The master key from `master_key`, else from `master_key_file`
     /// (created with a fresh key when missing).

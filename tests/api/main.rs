@@ -16,5 +16,6 @@ mod openapi;
 mod platform;
 mod search;
 mod seed;
+mod sensitive;
 mod support;
 mod tenancy;

@@ -67,15 +67,22 @@ pub struct TimelineParams {
     pub limit: Option<u64>,
 }
 
-/// A record, as the caller may see it, with its ETag header.
-pub fn with_etag<R: Record>(ctx: &RequestContext, status: StatusCode, m: R::Model) -> Response {
+/// A record, as the caller may see it, with its ETag header. `read` says
+/// whether this is a read (revealing sensitive values is then audited) or
+/// the echo of a write.
+pub async fn with_etag<R: Record>(
+    state: &AppState,
+    ctx: &RequestContext,
+    status: StatusCode,
+    m: R::Model,
+    read: bool,
+) -> Result<Response> {
     let tag = etag(R::version(&m));
-    (
-        status,
-        [(header::ETAG, tag)],
-        Json(records::present::<R>(ctx, &m)),
-    )
-        .into_response()
+    let body = records::reveal_many::<R>(&state.db, ctx, std::slice::from_ref(&m), read)
+        .await?
+        .pop()
+        .unwrap_or(Value::Null);
+    Ok((status, [(header::ETAG, tag)], Json(body)).into_response())
 }
 
 pub async fn list<R: Record>(
@@ -94,12 +101,12 @@ pub async fn create<R: Record>(
     input: R::Input,
 ) -> Result<Response> {
     let m = records::create::<R>(&state.db, ctx, input).await?;
-    Ok(with_etag::<R>(ctx, StatusCode::CREATED, m))
+    with_etag::<R>(state, ctx, StatusCode::CREATED, m, false).await
 }
 
 pub async fn get<R: Record>(state: &AppState, ctx: &RequestContext, id: Uuid) -> Result<Response> {
     let m = records::get::<R>(&state.db, ctx, id).await?;
-    Ok(with_etag::<R>(ctx, StatusCode::OK, m))
+    with_etag::<R>(state, ctx, StatusCode::OK, m, true).await
 }
 
 pub async fn patch<R: Record>(
@@ -111,7 +118,7 @@ pub async fn patch<R: Record>(
 ) -> Result<Response> {
     let (version, via_if_match) = expected_version(headers, Some(&mut body))?;
     let m = records::update::<R>(&state.db, ctx, id, body, version, via_if_match).await?;
-    Ok(with_etag::<R>(ctx, StatusCode::OK, m))
+    with_etag::<R>(state, ctx, StatusCode::OK, m, false).await
 }
 
 pub async fn delete<R: Record>(
@@ -147,7 +154,7 @@ pub async fn bulk<R: Record>(
     Ok(Json(BulkResponse {
         operation: operation.to_owned(),
         count,
-        data: data.iter().map(|m| records::present::<R>(ctx, m)).collect(),
+        data: records::reveal_many::<R>(&state.db, ctx, &data, false).await?,
     }))
 }
 

@@ -204,7 +204,7 @@ pub async fn move_deal(
         via_if_match,
     )
     .await?;
-    Ok(with_etag::<Deals>(&ctx, StatusCode::OK, m))
+    with_etag::<Deals>(&state, &ctx, StatusCode::OK, m, false).await
 }
 
 /// The deal's stage moves, oldest first.

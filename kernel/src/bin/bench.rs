@@ -204,6 +204,8 @@ async fn run(args: &Args, url: &str) -> Result<()> {
                 pattern: None,
                 reference_type: None,
                 position: 0,
+                sensitive: false,
+                blind_index: false,
             },
         )
         .await?;

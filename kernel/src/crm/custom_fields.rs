@@ -114,6 +114,10 @@ pub struct FieldDef {
     pub max: Option<Decimal>,
     pub pattern: Option<Regex>,
     pub reference_type: Option<ObjectType>,
+    /// Values are encrypted at rest and their reads audited.
+    pub sensitive: bool,
+    /// A sensitive field that keeps an exact-match blind index.
+    pub blind_index: bool,
 }
 
 impl FieldDef {
@@ -146,6 +150,8 @@ impl FieldDef {
                 .map(|p| Regex::new(&anchored(p)).map_err(|_| bad("pattern")))
                 .transpose()?,
             reference_type: m.reference_type.as_deref().and_then(ObjectType::parse),
+            sensitive: m.sensitive,
+            blind_index: m.blind_index,
         })
     }
 
@@ -606,6 +612,15 @@ pub struct CustomFieldInput {
     /// Display order.
     #[serde(default)]
     pub position: i32,
+    /// Encrypt values at rest (AES-256-GCM, per-tenant key) and audit every
+    /// read. Encrypted fields cannot be unique, sorted or searched. Fixed
+    /// once created.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// For sensitive fields: keep a blind index so `eq` filters work.
+    /// Fixed once created.
+    #[serde(default)]
+    pub blind_index: bool,
 }
 
 /// Checks a definition and returns it parsed.
@@ -747,6 +762,38 @@ pub fn check_definition(
             "this field type cannot be unique",
         ));
     }
+    if input.sensitive {
+        if !matches!(
+            input.field_type,
+            FieldType::Text
+                | FieldType::LongText
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
+                | FieldType::Date
+                | FieldType::Integer
+                | FieldType::Decimal
+        ) {
+            errors.push(FieldError::new(
+                "sensitive",
+                "not_allowed",
+                "only text, email, phone, URL, date and number fields can be encrypted",
+            ));
+        }
+        if input.unique {
+            errors.push(FieldError::new(
+                "unique",
+                "not_allowed",
+                "encrypted fields cannot be unique",
+            ));
+        }
+    } else if input.blind_index {
+        errors.push(FieldError::new(
+            "blind_index",
+            "not_allowed",
+            "only sensitive fields have a blind index",
+        ));
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -763,6 +810,8 @@ pub fn check_definition(
         max: input.max,
         pattern,
         reference_type: input.reference_type,
+        sensitive: input.sensitive,
+        blind_index: input.blind_index,
     };
     if let Some(d) = input.default.as_ref().filter(|d| !d.is_null()) {
         match def.check(d) {
@@ -794,6 +843,8 @@ pub struct CustomField {
     pub pattern: Option<String>,
     pub reference_type: Option<String>,
     pub position: i32,
+    pub sensitive: bool,
+    pub blind_index: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -816,6 +867,8 @@ impl CustomField {
             pattern: m.pattern,
             reference_type: m.reference_type,
             position: m.position,
+            sensitive: m.sensitive,
+            blind_index: m.blind_index,
             created_at: m.created_at,
             updated_at: m.updated_at,
             version: m.version,
@@ -926,6 +979,8 @@ mod tests {
             max: None,
             pattern: None,
             reference_type: None,
+            sensitive: false,
+            blind_index: false,
         }
     }
 
@@ -1000,6 +1055,8 @@ mod tests {
             pattern: Some("(".into()),
             reference_type: None,
             position: 0,
+            sensitive: false,
+            blind_index: false,
         };
         let errs = check_definition(&input, Uuid::nil()).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();

@@ -43,6 +43,8 @@ fn to_row(
         created_at: existing.map(|e| e.created_at).unwrap_or(now),
         updated_at: now,
         version: existing.map(|e| e.version + 1).unwrap_or(1),
+        sensitive: def.sensitive,
+        blind_index: def.blind_index,
     }
 }
 
@@ -142,10 +144,14 @@ async fn ensure_index<C: ConnectionTrait>(
 ) -> Result<()> {
     // Lists cannot be B-tree indexed, and long text could exceed PostgreSQL's
     // index entry limit (about 2.7 kB).
-    if matches!(
-        def.field_type,
-        custom_fields::FieldType::MultiSelect | custom_fields::FieldType::LongText
-    ) {
+    // Encrypted values are never compared in SQL except through the blind
+    // index, which equality on the JSON member serves without an index here.
+    if def.sensitive
+        || matches!(
+            def.field_type,
+            custom_fields::FieldType::MultiSelect | custom_fields::FieldType::LongText
+        )
+    {
         return Ok(());
     }
     let kind = def.json_kind();
@@ -191,6 +197,13 @@ pub async fn update(
     }
     if existing.reference_type.as_deref() != input.reference_type.map(ObjectType::as_str) {
         fixed.push("reference_type");
+    }
+    // Changing these would mean re-encrypting or decrypting stored values.
+    if existing.sensitive != input.sensitive {
+        fixed.push("sensitive");
+    }
+    if existing.blind_index != input.blind_index {
+        fixed.push("blind_index");
     }
     if !fixed.is_empty() {
         return Err(Error::Validation(

@@ -22,9 +22,11 @@ use crate::audit::{self, AuditAction, AuditEntry};
 use crate::context::RequestContext;
 use crate::crm::custom_fields::{self, FieldDef};
 use crate::crm::listing::{FieldSpec, ListQuery};
+use crate::crm::sensitive;
 use crate::db::dialect::Dialect;
 use crate::db::search::{self, SearchDocument};
 use crate::error::{BulkItemError, Error, FieldError, Result};
+use crate::keys::TenantKeys;
 use crate::permissions::{Action, FieldAccess, ObjectType, Scope};
 
 /// Everything the shared path needs to know about one record type.
@@ -163,7 +165,46 @@ pub async fn visible_json<R: Record>(
     }
 }
 
-/// A record as the caller may see it: hidden fields removed.
+/// Records as the caller may see them: sensitive values decrypted where
+/// visible, hidden fields removed. With `audit_reads`, each record whose
+/// sensitive values were revealed gets a `read` entry naming the fields
+/// (writes echoing what the caller just sent pass `false`).
+pub async fn reveal_many<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    models: &[R::Model],
+    audit_reads: bool,
+) -> Result<Vec<Value>> {
+    let mut out = Vec::with_capacity(models.len());
+    let mut keys = None;
+    let mut entries = Vec::new();
+    for m in models {
+        let mut v = to_json::<R>(m);
+        if sensitive::any_sealed(&v) {
+            if keys.is_none() {
+                keys = sensitive::keys(db, ctx).await?;
+            }
+            let revealed = sensitive::reveal(keys.as_deref(), ctx, R::OBJECT, &mut v)?;
+            if audit_reads && !revealed.is_empty() {
+                entries.push(AuditEntry::new(
+                    R::OBJECT,
+                    R::id(m),
+                    AuditAction::Read,
+                    serde_json::json!({ "fields": revealed }),
+                ));
+            }
+        }
+        ctx.policy.redact(R::OBJECT, &mut v);
+        out.push(v);
+    }
+    if !entries.is_empty() {
+        audit::record(db, ctx, entries).await?;
+    }
+    Ok(out)
+}
+
+/// A record as the caller may see it: hidden fields removed (sensitive
+/// values stay sealed; see [`reveal_many`]).
 pub fn present<R: Record>(ctx: &RequestContext, m: &R::Model) -> Value {
     let mut v = to_json::<R>(m);
     ctx.policy.redact(R::OBJECT, &mut v);
@@ -319,10 +360,11 @@ pub async fn create<R: Record>(
     input: R::Input,
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Create)?;
+    let keys = sensitive::keys(db, ctx).await?;
     let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     reserve_stock::<R>(&tx, ctx, 1).await?;
-    let model = create_in::<R>(&tx, ctx, &defs, input).await?;
+    let model = create_in::<R>(&tx, ctx, keys.as_deref(), &defs, input).await?;
     R::Entity::insert(model.clone().into_active_model())
         .exec_without_returning(&tx)
         .await?;
@@ -334,6 +376,7 @@ pub async fn create<R: Record>(
 async fn create_in<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
+    keys: Option<&TenantKeys>,
     defs: &[FieldDef],
     input: R::Input,
 ) -> Result<R::Model> {
@@ -342,6 +385,14 @@ async fn create_in<R: Record>(
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
     let mut model = combine(custom, built)?;
     check_owner_scope::<R>(tx, ctx, &mut model).await?;
+    sensitive::seal(
+        keys,
+        ctx.tenant_id,
+        R::OBJECT,
+        defs,
+        R::custom_mut(&mut model),
+        None,
+    )?;
     Ok(model)
 }
 
@@ -408,25 +459,39 @@ pub async fn update<R: Record>(
     via_if_match: bool,
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Update)?;
+    let keys = sensitive::keys(db, ctx).await?;
     let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
-    let (model, previous) =
-        update_in::<R>(&tx, ctx, &defs, id, patch, expected_version, via_if_match).await?;
+    let (model, previous) = update_in::<R>(
+        &tx,
+        ctx,
+        keys.as_deref(),
+        &defs,
+        (id, patch, expected_version, via_if_match),
+    )
+    .await?;
     finish_writes::<R>(&tx, ctx, &[(model.clone(), Some(previous))]).await?;
     tx.commit().await?;
     Ok(model)
 }
 
+/// One update: the record, the patch, the version the client saw, and
+/// whether it came as If-Match.
+type UpdateRequest = (Uuid, Value, i64, bool);
+
 async fn update_in<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
+    keys: Option<&TenantKeys>,
     defs: &[FieldDef],
-    id: Uuid,
-    patch: Value,
-    expected_version: i64,
-    via_if_match: bool,
+    (id, patch, expected_version, via_if_match): UpdateRequest,
 ) -> Result<(R::Model, R::Model)> {
-    let existing = load::<R, _>(tx, ctx, id).await?;
+    let mut existing = load::<R, _>(tx, ctx, id).await?;
+    // Validation and merging work on plaintext; the stored ciphertext is
+    // kept for values that do not change.
+    let stored_custom = R::custom_mut(&mut existing).clone();
+    let mut plain = existing.clone();
+    sensitive::open_all(keys, ctx.tenant_id, R::OBJECT, R::custom_mut(&mut plain))?;
     let current = R::version(&existing);
     if current != expected_version {
         return Err(if via_if_match {
@@ -439,15 +504,23 @@ async fn update_in<R: Record>(
         return Err(Error::field("", "invalid_type", "expected a JSON object"));
     }
     let stored =
-        serde_json::to_value(R::input(&existing)).map_err(|e| Error::Internal(e.to_string()))?;
+        serde_json::to_value(R::input(&plain)).map_err(|e| Error::Internal(e.to_string()))?;
     let mut merged = stored.clone();
     merge_patch(&mut merged, &patch);
     let input: R::Input = from_json(merged)?;
     check_restricted_fields::<R>(ctx, &input, Some(&stored))?;
-    let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(&existing)).await;
-    let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&existing)).await;
+    let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(&plain)).await;
+    let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&plain)).await;
     let mut model = combine(custom, built)?;
     check_owner_scope::<R>(tx, ctx, &mut model).await?;
+    sensitive::seal(
+        keys,
+        ctx.tenant_id,
+        R::OBJECT,
+        defs,
+        R::custom_mut(&mut model),
+        Some(&stored_custom),
+    )?;
     if !update_if_version(
         tx,
         ctx,
@@ -570,6 +643,13 @@ pub async fn list<R: Record>(
     } else {
         Vec::new()
     };
+    let (raw_query, blind_matches) = if defs.iter().any(|d| d.sensitive) {
+        let keys = sensitive::keys(db, ctx).await?;
+        sensitive::split_query(raw_query, &defs, keys.as_deref())?
+    } else {
+        (raw_query.map(str::to_owned), Vec::new())
+    };
+    let raw_query = raw_query.as_deref();
     let query = ListQuery::parse(raw_query, R::fields(), &defs, R::DEFAULT_SORT)?;
     // Filtering or sorting on a hidden field would reveal its values.
     if let Some(f) = query
@@ -581,7 +661,16 @@ pub async fn list<R: Record>(
             "the field `{f}` is hidden from your role"
         )));
     }
-    let filters = query.filter_condition(dialect)?;
+    let mut filters = query.filter_condition(dialect)?;
+    for (key, index) in blind_matches {
+        if ctx.policy.field_access(R::OBJECT, &format!("custom.{key}")) == Some(FieldAccess::Hidden)
+        {
+            return Err(Error::Forbidden(format!(
+                "the field `custom.{key}` is hidden from your role"
+            )));
+        }
+        filters = filters.add(Expr::cust(dialect.custom_member(&key, sensitive::BIDX)).eq(index));
+    }
     let base = visible::<R, _>(db, ctx).await?;
     let total = if query.count {
         Some(base.clone().filter(filters.clone()).count(db).await?)
@@ -606,7 +695,7 @@ pub async fn list<R: Record>(
         _ => None,
     };
     Ok(Page {
-        data: rows.iter().map(|m| present::<R>(ctx, m)).collect(),
+        data: reveal_many::<R>(db, ctx, &rows, true).await?,
         next_cursor,
         total,
     })
@@ -703,6 +792,7 @@ pub async fn bulk_create<R: Record>(
 ) -> Result<Vec<R::Model>> {
     ctx.require(R::OBJECT, Action::Create)?;
     check_bulk_size(items.len())?;
+    let keys = sensitive::keys(db, ctx).await?;
     let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     reserve_stock::<R>(&tx, ctx, items.len() as i64).await?;
@@ -710,7 +800,7 @@ pub async fn bulk_create<R: Record>(
     let mut failures = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let built = match from_json::<R::Input>(item) {
-            Ok(input) => create_in::<R>(&tx, ctx, &defs, input).await,
+            Ok(input) => create_in::<R>(&tx, ctx, keys.as_deref(), &defs, input).await,
             Err(e) => Err(e),
         };
         match built {
@@ -781,12 +871,14 @@ pub async fn bulk_update<R: Record>(
 ) -> Result<Vec<R::Model>> {
     ctx.require(R::OBJECT, Action::Update)?;
     check_bulk_size(items.len())?;
+    let keys = sensitive::keys(db, ctx).await?;
     let tx = crate::db::write_tx(db).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let mut written = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        match update_in::<R>(&tx, ctx, &defs, item.id, item.patch, item.version, false).await {
+        let request = (item.id, item.patch, item.version, false);
+        match update_in::<R>(&tx, ctx, keys.as_deref(), &defs, request).await {
             Ok(pair) => written.push(pair),
             Err(e) => failures.push(item_error(index, e)?),
         }

@@ -49,6 +49,15 @@ impl Dialect {
         }
     }
 
+    /// An SQL expression reading member `member` of the JSON object in
+    /// custom field `key` as text (the blind index of an encrypted value).
+    pub fn custom_member(self, key: &str, member: &str) -> String {
+        match self.0 {
+            DbBackend::Postgres => format!("(\"custom\" -> '{key}' ->> '{member}')"),
+            _ => format!("json_extract(\"custom\", '$.{key}.\"{member}\"')"),
+        }
+    }
+
     /// An SQL condition, with one placeholder, that holds when the JSON
     /// array in custom field `key` contains the bound text value.
     pub fn custom_array_contains(self, key: &str) -> String {

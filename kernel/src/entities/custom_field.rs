@@ -24,6 +24,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub version: i64,
+    pub sensitive: bool,
+    pub blind_index: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
