@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod platform;
+pub mod privacy;
 pub mod records;
 pub mod relations;
 pub mod settings;
@@ -132,6 +133,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(platform::list_resellers, platform::create_reseller))
         .routes(routes!(platform::list_tenants, platform::create_tenant))
         .routes(routes!(platform::update_tenant))
+        .routes(routes!(privacy::export))
+        .routes(routes!(privacy::erase))
+        .routes(routes!(privacy::legal_hold))
+        .routes(routes!(privacy::list_consents, privacy::record_consent))
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -11,6 +11,7 @@ pub mod field_definitions;
 pub mod links;
 pub mod listing;
 pub mod pipelines;
+pub mod privacy;
 pub mod records;
 pub mod sensitive;
 pub mod tenants;

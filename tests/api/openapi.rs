@@ -105,6 +105,11 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/api/v1/platform/tenants"),
         ("post", "/api/v1/platform/tenants"),
         ("patch", "/api/v1/platform/tenants/{id}"),
+        ("get", "/api/v1/contacts/{id}/personal-data"),
+        ("post", "/api/v1/contacts/{id}/erase"),
+        ("put", "/api/v1/contacts/{id}/legal-hold"),
+        ("get", "/api/v1/contacts/{id}/consents"),
+        ("post", "/api/v1/contacts/{id}/consents"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

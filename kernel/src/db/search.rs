@@ -167,6 +167,18 @@ pub async fn query<C: ConnectionTrait>(
     Ok(hits)
 }
 
+/// Makes deletions final in the index's storage. SQLite's FTS5 keeps
+/// deleted terms in older segments until they merge; `optimize` merges them
+/// all now (it rewrites the whole index, so it is for rare events such as a
+/// GDPR erasure). PostgreSQL drops dead rows at its next VACUUM.
+pub async fn purge_deleted<C: ConnectionTrait>(db: &C) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.execute_unprepared("INSERT INTO search_fts(search_fts) VALUES('optimize')")
+            .await?;
+    }
+    Ok(())
+}
+
 /// Every word of every string in a JSON value (a record as a caller sees it).
 pub fn words_of(value: &serde_json::Value) -> Vec<String> {
     fn walk(v: &serde_json::Value, out: &mut Vec<String>) {

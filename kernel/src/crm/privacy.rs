@@ -1,0 +1,460 @@
+//! Data-subject rights (GDPR): export everything about a contact, erase
+//! their personal data everywhere it lives, keep consent records, and hold
+//! a contact's data when the law requires (legal hold blocks erasure).
+//!
+//! Erasure keeps a tombstone (the contact row, emptied, with `erased_at`)
+//! so that deals and activities still point somewhere, and keeps the audit
+//! trail verifiable: entries about the contact and its activities have their
+//! `changes` blanked and `redacted_at` set, the chain hashes a digest of
+//! `changes` rather than `changes` itself, and an `erase` entry names every
+//! redacted entry (see `audit::chain`).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, AuditAction, AuditEntry};
+use crate::context::RequestContext;
+use crate::crm::activities::Activities;
+use crate::crm::contacts::Contacts;
+use crate::crm::deals::Deals;
+use crate::crm::records;
+use crate::db::dialect::param;
+use crate::entities::{
+    activity, audit_log, consent, contact, contact_account, contact_relationship, deal, outbox,
+};
+use crate::error::{Error, Result};
+use crate::permissions::{Action, ObjectType};
+
+/// What erasure writes in place of a blanked text.
+const ERASED: &str = "[erased]";
+
+async fn flags<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<(bool, Option<DateTime<Utc>>)> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT legal_hold, erased_at FROM contacts WHERE tenant_id = {} AND id = {}",
+                param(backend, 1),
+                param(backend, 2)
+            ),
+            [ctx.tenant_id.into(), id.into()],
+        ))
+        .await?
+        .ok_or(Error::NotFound("contact"))?;
+    Ok((
+        row.try_get("", "legal_hold")?,
+        row.try_get("", "erased_at")?,
+    ))
+}
+
+/// Everything the kernel holds about one contact, as one JSON document.
+pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<Value> {
+    ctx.require(ObjectType::Contact, Action::Export)?;
+    let c = records::get::<Contacts>(db, ctx, id).await?;
+    let (legal_hold, erased_at) = flags(db, ctx, id).await?;
+    let contact = records::reveal_many::<Contacts>(db, ctx, std::slice::from_ref(&c), true)
+        .await?
+        .pop()
+        .unwrap_or(Value::Null);
+    let acts = activity::Entity::find()
+        .filter(activity::Column::TenantId.eq(ctx.tenant_id))
+        .filter(activity::Column::ContactId.eq(id))
+        .order_by_asc(activity::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let deals = deal::Entity::find()
+        .filter(deal::Column::TenantId.eq(ctx.tenant_id))
+        .filter(deal::Column::ContactId.eq(id))
+        .all(db)
+        .await?;
+    let accounts = contact_account::Entity::find()
+        .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
+        .filter(contact_account::Column::ContactId.eq(id))
+        .all(db)
+        .await?;
+    let relationships = contact_relationship::Entity::find()
+        .filter(contact_relationship::Column::TenantId.eq(ctx.tenant_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(contact_relationship::Column::FromContactId.eq(id))
+                .add(contact_relationship::Column::ToContactId.eq(id)),
+        )
+        .all(db)
+        .await?;
+    let consents = consent_history(db, ctx, id).await?;
+    let trail = audit_log::Entity::find()
+        .filter(audit_log::Column::TenantId.eq(ctx.tenant_id))
+        .filter(audit_log::Column::RecordId.eq(id))
+        .order_by_asc(audit_log::Column::Seq)
+        .all(db)
+        .await?;
+    let doc = json!({
+        "format": "trellis.data-subject-export.v1",
+        "exported_at": crate::clock::now(),
+        "contact": contact,
+        "legal_hold": legal_hold,
+        "erased_at": erased_at,
+        "activities": records::reveal_many::<Activities>(db, ctx, &acts, true).await?,
+        "deals": records::reveal_many::<Deals>(db, ctx, &deals, true).await?,
+        "account_links": accounts.iter().map(|l| json!({"account_id": l.account_id, "role": l.role})).collect::<Vec<_>>(),
+        "relationships": relationships.iter().map(|r| json!({"from": r.from_contact_id, "to": r.to_contact_id, "kind": r.kind})).collect::<Vec<_>>(),
+        "consents": consents,
+        "audit_trail": trail.into_iter().map(crate::audit::query::AuditEntryOut::from).collect::<Vec<_>>(),
+        // Plugins keep no per-contact data until the plugin platform lands;
+        // their key-value entries will be listed here.
+        "plugin_data": [],
+    });
+    audit::record(
+        db,
+        ctx,
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            id,
+            AuditAction::Export,
+            json!({"kind": "data_subject_export"}),
+        )],
+    )
+    .await?;
+    Ok(doc)
+}
+
+/// The outcome of an erasure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erasure {
+    pub contact_id: Uuid,
+    pub erased_at: DateTime<Utc>,
+    pub activities_anonymised: u64,
+    pub links_removed: u64,
+    pub audit_entries_redacted: usize,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    /// Why (a ticket or request reference); kept in the audit trail, so it
+    /// must not itself hold personal data.
+    pub reason: String,
+}
+
+/// Erases a contact's personal data everywhere the kernel keeps it.
+pub async fn erase(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+    reason: &str,
+) -> Result<Erasure> {
+    ctx.require(ObjectType::Contact, Action::Delete)?;
+    let tx = crate::db::write_tx(db).await?;
+    let c = records::load::<Contacts, _>(&tx, ctx, id).await?;
+    let (legal_hold, erased) = flags(&tx, ctx, id).await?;
+    if legal_hold {
+        return Err(Error::Conflict {
+            code: "legal_hold",
+            message: "this contact is under legal hold; lift the hold before erasing".to_owned(),
+        });
+    }
+    if erased.is_some() {
+        return Err(Error::Conflict {
+            code: "already_erased",
+            message: "this contact was already erased".to_owned(),
+        });
+    }
+    let now = crate::clock::now();
+    // The contact row becomes a tombstone.
+    let mut tomb: contact::ActiveModel = c.clone().into();
+    tomb.first_name = Set(None);
+    tomb.last_name = Set(Some(ERASED.to_owned()));
+    tomb.email = Set(None);
+    tomb.emails = Set(json!([]));
+    tomb.phones = Set(json!([]));
+    tomb.job_title = Set(None);
+    tomb.lead_source = Set(None);
+    tomb.tags = Set(json!([]));
+    tomb.preferred_channel = Set(None);
+    tomb.custom = Set(json!({}));
+    tomb.updated_at = Set(now);
+    tomb.version = Set(c.version + 1);
+    tomb.update(&tx).await?;
+    let backend = tx.get_database_backend();
+    tx.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE contacts SET erased_at = {} WHERE tenant_id = {} AND id = {}",
+            param(backend, 1),
+            param(backend, 2),
+            param(backend, 3)
+        ),
+        [now.into(), ctx.tenant_id.into(), id.into()],
+    ))
+    .await?;
+    crate::db::search::remove(&tx, ctx.tenant_id, &[id]).await?;
+
+    // Activities about the contact keep their dates and links, not their words.
+    let activity_ids: Vec<Uuid> = activity::Entity::find()
+        .select_only()
+        .column(activity::Column::Id)
+        .filter(activity::Column::TenantId.eq(ctx.tenant_id))
+        .filter(activity::Column::ContactId.eq(id))
+        .into_tuple::<Uuid>()
+        .all(&tx)
+        .await?;
+    let anonymised = activity::Entity::update_many()
+        .col_expr(activity::Column::Subject, Expr::value(ERASED))
+        .col_expr(activity::Column::Body, Expr::value(Option::<String>::None))
+        .col_expr(
+            activity::Column::Outcome,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(activity::Column::Custom, Expr::value(json!({})))
+        .filter(activity::Column::TenantId.eq(ctx.tenant_id))
+        .filter(activity::Column::Id.is_in(activity_ids.clone()))
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    crate::db::search::remove(&tx, ctx.tenant_id, &activity_ids).await?;
+
+    let links = contact_account::Entity::delete_many()
+        .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
+        .filter(contact_account::Column::ContactId.eq(id))
+        .exec(&tx)
+        .await?
+        .rows_affected
+        + contact_relationship::Entity::delete_many()
+            .filter(contact_relationship::Column::TenantId.eq(ctx.tenant_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(contact_relationship::Column::FromContactId.eq(id))
+                    .add(contact_relationship::Column::ToContactId.eq(id)),
+            )
+            .exec(&tx)
+            .await?
+            .rows_affected;
+    consent::Entity::delete_many()
+        .filter(consent::Column::TenantId.eq(ctx.tenant_id))
+        .filter(consent::Column::ContactId.eq(id))
+        .exec(&tx)
+        .await?;
+    let addresses: Vec<String> = c
+        .email
+        .iter()
+        .cloned()
+        .chain(
+            c.emails
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("address").and_then(Value::as_str).map(str::to_owned)),
+        )
+        .collect();
+    outbox::Entity::delete_many()
+        .filter(outbox::Column::TenantId.eq(ctx.tenant_id))
+        .filter(outbox::Column::Recipient.is_in(addresses))
+        .exec(&tx)
+        .await?;
+
+    // The trail keeps its entries and its chain; their contents go.
+    let mut subjects = activity_ids;
+    subjects.push(id);
+    let redacted: Vec<Uuid> = audit_log::Entity::find()
+        .select_only()
+        .column(audit_log::Column::Id)
+        .filter(audit_log::Column::TenantId.eq(ctx.tenant_id))
+        .filter(audit_log::Column::RecordId.is_in(subjects.clone()))
+        .into_tuple::<Uuid>()
+        .all(&tx)
+        .await?;
+    audit_log::Entity::update_many()
+        .col_expr(
+            audit_log::Column::Changes,
+            Expr::value(json!({"redacted": true})),
+        )
+        .col_expr(audit_log::Column::RedactedAt, Expr::value(now))
+        .filter(audit_log::Column::TenantId.eq(ctx.tenant_id))
+        .filter(audit_log::Column::RecordId.is_in(subjects))
+        .exec(&tx)
+        .await?;
+    audit::write(
+        &tx,
+        ctx,
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            id,
+            AuditAction::Erase,
+            json!({
+                "reason": reason,
+                "redacted_entries": redacted,
+                "activities_anonymised": anonymised,
+                "links_removed": links,
+            }),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    crate::db::search::purge_deleted(db).await?;
+    Ok(Erasure {
+        contact_id: id,
+        erased_at: now,
+        activities_anonymised: anonymised,
+        links_removed: links,
+        audit_entries_redacted: redacted.len(),
+    })
+}
+
+/// Sets or lifts the legal hold of a contact.
+pub async fn set_legal_hold(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+    hold: bool,
+) -> Result<()> {
+    ctx.require(ObjectType::Contact, Action::Delete)?;
+    let tx = crate::db::write_tx(db).await?;
+    records::load::<Contacts, _>(&tx, ctx, id).await?;
+    let (before, _) = flags(&tx, ctx, id).await?;
+    let backend = tx.get_database_backend();
+    tx.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE contacts SET legal_hold = {} WHERE tenant_id = {} AND id = {}",
+            param(backend, 1),
+            param(backend, 2),
+            param(backend, 3)
+        ),
+        [hold.into(), ctx.tenant_id.into(), id.into()],
+    ))
+    .await?;
+    audit::write(
+        &tx,
+        ctx,
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            id,
+            AuditAction::Update,
+            json!({"legal_hold": {"before": before, "after": hold}}),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentInput {
+    /// What the consent is for: `marketing_email`, `profiling`...
+    pub purpose: String,
+    pub granted: bool,
+    /// Where it was given or withdrawn: `web_form`, `phone`, `import`...
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Consent {
+    pub id: Uuid,
+    pub purpose: String,
+    pub granted: bool,
+    pub source: String,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+fn check_token(field: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::field(
+            field,
+            "invalid_format",
+            "use 1-64 lower-case letters, digits and `_`",
+        ))
+    }
+}
+
+/// Records a consent given or withdrawn; history is kept, never rewritten.
+pub async fn record_consent(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+    input: ConsentInput,
+) -> Result<Consent> {
+    ctx.require(ObjectType::Contact, Action::Update)?;
+    check_token("purpose", &input.purpose)?;
+    check_token("source", &input.source)?;
+    let tx = crate::db::write_tx(db).await?;
+    records::load::<Contacts, _>(&tx, ctx, id).await?;
+    let row = consent::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(ctx.tenant_id),
+        contact_id: Set(id),
+        purpose: Set(input.purpose),
+        granted: Set(input.granted),
+        source: Set(input.source),
+        actor_kind: Set(ctx.actor_kind.as_str().to_owned()),
+        actor_id: Set(ctx.actor_id),
+        recorded_at: Set(crate::clock::now()),
+    }
+    .insert(&tx)
+    .await?;
+    audit::write(
+        &tx,
+        ctx,
+        vec![AuditEntry::new(
+            ObjectType::Contact,
+            id,
+            AuditAction::Update,
+            json!({ format!("consent.{}", row.purpose): {"after": row.granted, "source": row.source} }),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(consent_out(row))
+}
+
+fn consent_out(c: consent::Model) -> Consent {
+    Consent {
+        id: c.id,
+        purpose: c.purpose,
+        granted: c.granted,
+        source: c.source,
+        actor_kind: c.actor_kind,
+        actor_id: c.actor_id,
+        recorded_at: c.recorded_at,
+    }
+}
+
+/// Every consent record of a contact, oldest first.
+pub async fn consent_history<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<Vec<Consent>> {
+    ctx.require(ObjectType::Contact, Action::Read)?;
+    Ok(consent::Entity::find()
+        .filter(consent::Column::TenantId.eq(ctx.tenant_id))
+        .filter(consent::Column::ContactId.eq(id))
+        .order_by_asc(consent::Column::RecordedAt)
+        .order_by_asc(consent::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(consent_out)
+        .collect())
+}
