@@ -130,6 +130,10 @@ pub struct Client {
     pub tenant_header: Option<String>,
     pub bearer: Option<String>,
     pub session_cookie: Option<String>,
+    /// The host of the `Origin` header, when the browser sent one.
+    pub origin_host: Option<String>,
+    /// GET, HEAD or OPTIONS: cannot change anything.
+    pub safe_method: bool,
 }
 
 impl Client {
@@ -185,6 +189,16 @@ impl Client {
             tenant_header: header("x-trellis-tenant"),
             bearer,
             session_cookie,
+            origin_host: header("origin").map(|o| {
+                let without_scheme = o.split_once("://").map(|(_, r)| r).unwrap_or(&o);
+                let host = without_scheme.split('/').next().unwrap_or("");
+                host.rsplit_once(':')
+                    .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+                    .map(|(h, _)| h)
+                    .unwrap_or(host)
+                    .to_ascii_lowercase()
+            }),
+            safe_method: parts.method.is_safe(),
         }
     }
 }

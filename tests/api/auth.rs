@@ -562,3 +562,78 @@ fn base32_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test]
+async fn cookie_sessions_refuse_cross_site_writes() {
+    let app = TestApp::new().await;
+    app.user("default", "ann@example.com", PW, &["admin"]).await;
+    let cookie = TestApp::session_cookie(&app.login("ann@example.com", PW).await);
+    let body = Some(json!({"first_name": "Forged"}));
+    let evil = app
+        .send(
+            Method::POST,
+            "/api/v1/contacts",
+            None,
+            body.clone(),
+            &[
+                ("cookie", &cookie),
+                ("host", "crm.example.com"),
+                ("origin", "https://evil.example"),
+            ],
+        )
+        .await;
+    evil.assert_problem(403, "forbidden");
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        None,
+        body,
+        &[
+            ("cookie", &cookie),
+            ("host", "crm.example.com"),
+            ("origin", "https://crm.example.com"),
+        ],
+    )
+    .await
+    .assert_status(201);
+}
+
+#[tokio::test]
+async fn rotated_signing_keys_keep_earlier_tokens_valid() {
+    use base64::Engine;
+    let app = TestApp::new().await;
+    app.user("default", "ann@example.com", PW, &["admin"]).await;
+    let first = app.login("ann@example.com", PW).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kid_of = |t: &str| {
+        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t.split('.').next().unwrap())
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&h).unwrap()["kid"].clone()
+    };
+    let new_kid = trellis::auth::access::rotate(&app.state.db, &app.state.keyring)
+        .await
+        .unwrap();
+    app.state
+        .access
+        .reload(&app.state.db, &app.state.keyring)
+        .await
+        .unwrap();
+    let second = app.login("ann@example.com", PW).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid_of(&second), json!(new_kid));
+    assert_ne!(kid_of(&first), kid_of(&second));
+    for t in [&first, &second] {
+        app.send(Method::GET, "/api/v1/contacts", Some(t), None, &[])
+            .await
+            .assert_status(200);
+    }
+    let jwks = app
+        .send(Method::GET, "/.well-known/jwks.json", None, None, &[])
+        .await;
+    assert_eq!(jwks.body["keys"].as_array().unwrap().len(), 2);
+}

@@ -115,3 +115,89 @@ async fn another_tenants_ids_are_always_not_found() {
     assert_eq!(got.body["first_name"], "Secret");
     assert_eq!(got.body["version"], 1);
 }
+
+#[tokio::test]
+async fn identity_and_privacy_endpoints_answer_404_for_another_tenants_ids() {
+    let app = TestApp::new().await;
+    let contact = app
+        .create("/api/v1/contacts", json!({"first_name": "Private"}))
+        .await;
+    let cid = contact["id"].as_str().unwrap().to_owned();
+    let user = app
+        .post(
+            "/api/v1/users",
+            json!({"email": "u@example.com", "name": "U", "roles": ["sales_rep"]}),
+        )
+        .await;
+    let uid = user.body["id"].as_str().unwrap().to_owned();
+    let key = app.post("/api/v1/api-keys", json!({"name": "k"})).await;
+    let kid = key.body["id"].as_str().unwrap().to_owned();
+    let team = app
+        .post("/api/v1/teams", json!({"name": "T", "members": [uid]}))
+        .await;
+    let tid = team.body["id"].as_str().unwrap().to_owned();
+    let other = app.tenant_token("other", "admin").await;
+    let attempts: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (
+            Method::GET,
+            format!("/api/v1/contacts/{cid}/personal-data"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/contacts/{cid}/erase"),
+            Some(json!({"reason": "x"})),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/contacts/{cid}/legal-hold"),
+            Some(json!({"legal_hold": true})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/contacts/{cid}/consents"),
+            Some(json!({"purpose": "p", "granted": true, "source": "s"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{uid}"),
+            Some(json!({"roles": ["admin"]})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/users/{uid}/sessions"),
+            None,
+        ),
+        (Method::DELETE, format!("/api/v1/api-keys/{kid}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/teams/{tid}"),
+            Some(json!({"name": "Mine"})),
+        ),
+        (Method::DELETE, format!("/api/v1/teams/{tid}"), None),
+    ];
+    for (method, path, body) in attempts {
+        let res = app
+            .send(method.clone(), &path, Some(&other), body, &[])
+            .await;
+        assert_eq!(res.status.as_u16(), 404, "{method} {path}: {}", res.body);
+    }
+    // The other tenant's admin cannot list or see them either.
+    let users = app
+        .send(Method::GET, "/api/v1/users", Some(&other), None, &[])
+        .await;
+    assert!(!users.body.to_string().contains("u@example.com"));
+    // Nothing changed.
+    let mine = app.get("/api/v1/api-keys").await;
+    assert!(
+        mine.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == kid && k["revoked"] == false)
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{cid}")).await.body["first_name"],
+        "Private"
+    );
+}
