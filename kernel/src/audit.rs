@@ -169,7 +169,7 @@ pub async fn record(
     ctx: &RequestContext,
     entries: Vec<AuditEntry>,
 ) -> Result<()> {
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     write(&tx, ctx, entries).await?;
     tx.commit().await?;
     Ok(())

@@ -56,6 +56,28 @@ pub async fn write_tx(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
         .await?)
 }
 
+/// Opens a write transaction confined to the caller's tenant. On PostgreSQL
+/// the transaction runs as the `trellis_tenant` role with the tenant set,
+/// so row-level security admits that tenant's rows only (the second wall
+/// behind every query's own `tenant_id` condition; see migration m0003).
+/// One extra statement, in the same round trip as nothing else: measured in
+/// `docs/benchmarks.md`.
+pub async fn tenant_tx(
+    db: &DatabaseConnection,
+    ctx: &crate::context::RequestContext,
+) -> Result<DatabaseTransaction> {
+    let tx = write_tx(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // A UUID's text form is hex and dashes: safe to splice.
+        tx.execute_unprepared(&format!(
+            "SET LOCAL ROLE trellis_tenant; SELECT set_config('trellis.tenant_id', '{}', true)",
+            ctx.tenant_id
+        ))
+        .await?;
+    }
+    Ok(tx)
+}
+
 /// Serialises the writers of one tenant's `scope` until the transaction
 /// ends, for checks that read before they write (a unique value, a cycle in
 /// the account tree). PostgreSQL takes a transaction-scoped advisory lock;

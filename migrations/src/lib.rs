@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod helpers;
 mod m0001_core;
 mod m0002_identity;
+mod m0003_row_security;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_core::Migration),
             Box::new(m0002_identity::Migration),
+            Box::new(m0003_row_security::Migration),
         ]
     }
 }

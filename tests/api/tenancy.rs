@@ -201,3 +201,62 @@ async fn identity_and_privacy_endpoints_answer_404_for_another_tenants_ids() {
         "Private"
     );
 }
+
+/// The second wall: on PostgreSQL a tenant transaction sees only its
+/// tenant's rows even when a query forgets its `tenant_id` condition, and
+/// cannot write rows of another tenant. (SQLite has no row security; there
+/// the kernel's own tenant filter, tested above, is the only wall.)
+#[tokio::test]
+async fn postgres_row_security_confines_a_tenant_transaction() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::new().await;
+    app.create("/api/v1/contacts", json!({"first_name": "Mine"}))
+        .await;
+    let db = &app.state.db;
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let (default, _) = trellis::crm::tenants::ensure_default(db).await.unwrap();
+    let (other, _) = trellis::crm::tenants::ensure(db, "other", "Other", "a@other.test")
+        .await
+        .unwrap();
+    let tx = trellis::db::tenant_tx(db, &trellis::context::RequestContext::system(other.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        count_contacts(&tx).await,
+        0,
+        "another tenant's rows are invisible"
+    );
+    let forged = tx
+        .execute_unprepared(&format!(
+            "INSERT INTO contacts (id, tenant_id, emails, phones, lifecycle_stage, tags, custom, created_at, updated_at) \
+             VALUES ('{}', '{}', '[]', '[]', 'lead', '[]', '{{}}', now(), now())",
+            uuid::Uuid::now_v7(),
+            default.id
+        ))
+        .await;
+    assert!(forged.is_err(), "a row of another tenant cannot be written");
+    drop(tx);
+    let tx = trellis::db::tenant_tx(db, &trellis::context::RequestContext::system(default.id))
+        .await
+        .unwrap();
+    assert_eq!(count_contacts(&tx).await, 1);
+    tx.rollback().await.unwrap();
+    // Outside tenant transactions the owner role sees everything.
+    let all = db.begin().await.unwrap();
+    assert_eq!(count_contacts(&all).await, 1);
+}
+
+async fn count_contacts(tx: &sea_orm::DatabaseTransaction) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = tx
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM contacts",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}

@@ -206,7 +206,7 @@ pub async fn update_tenant(
 ) -> Result<Json<TenantSettings>> {
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     ctx.require(ObjectType::Tenant, Action::ManageSettings)?;
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, &ctx).await?;
     let t = tenant::Entity::find_by_id(ctx.tenant_id)
         .one(&tx)
         .await?

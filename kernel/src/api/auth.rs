@@ -240,7 +240,7 @@ pub async fn create_api_key(
     }
     let key = tokens::generate();
     let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, &ctx).await?;
     let id = tokens::store_key(
         &tx,
         ctx.tenant_id,
@@ -297,7 +297,7 @@ pub async fn revoke_api_key(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
     let user_id = crate::auth::user_of(&ctx)?;
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, &ctx).await?;
     let mut q = api_token::Entity::update_many()
         .col_expr(
             api_token::Column::RevokedAt,

@@ -28,6 +28,10 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+#[path = "common/figures.rs"]
+mod figures;
+
+use figures::{fmt, measure};
 use trellis::auth::tokens;
 use trellis::context::RequestContext;
 use trellis::crm::contacts::Contacts;
@@ -162,6 +166,7 @@ async fn run(args: &Args, url: &str) -> Result<()> {
     let state = AppState::open(Config {
         database_url: url.to_owned(),
         max_connections: 16,
+        master_key: Some(trellis::crypto::MasterKey::generate().to_base64()),
         ..Config::default()
     })
     .await?;
@@ -620,39 +625,6 @@ impl Http {
     }
 }
 
-struct Figures {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
-}
-
-/// Runs `f` `n` times one after the other; latency percentiles and rate.
-async fn measure<F, Fut>(n: usize, f: F) -> Result<Figures>
-where
-    F: Fn(usize) -> Fut,
-    Fut: Future<Output = Result<()>>,
-{
-    // Warm caches and connections first.
-    for i in 0..(n / 10).max(1) {
-        f(i).await?;
-    }
-    let mut times = Vec::with_capacity(n);
-    let started = Instant::now();
-    for i in 0..n {
-        let t = Instant::now();
-        f(i).await?;
-        times.push(t.elapsed());
-    }
-    let total = started.elapsed();
-    times.sort();
-    let pick = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    Ok(Figures {
-        p50: pick(0.50),
-        p99: pick(0.99),
-        per_sec: n as f64 / total.as_secs_f64(),
-    })
-}
-
 /// Requests per second with `clients` concurrent callers sharing `n` calls.
 async fn throughput<F, Fut>(clients: usize, n: usize, f: F) -> Result<f64>
 where
@@ -676,13 +648,4 @@ where
         t.await??;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
-}
-
-fn fmt(d: Duration) -> String {
-    let us = d.as_micros();
-    if us >= 10_000 {
-        format!("{:.1}ms", us as f64 / 1000.0)
-    } else {
-        format!("{us}µs")
-    }
 }

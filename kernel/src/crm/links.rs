@@ -57,7 +57,7 @@ pub async fn link_account(
     input: AccountLinkInput,
 ) -> Result<AccountLink> {
     ctx.require(ObjectType::Contact, Action::Update)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     records::load::<Contacts, _>(&tx, ctx, contact_id).await?;
     let mut checks = Checks::default();
     let role = checks.text("role", input.role, 100);
@@ -133,7 +133,7 @@ pub async fn unlink_account(
     account_id: Uuid,
 ) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Update)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let res = contact_account::Entity::delete_many()
         .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
         .filter(contact_account::Column::ContactId.eq(contact_id))
@@ -195,7 +195,7 @@ pub async fn relate(
     input: RelationshipInput,
 ) -> Result<Relationship> {
     ctx.require(ObjectType::Contact, Action::Update)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     records::load::<Contacts, _>(&tx, ctx, from).await?;
     let mut checks = Checks::default();
     let kind = input.kind.trim().to_owned();
@@ -293,7 +293,7 @@ pub async fn unrelate(
     relationship_id: Uuid,
 ) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Update)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let res = contact_relationship::Entity::delete_many()
         .filter(contact_relationship::Column::TenantId.eq(ctx.tenant_id))
         .filter(contact_relationship::Column::Id.eq(relationship_id))

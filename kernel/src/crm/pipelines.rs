@@ -244,7 +244,7 @@ pub async fn create(
             "new pipelines have new stages: leave out `id`",
         ));
     }
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let p = create_in(&tx, ctx, name, input).await?;
     tx.commit().await?;
     Ok(p)
@@ -310,7 +310,7 @@ pub async fn update(
 ) -> Result<Pipeline> {
     ctx.require(ObjectType::Pipeline, Action::ManageSettings)?;
     let name = check_input(&input)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let existing = load(&tx, ctx, id).await?;
     if existing.version != expected_version {
         return Err(Error::PreconditionFailed {
@@ -442,7 +442,7 @@ pub async fn delete(
     expected_version: Option<i64>,
 ) -> Result<()> {
     ctx.require(ObjectType::Pipeline, Action::ManageSettings)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let existing = load(&tx, ctx, id).await?;
     if expected_version.is_some_and(|v| v != existing.version) {
         return Err(Error::PreconditionFailed {

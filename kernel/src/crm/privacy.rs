@@ -157,7 +157,7 @@ pub async fn erase(
     reason: &str,
 ) -> Result<Erasure> {
     ctx.require(ObjectType::Contact, Action::Delete)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let c = records::load::<Contacts, _>(&tx, ctx, id).await?;
     let (legal_hold, erased) = flags(&tx, ctx, id).await?;
     if legal_hold {
@@ -321,7 +321,7 @@ pub async fn set_legal_hold(
     hold: bool,
 ) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Delete)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     records::load::<Contacts, _>(&tx, ctx, id).await?;
     let (before, _) = flags(&tx, ctx, id).await?;
     let backend = tx.get_database_backend();
@@ -398,7 +398,7 @@ pub async fn record_consent(
     ctx.require(ObjectType::Contact, Action::Update)?;
     check_token("purpose", &input.purpose)?;
     check_token("source", &input.source)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     records::load::<Contacts, _>(&tx, ctx, id).await?;
     let row = consent::ActiveModel {
         id: Set(Uuid::now_v7()),

@@ -361,7 +361,7 @@ pub async fn create<R: Record>(
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Create)?;
     let keys = sensitive::keys(db, ctx).await?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     reserve_stock::<R>(&tx, ctx, 1).await?;
     let model = create_in::<R>(&tx, ctx, keys.as_deref(), &defs, input).await?;
@@ -460,7 +460,7 @@ pub async fn update<R: Record>(
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Update)?;
     let keys = sensitive::keys(db, ctx).await?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let (model, previous) = update_in::<R>(
         &tx,
@@ -569,7 +569,7 @@ pub async fn delete<R: Record>(
     expected_version: Option<i64>,
 ) -> Result<()> {
     ctx.require(R::OBJECT, Action::Delete)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     delete_in::<R>(&tx, ctx, id, expected_version).await?;
     tx.commit().await?;
     Ok(())
@@ -793,7 +793,7 @@ pub async fn bulk_create<R: Record>(
     ctx.require(R::OBJECT, Action::Create)?;
     check_bulk_size(items.len())?;
     let keys = sensitive::keys(db, ctx).await?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     reserve_stock::<R>(&tx, ctx, items.len() as i64).await?;
     let mut models = Vec::with_capacity(items.len());
@@ -872,7 +872,7 @@ pub async fn bulk_update<R: Record>(
     ctx.require(R::OBJECT, Action::Update)?;
     check_bulk_size(items.len())?;
     let keys = sensitive::keys(db, ctx).await?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let defs = custom_fields::definitions(&tx, ctx.tenant_id, R::OBJECT).await?;
     let mut written = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
@@ -900,7 +900,7 @@ pub async fn bulk_delete<R: Record>(
 ) -> Result<usize> {
     ctx.require(R::OBJECT, Action::Delete)?;
     check_bulk_size(items.len())?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let mut failures = Vec::new();
     let count = items.len();
     for (index, item) in items.into_iter().enumerate() {

@@ -152,7 +152,7 @@ pub async fn put(state: &AppState, ctx: &RequestContext, input: RoleInput) -> Re
     if input.name.trim().is_empty() {
         return Err(Error::field("name", "required", "a role needs a name"));
     }
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, ctx).await?;
     let existing = role::Entity::find()
         .filter(role::Column::TenantId.eq(ctx.tenant_id))
         .filter(role::Column::Key.eq(input.key.as_str()))
@@ -206,7 +206,7 @@ pub async fn put(state: &AppState, ctx: &RequestContext, input: RoleInput) -> Re
 /// Deletes a tenant-defined role and takes it from every user holding it.
 pub async fn delete(state: &AppState, ctx: &RequestContext, key: &str) -> Result<()> {
     ctx.require(ObjectType::Role, Action::ManageSettings)?;
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, ctx).await?;
     let r = role::Entity::find()
         .filter(role::Column::TenantId.eq(ctx.tenant_id))
         .filter(role::Column::Key.eq(key))

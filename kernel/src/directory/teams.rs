@@ -151,7 +151,7 @@ pub async fn save(
     if name.is_empty() {
         return Err(Error::field("name", "required", "a team needs a name"));
     }
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let (saved, before) = match id {
         Some(id) => {
             let t = team::Entity::find_by_id(id)
@@ -210,7 +210,7 @@ pub async fn save(
 
 pub async fn delete(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<()> {
     ctx.require(ObjectType::Team, Action::ManageSettings)?;
-    let tx = crate::db::write_tx(db).await?;
+    let tx = crate::db::tenant_tx(db, ctx).await?;
     let t = team::Entity::find_by_id(id)
         .filter(team::Column::TenantId.eq(ctx.tenant_id))
         .one(&tx)

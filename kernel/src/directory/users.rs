@@ -124,7 +124,7 @@ pub async fn invite(state: &AppState, ctx: &RequestContext, input: Invitation) -
     if input.name.trim().is_empty() {
         return Err(Error::field("name", "required", "a user needs a name"));
     }
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, ctx).await?;
     crate::directory::roles::check_exist(&tx, ctx.tenant_id, &input.roles, "roles").await?;
     // Counted under a lock so two processes cannot both take the last seat.
     crate::db::lock_scope(&tx, ctx.tenant_id, "users").await?;
@@ -252,7 +252,7 @@ pub async fn update(
     patch: UserPatch,
 ) -> Result<UserOut> {
     ctx.require(ObjectType::User, Action::ManageSettings)?;
-    let tx = crate::db::write_tx(&state.db).await?;
+    let tx = crate::db::tenant_tx(&state.db, ctx).await?;
     let u = load(&tx, ctx, id).await?;
     let before = json!(out(&u));
     let mut a: user::ActiveModel = u.clone().into();
