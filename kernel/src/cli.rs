@@ -422,7 +422,17 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     println!(
         "  try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/contacts?limit=5"
     );
-    axum::serve(listener, state.router())
+    println!(
+        "  sign in as {}: set a password with `trellis user password --email {}`",
+        tenants::ADMIN_EMAIL,
+        tenants::ADMIN_EMAIL
+    );
+    // The peer address is the client IP for audit and login throttling
+    // (unless `trust_forwarded_for` names a proxy's header instead).
+    let app = state
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
