@@ -6,7 +6,7 @@
 pub mod chain;
 pub mod query;
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -110,10 +110,11 @@ pub fn diff(before: &Value, after: &Value) -> Value {
 /// Writes the entries, in the caller's transaction, chained to the tenant's
 /// previous entry.
 ///
-/// The chain needs one writer per tenant at a time: SQLite write
-/// transactions are already serialized (`BEGIN IMMEDIATE`); on PostgreSQL a
-/// transaction-scoped advisory lock per tenant is taken here, late in the
-/// transaction, so it is held only for the few statements that follow.
+/// The chain needs one writer per tenant at a time: claiming sequence
+/// numbers locks the tenant's head row until the transaction ends. It is
+/// claimed late in the transaction, so the lock is held only for the
+/// statements that follow. On PostgreSQL the entries and the new head go in
+/// one statement.
 pub async fn write<C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
@@ -122,8 +123,7 @@ pub async fn write<C: ConnectionTrait>(
     if entries.is_empty() {
         return Ok(());
     }
-    crate::db::lock_scope(db, ctx.tenant_id, "audit").await?;
-    let (mut seq, mut prev) = chain::head(db, ctx.tenant_id).await?;
+    let (mut seq, mut prev) = chain::claim(db, ctx.tenant_id, entries.len() as i64).await?;
     let at = crate::clock::now();
     let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
@@ -152,13 +152,30 @@ pub async fn write<C: ConnectionTrait>(
         rows.push(audit_log::ActiveModel::from(row));
     }
     // 17 values per row: 500 rows stay under PostgreSQL's 65,535 binds.
+    let backend = db.get_database_backend();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(500).collect();
-        audit_log::Entity::insert_many(chunk)
-            .exec_without_returning(db)
-            .await?;
+        let insert = audit_log::Entity::insert_many(chunk).build(backend);
+        if rows.peek().is_none() && backend == DbBackend::Postgres {
+            // The last chunk and the head in one round trip.
+            let mut values = insert.values.map(|v| v.0).unwrap_or_default();
+            let n = values.len();
+            values.push(prev.clone().into());
+            values.push(ctx.tenant_id.into());
+            let sql = format!(
+                "WITH written AS ({}) UPDATE audit_heads SET hash = ${} WHERE tenant_id = ${}",
+                insert.sql,
+                n + 1,
+                n + 2
+            );
+            db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+            return Ok(());
+        }
+        db.execute_raw(insert).await?;
     }
+    chain::set_head(db, ctx.tenant_id, &prev).await?;
     Ok(())
 }
 

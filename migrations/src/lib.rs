@@ -10,6 +10,7 @@ mod helpers;
 mod m0001_core;
 mod m0002_identity;
 mod m0003_row_security;
+mod m0004_audit_heads;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_core::Migration),
             Box::new(m0002_identity::Migration),
             Box::new(m0003_row_security::Migration),
+            Box::new(m0004_audit_heads::Migration),
         ]
     }
 }

@@ -151,3 +151,21 @@ async fn an_actor_column_changed_after_the_fact_is_caught() {
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn removing_the_newest_entries_is_caught_by_the_head() {
+    let app = TestApp::new().await;
+    some_history(&app).await;
+    let newest = app.get("/api/v1/audit?limit=1").await;
+    let id = newest.body["data"][0]["id"].as_str().unwrap().to_owned();
+    app.sql(&format!(
+        "DELETE FROM audit_log WHERE id = {}",
+        app.id_sql(&id)
+    ))
+    .await;
+    let report = trellis::audit::chain::verify(&app.state.db, None)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec!["head_mismatch"], "{:?}", report.findings);
+}

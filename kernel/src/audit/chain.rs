@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 
+use sea_orm::Statement;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
@@ -24,26 +25,51 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::db::dialect::param;
 use crate::entities::{audit_log, tenant};
 use crate::error::Result;
 
 /// The hash of the chain's start, before any entry.
 pub const GENESIS: &str = "";
 
-/// The newest entry's sequence number and hash for a tenant.
-pub async fn head<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<(i64, String)> {
-    let last = audit_log::Entity::find()
-        .select_only()
-        .column(audit_log::Column::Seq)
-        .column(audit_log::Column::Hash)
-        .filter(audit_log::Column::TenantId.eq(tenant_id))
-        .filter(audit_log::Column::Seq.gt(0))
-        .order_by_desc(audit_log::Column::Seq)
-        .limit(1)
-        .into_tuple::<(i64, String)>()
-        .one(db)
-        .await?;
-    Ok(last.unwrap_or((0, GENESIS.to_owned())))
+/// Claims `n` sequence numbers of a tenant's chain: returns the sequence
+/// number and hash of the entry before them. The head row stays locked
+/// until the transaction ends, so writers of one tenant take turns (SQLite
+/// write transactions are serial anyway) and each sees the previous
+/// writer's entries. The caller writes the entries and then [`set_head`].
+pub async fn claim<C: ConnectionTrait>(db: &C, tenant_id: Uuid, n: i64) -> Result<(i64, String)> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ({t}, {n}, '') \
+                 ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq + {n} \
+                 RETURNING seq - {n} AS prev_seq, hash",
+                t = param(backend, 1),
+                n = param(backend, 2),
+            ),
+            [tenant_id.into(), n.into()],
+        ))
+        .await?
+        .ok_or_else(|| crate::error::Error::Internal("audit head not returned".to_owned()))?;
+    Ok((row.try_get("", "prev_seq")?, row.try_get("", "hash")?))
+}
+
+/// Records the hash of the newest entry as the chain's head.
+pub async fn set_head<C: ConnectionTrait>(db: &C, tenant_id: Uuid, hash: &str) -> Result<()> {
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE audit_heads SET hash = {} WHERE tenant_id = {}",
+            param(backend, 1),
+            param(backend, 2)
+        ),
+        [hash.into(), tenant_id.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// SHA-256 of the canonical JSON of `changes` (object keys sorted: serde_json
@@ -218,8 +244,46 @@ async fn verify_tenant(
             detail: format!("entry {seq} is marked redacted but no erase entry names it"),
         });
     }
-    report.heads.push((tenant_id, expected_seq - 1, prev));
+    // The head row names the newest entry: entries deleted from the end of
+    // the chain show here (unless the head row was rewritten as well).
+    let head: Option<(i64, String)> = audit_heads_row(db, tenant_id).await?;
+    let (last_seq, last_hash) = (expected_seq - 1, prev.clone());
+    if let Some((seq, hash)) = head
+        && (seq != last_seq || hash != last_hash)
+    {
+        report.findings.push(Finding {
+            tenant_id,
+            seq: last_seq,
+            entry_id: None,
+            kind: "head_mismatch",
+            detail: format!(
+                "the chain ends at entry {last_seq} but its head names entry {seq}: entries were removed from the end or the head was altered"
+            ),
+        });
+    }
+    report.heads.push((tenant_id, last_seq, prev));
     Ok(())
+}
+
+async fn audit_heads_row(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+) -> Result<Option<(i64, String)>> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT seq, hash FROM audit_heads WHERE tenant_id = {}",
+                param(backend, 1)
+            ),
+            [tenant_id.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get("", "seq")?, r.try_get("", "hash")?)),
+        None => None,
+    })
 }
 
 /// Chains entries written before the chain existed (sequence 0), oldest
@@ -237,8 +301,6 @@ pub async fn seal_unsealed(db: &DatabaseConnection) -> Result<u64> {
     let mut sealed = 0;
     for tenant_id in tenants {
         let tx = crate::db::write_tx(db).await?;
-        crate::db::lock_scope(&tx, tenant_id, "audit").await?;
-        let (mut seq, mut prev) = head(&tx, tenant_id).await?;
         let rows = audit_log::Entity::find()
             .filter(audit_log::Column::TenantId.eq(tenant_id))
             .filter(audit_log::Column::Seq.lte(0))
@@ -246,6 +308,7 @@ pub async fn seal_unsealed(db: &DatabaseConnection) -> Result<u64> {
             .order_by_asc(audit_log::Column::Id)
             .all(&tx)
             .await?;
+        let (mut seq, mut prev) = claim(&tx, tenant_id, rows.len() as i64).await?;
         for mut row in rows {
             seq += 1;
             row.seq = seq;
@@ -266,6 +329,7 @@ pub async fn seal_unsealed(db: &DatabaseConnection) -> Result<u64> {
                 .await?;
             sealed += 1;
         }
+        set_head(&tx, tenant_id, &prev).await?;
         tx.commit().await?;
     }
     Ok(sealed)
