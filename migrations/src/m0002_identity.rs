@@ -114,6 +114,7 @@ impl MigrationTrait for Migration {
                 string_null("totp_secret"),
                 timestamp_with_time_zone_null("mfa_enabled_at"),
                 timestamp_with_time_zone_null("last_login_at"),
+                big_integer_null("totp_last_step"),
             ],
         )
         .await?;

@@ -342,13 +342,24 @@ async fn mfa_enrolment_then_login_needs_a_code_and_recovery_codes_work_once() {
     )
     .await
     .assert_problem(401, "mfa_required");
-    let code = trellis::auth::totp::code_at(&secret, chrono::Utc::now().timestamp() as u64);
+    // The activation used this step's code: a code is good once (RFC 6238
+    // 5.2), so the next step's code (accepted for clock skew) signs in...
+    let replay = trellis::auth::totp::code_at(&secret, now);
     app.login_from(
         "203.0.113.7",
-        json!({"email": "ann@example.com", "password": PW, "code": code}),
+        json!({"email": "ann@example.com", "password": PW, "code": replay}),
     )
     .await
-    .assert_status(200);
+    .assert_problem(401, "mfa_required");
+    let code = trellis::auth::totp::code_at(&secret, now + 30);
+    let with_code = json!({"email": "ann@example.com", "password": PW, "code": code});
+    app.login_from("203.0.113.7", with_code.clone())
+        .await
+        .assert_status(200);
+    // ...and only once.
+    app.login_from("203.0.113.7", with_code)
+        .await
+        .assert_problem(401, "mfa_required");
     let rc = json!({"email": "ann@example.com", "password": PW, "recovery_code": recovery[0].to_uppercase()});
     app.login_from("203.0.113.7", rc.clone())
         .await

@@ -319,6 +319,7 @@ impl TestApp {
             totp_secret: Set(None),
             mfa_enabled_at: Set(None),
             last_login_at: Set(None),
+            totp_last_step: Set(None),
         }
         .insert(&self.state.db)
         .await

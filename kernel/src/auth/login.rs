@@ -164,7 +164,10 @@ pub async fn login(state: &AppState, client: &Client, req: LoginRequest) -> Resu
         let passed = match (&req.code, &req.recovery_code) {
             (Some(code), _) => {
                 let secret = state.keyring.open(sealed, &totp_aad(&u))?;
-                totp::verify(&secret, code.trim(), chrono::Utc::now().timestamp() as u64).is_some()
+                match totp::verify(&secret, code.trim(), chrono::Utc::now().timestamp() as u64) {
+                    Some(step) => claim_step(&state.db, &u, step).await?,
+                    None => false,
+                }
             }
             (None, Some(rc)) => use_recovery_code(&state.db, &u, rc).await?,
             (None, None) => {
@@ -261,6 +264,24 @@ pub async fn login(state: &AppState, client: &Client, req: LoginRequest) -> Resu
         secret: created.secret,
         max_age: t.session_absolute_seconds,
     })
+}
+
+/// Accepts a TOTP time step once only (RFC 6238 section 5.2): a code seen
+/// on the wire cannot be replayed within its window. The conditional
+/// update makes two concurrent uses of one code fail but one.
+async fn claim_step<C: ConnectionTrait>(db: &C, u: &user::Model, step: u64) -> Result<bool> {
+    let step = step as i64;
+    let claimed = user::Entity::update_many()
+        .col_expr(user::Column::TotpLastStep, Expr::value(step))
+        .filter(user::Column::Id.eq(u.id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(user::Column::TotpLastStep.is_null())
+                .add(user::Column::TotpLastStep.lt(step)),
+        )
+        .exec(db)
+        .await?;
+    Ok(claimed.rows_affected == 1)
 }
 
 fn totp_aad(u: &user::Model) -> String {
@@ -408,7 +429,12 @@ pub async fn mfa_activate(state: &AppState, ctx: &RequestContext, code: &str) ->
     let key = [throttle::mfa_key(user_id)];
     throttle::check(&state.db, &key).await?;
     let secret = state.keyring.open(&sealed, &totp_aad(&u))?;
-    if totp::verify(&secret, code.trim(), chrono::Utc::now().timestamp() as u64).is_none() {
+    let step = totp::verify(&secret, code.trim(), chrono::Utc::now().timestamp() as u64);
+    let fresh = match step {
+        Some(step) => claim_step(&state.db, &u, step).await?,
+        None => false,
+    };
+    if !fresh {
         throttle::fail(
             &state.db,
             &state.config,

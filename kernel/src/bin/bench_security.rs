@@ -155,6 +155,7 @@ async fn run(args: &Args, url: &str) -> Result<()> {
         totp_secret: Set(None),
         mfa_enabled_at: Set(None),
         last_login_at: Set(None),
+        totp_last_step: Set(None),
     }
     .insert(&db)
     .await?;

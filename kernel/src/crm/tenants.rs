@@ -76,6 +76,7 @@ pub async fn ensure(
                 totp_secret: Set(None),
                 mfa_enabled_at: Set(None),
                 last_login_at: Set(None),
+                totp_last_step: Set(None),
             }
             .insert(&tx)
             .await?

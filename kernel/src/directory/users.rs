@@ -153,6 +153,7 @@ pub async fn invite(state: &AppState, ctx: &RequestContext, input: Invitation) -
         totp_secret: Set(None),
         mfa_enabled_at: Set(None),
         last_login_at: Set(None),
+        totp_last_step: Set(None),
     }
     .insert(&tx)
     .await

@@ -17,6 +17,7 @@ pub struct Model {
     pub totp_secret: Option<String>,
     pub mfa_enabled_at: Option<DateTimeUtc>,
     pub last_login_at: Option<DateTimeUtc>,
+    pub totp_last_step: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -312,6 +312,7 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
         totp_secret: Set(None),
         mfa_enabled_at: Set(None),
         last_login_at: Set(None),
+        totp_last_step: Set(None),
     }
     .insert(&tx)
     .await?;
