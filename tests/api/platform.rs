@@ -99,6 +99,12 @@ async fn resellers_manage_only_their_own_tenants_and_see_nothing_inside() {
     app.send(Method::GET, "/api/v1/contacts", Some(&jwt), None, &[])
         .await
         .assert_problem(403, "tenant_suspended");
+    app.public_post(
+        "/api/v1/auth/login",
+        json!({"email": "boss@clinic.test", "password": PW, "tenant": "clinic"}),
+    )
+    .await
+    .assert_problem(403, "tenant_suspended");
 }
 
 #[tokio::test]

@@ -110,6 +110,9 @@ impl Attempt<'_> {
 
 pub async fn login(state: &AppState, client: &Client, req: LoginRequest) -> Result<LoggedIn> {
     let t = crate::auth::addressed_tenant(state, client, req.tenant.as_deref()).await?;
+    if t.status != "active" {
+        return Err(Error::TenantSuspended);
+    }
     let email = req.email.trim().to_lowercase();
     let mut keys = vec![throttle::account_key(t.id, &email)];
     if let Some(ip) = &client.ip {
