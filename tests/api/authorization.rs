@@ -357,3 +357,92 @@ async fn role_and_permission_changes_are_audited() {
         .clone();
     assert_eq!(user["roles"], json!([]));
 }
+
+#[tokio::test]
+async fn the_account_hierarchy_respects_scope_and_hidden_fields() {
+    let app = TestApp::new().await;
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "rep_own", "name": "Own accounts",
+               "permissions": {"account": {"actions": ["read", "update"], "scope": "own"}},
+               "field_rules": {"account": {"domain": "hidden"}}}),
+    )
+    .await
+    .assert_status(200);
+    let rep = app
+        .user("default", "rep@example.com", PW, &["rep_own"])
+        .await;
+    let key = app.key_for("default", rep, &["rep_own"]).await;
+    let root = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Root", "domain": "root.example", "owner_id": rep}),
+        )
+        .await;
+    let mine = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Mine", "domain": "mine.example", "parent_id": root["id"], "owner_id": rep}),
+        )
+        .await;
+    app.create(
+        "/api/v1/accounts",
+        json!({"name": "Not mine", "domain": "other.example", "parent_id": root["id"]}),
+    )
+    .await;
+    let h = app
+        .send(
+            Method::GET,
+            &format!(
+                "/api/v1/accounts/{}/hierarchy",
+                root["id"].as_str().unwrap()
+            ),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    h.assert_status(200);
+    let children: Vec<&str> = h.body["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, vec!["Mine"]);
+    assert!(!h.body.to_string().contains(".example"), "{}", h.body);
+    // Unlinking needs the contact within scope too.
+    let theirs = app
+        .create("/api/v1/contacts", json!({"first_name": "Theirs"}))
+        .await;
+    app.post(
+        &format!(
+            "/api/v1/contacts/{}/accounts",
+            theirs["id"].as_str().unwrap()
+        ),
+        json!({"account_id": mine["id"]}),
+    )
+    .await
+    .assert_status(201);
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "rep_own", "name": "Own",
+               "permissions": {"account": {"actions": ["read", "update"], "scope": "own"},
+                               "contact": {"actions": ["read", "update"], "scope": "own"}}}),
+    )
+    .await
+    .assert_status(200);
+    app.send(
+        Method::DELETE,
+        &format!(
+            "/api/v1/contacts/{}/accounts/{}",
+            theirs["id"].as_str().unwrap(),
+            mine["id"].as_str().unwrap()
+        ),
+        Some(&key),
+        None,
+        &[],
+    )
+    .await
+    .assert_problem(404, "not_found");
+}

@@ -344,11 +344,15 @@ impl Record for Accounts {
 /// An account's place in the hierarchy.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Hierarchy {
-    /// From the root down to the account's parent.
-    pub ancestors: Vec<Account>,
-    pub account: Account,
-    /// Direct children, by name.
-    pub children: Vec<Account>,
+    /// From the root down to the account's parent; stops below the first
+    /// ancestor outside the caller's record scope.
+    #[schema(value_type = Vec<Account>)]
+    pub ancestors: Vec<Value>,
+    #[schema(value_type = Account)]
+    pub account: Value,
+    /// Direct children within the caller's record scope, by name.
+    #[schema(value_type = Vec<Account>)]
+    pub children: Vec<Value>,
 }
 
 /// The ancestors and children of an account.
@@ -364,24 +368,33 @@ pub async fn hierarchy(
         if ancestors.len() as i64 > MAX_DEPTH {
             break;
         }
-        let parent = records::load::<Accounts, _>(db, ctx, pid).await?;
+        let parent = match records::load::<Accounts, _>(db, ctx, pid).await {
+            Ok(p) => p,
+            // An ancestor outside the caller's scope ends the path upwards.
+            Err(Error::NotFound(_)) => break,
+            Err(e) => return Err(e),
+        };
         next = parent.parent_id;
-        ancestors.push(Accounts::output(parent));
+        ancestors.push(parent);
     }
     ancestors.reverse();
-    let children = account::Entity::find()
+    let mut children = account::Entity::find()
         .filter(account::Column::TenantId.eq(ctx.tenant_id))
-        .filter(account::Column::ParentId.eq(id))
+        .filter(account::Column::ParentId.eq(id));
+    if let Some(owners) = records::reachable_owners(db, ctx, ObjectType::Account).await? {
+        children = children.filter(account::Column::OwnerId.is_in(owners));
+    }
+    let children = children
         .order_by_asc(account::Column::Name)
         .limit(1000)
         .all(db)
-        .await?
-        .into_iter()
-        .map(Accounts::output)
-        .collect();
+        .await?;
     Ok(Hierarchy {
-        ancestors,
-        account: Accounts::output(me),
-        children,
+        ancestors: records::reveal_many::<Accounts>(db, ctx, &ancestors, true).await?,
+        account: records::reveal_many::<Accounts>(db, ctx, std::slice::from_ref(&me), true)
+            .await?
+            .pop()
+            .unwrap_or(Value::Null),
+        children: records::reveal_many::<Accounts>(db, ctx, &children, true).await?,
     })
 }

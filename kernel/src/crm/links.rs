@@ -134,6 +134,7 @@ pub async fn unlink_account(
 ) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Update)?;
     let tx = crate::db::tenant_tx(db, ctx).await?;
+    records::load::<Contacts, _>(&tx, ctx, contact_id).await?;
     let res = contact_account::Entity::delete_many()
         .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
         .filter(contact_account::Column::ContactId.eq(contact_id))
@@ -294,6 +295,7 @@ pub async fn unrelate(
 ) -> Result<()> {
     ctx.require(ObjectType::Contact, Action::Update)?;
     let tx = crate::db::tenant_tx(db, ctx).await?;
+    records::load::<Contacts, _>(&tx, ctx, contact_id).await?;
     let res = contact_relationship::Entity::delete_many()
         .filter(contact_relationship::Column::TenantId.eq(ctx.tenant_id))
         .filter(contact_relationship::Column::Id.eq(relationship_id))
