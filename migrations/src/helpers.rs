@@ -27,3 +27,16 @@ pub fn index(table: &'static str, name: &str, cols: &[&'static str]) -> IndexCre
     }
     idx.to_owned()
 }
+
+/// The PostgreSQL row-level-security policy of a tenant table: rows of the
+/// tenant named by the transaction setting `trellis.tenant_id`, for the
+/// `trellis_tenant` role (see m0003).
+pub fn tenant_wall_sql(table: &str) -> String {
+    format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+         DROP POLICY IF EXISTS tenant_wall ON {table};
+         CREATE POLICY tenant_wall ON {table} TO trellis_tenant
+           USING (tenant_id = NULLIF(current_setting('trellis.tenant_id', true), '')::uuid)
+           WITH CHECK (tenant_id = NULLIF(current_setting('trellis.tenant_id', true), '')::uuid);"
+    )
+}

@@ -81,14 +81,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
         for table in TENANT_TABLES {
-            db.execute_unprepared(&format!(
-                "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-                 DROP POLICY IF EXISTS tenant_wall ON {table};
-                 CREATE POLICY tenant_wall ON {table} TO trellis_tenant
-                   USING (tenant_id = NULLIF(current_setting('trellis.tenant_id', true), '')::uuid)
-                   WITH CHECK (tenant_id = NULLIF(current_setting('trellis.tenant_id', true), '')::uuid);"
-            ))
-            .await?;
+            db.execute_unprepared(&crate::helpers::tenant_wall_sql(table))
+                .await?;
         }
         Ok(())
     }

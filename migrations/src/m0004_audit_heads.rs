@@ -37,14 +37,10 @@ impl MigrationTrait for Migration {
         )
         .await?;
         if manager.get_database_backend() == DbBackend::Postgres {
-            db.execute_unprepared(
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON audit_heads TO trellis_tenant;
-                 ALTER TABLE audit_heads ENABLE ROW LEVEL SECURITY;
-                 DROP POLICY IF EXISTS tenant_wall ON audit_heads;
-                 CREATE POLICY tenant_wall ON audit_heads TO trellis_tenant
-                   USING (tenant_id = NULLIF(current_setting('trellis.tenant_id', true), '')::uuid)
-                   WITH CHECK (tenant_id = NULLIF(current_setting('trellis.tenant_id', true), '')::uuid);",
-            )
+            db.execute_unprepared(&format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON audit_heads TO trellis_tenant; {}",
+                crate::helpers::tenant_wall_sql("audit_heads")
+            ))
             .await?;
         }
         Ok(())

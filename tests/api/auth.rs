@@ -648,3 +648,32 @@ async fn rotated_signing_keys_keep_earlier_tokens_valid() {
         .await;
     assert_eq!(jwks.body["keys"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_role_can_require_mfa_for_its_holders_only() {
+    let app = TestApp::new().await;
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "finance", "name": "Finance", "mfa_required": true,
+               "permissions": {"deal": {"actions": ["read"]}}}),
+    )
+    .await
+    .assert_status(200);
+    app.user("default", "fin@example.com", PW, &["finance"])
+        .await;
+    app.user("default", "rep@example.com", PW, &["sales_rep"])
+        .await;
+    let fin = app.login("fin@example.com", PW).await;
+    fin.assert_status(200);
+    assert_eq!(fin.body["mfa_enrolment_required"], true);
+    let cookie = TestApp::session_cookie(&fin);
+    app.with_cookie(Method::GET, "/api/v1/deals", &cookie, None)
+        .await
+        .assert_problem(401, "mfa_required");
+    let rep = app.login("rep@example.com", PW).await;
+    assert_eq!(rep.body["mfa_enrolment_required"], false);
+    let cookie = TestApp::session_cookie(&rep);
+    app.with_cookie(Method::GET, "/api/v1/deals", &cookie, None)
+        .await
+        .assert_status(200);
+}

@@ -60,6 +60,38 @@ async fn flags<C: ConnectionTrait>(
     ))
 }
 
+/// The privacy columns of `contacts` (not part of the record's API shape).
+enum Flag {
+    LegalHold,
+    ErasedAt,
+}
+
+async fn set_flag<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+    flag: Flag,
+    value: sea_orm::Value,
+) -> Result<()> {
+    let column = match flag {
+        Flag::LegalHold => "legal_hold",
+        Flag::ErasedAt => "erased_at",
+    };
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE contacts SET {column} = {} WHERE tenant_id = {} AND id = {}",
+            param(backend, 1),
+            param(backend, 2),
+            param(backend, 3)
+        ),
+        [value, ctx.tenant_id.into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Everything the kernel holds about one contact, as one JSON document.
 pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<Value> {
     ctx.require(ObjectType::Contact, Action::Export)?;
@@ -188,18 +220,7 @@ pub async fn erase(
     tomb.updated_at = Set(now);
     tomb.version = Set(c.version + 1);
     tomb.update(&tx).await?;
-    let backend = tx.get_database_backend();
-    tx.execute_raw(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "UPDATE contacts SET erased_at = {} WHERE tenant_id = {} AND id = {}",
-            param(backend, 1),
-            param(backend, 2),
-            param(backend, 3)
-        ),
-        [now.into(), ctx.tenant_id.into(), id.into()],
-    ))
-    .await?;
+    set_flag(&tx, ctx, id, Flag::ErasedAt, now.into()).await?;
     crate::db::search::remove(&tx, ctx.tenant_id, &[id]).await?;
 
     // Activities about the contact keep their dates and links, not their words.
@@ -324,18 +345,7 @@ pub async fn set_legal_hold(
     let tx = crate::db::tenant_tx(db, ctx).await?;
     records::load::<Contacts, _>(&tx, ctx, id).await?;
     let (before, _) = flags(&tx, ctx, id).await?;
-    let backend = tx.get_database_backend();
-    tx.execute_raw(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "UPDATE contacts SET legal_hold = {} WHERE tenant_id = {} AND id = {}",
-            param(backend, 1),
-            param(backend, 2),
-            param(backend, 3)
-        ),
-        [hold.into(), ctx.tenant_id.into(), id.into()],
-    ))
-    .await?;
+    set_flag(&tx, ctx, id, Flag::LegalHold, hold.into()).await?;
     audit::write(
         &tx,
         ctx,
