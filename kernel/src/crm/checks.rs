@@ -125,3 +125,21 @@ pub(crate) async fn record_exists<C: ConnectionTrait>(
         .await?
         .is_some())
 }
+
+/// A machine name (role key, consent purpose or source): 1-64 lower-case
+/// letters, digits and `_`.
+pub fn identifier(field: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::field(
+            field,
+            "invalid_format",
+            "use 1-64 lower-case letters, digits and `_`",
+        ))
+    }
+}

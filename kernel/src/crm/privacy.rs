@@ -382,22 +382,6 @@ pub struct Consent {
     pub recorded_at: DateTime<Utc>,
 }
 
-fn check_token(field: &str, v: &str) -> Result<()> {
-    let ok = !v.is_empty()
-        && v.len() <= 64
-        && v.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::field(
-            field,
-            "invalid_format",
-            "use 1-64 lower-case letters, digits and `_`",
-        ))
-    }
-}
-
 /// Records a consent given or withdrawn; history is kept, never rewritten.
 pub async fn record_consent(
     db: &DatabaseConnection,
@@ -406,8 +390,8 @@ pub async fn record_consent(
     input: ConsentInput,
 ) -> Result<Consent> {
     ctx.require(ObjectType::Contact, Action::Update)?;
-    check_token("purpose", &input.purpose)?;
-    check_token("source", &input.source)?;
+    crate::crm::checks::identifier("purpose", &input.purpose)?;
+    crate::crm::checks::identifier("source", &input.source)?;
     let tx = crate::db::tenant_tx(db, ctx).await?;
     records::load::<Contacts, _>(&tx, ctx, id).await?;
     let row = consent::ActiveModel {

@@ -128,27 +128,10 @@ pub async fn list(db: &DatabaseConnection, ctx: &RequestContext) -> Result<Vec<R
         .collect())
 }
 
-fn check_key(key: &str) -> Result<()> {
-    let ok = !key.is_empty()
-        && key.len() <= 64
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::field(
-            "key",
-            "invalid_format",
-            "use 1-64 lower-case letters, digits and `_`",
-        ))
-    }
-}
-
 /// Creates a role, or replaces the rules of an existing one (`PUT`).
 pub async fn put(state: &AppState, ctx: &RequestContext, input: RoleInput) -> Result<RoleOut> {
     ctx.require(ObjectType::Role, Action::ManageSettings)?;
-    check_key(&input.key)?;
+    crate::crm::checks::identifier("key", &input.key)?;
     if input.name.trim().is_empty() {
         return Err(Error::field("name", "required", "a role needs a name"));
     }
