@@ -29,7 +29,7 @@ pub async fn authenticate(
     allow_pending_mfa: bool,
 ) -> Result<RequestContext> {
     let db = &state.db;
-    let (tenant_id, user_id, actor_kind, actor_id, key_roles, scopes, session) =
+    let (tenant_id, user_id, actor_kind, actor_id, key, scopes, session) =
         if let Some(bearer) = &client.bearer {
             if tokens::is_api_key(bearer) {
                 let k = state
@@ -42,7 +42,7 @@ pub async fn authenticate(
                     k.user_id,
                     ActorKind::ApiToken,
                     k.token_id,
-                    Some(k.roles),
+                    Some((k.roles, k.expires_at)),
                     k.scopes,
                     None,
                 )
@@ -107,9 +107,18 @@ pub async fn authenticate(
     if user.status != "active" {
         return Err(Error::Unauthenticated);
     }
-    let role_keys: Vec<String> = match key_roles {
-        Some(r) => r,
-        None => serde_json::from_value(user.roles.clone()).unwrap_or_default(),
+    let user_roles: Vec<String> = serde_json::from_value(user.roles.clone()).unwrap_or_default();
+    // A key acts with the roles it was given *and* its owner still holds: a
+    // demoted owner or a deleted role takes the rights away from the key.
+    let (role_keys, credential_expires_at) = match key {
+        Some((key_roles, expires_at)) => (
+            key_roles
+                .into_iter()
+                .filter(|r| user_roles.contains(r))
+                .collect(),
+            expires_at,
+        ),
+        None => (user_roles, None),
     };
     let policy = roles::policy(state, tenant_id, &role_keys).await?;
     if let Some(s) = &session
@@ -133,6 +142,7 @@ pub async fn authenticate(
         roles: role_keys,
         policy,
         scopes,
+        credential_expires_at,
         session_id: session.map(|s| s.id),
         request_id: client.request_id.clone(),
         ip: client.ip.clone(),

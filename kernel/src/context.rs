@@ -65,6 +65,9 @@ pub struct RequestContext {
     pub policy: Arc<Policy>,
     /// An API key's scopes narrowing the policy (empty: none).
     pub scopes: Vec<String>,
+    /// When the credential itself ends (an API key's expiry): keys it mints
+    /// end no later, so a short-lived key cannot outlive itself by proxy.
+    pub credential_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The browser session, when the caller uses one.
     pub session_id: Option<Uuid>,
     /// The `x-request-id` of the HTTP request, for the audit trail and logs.
@@ -89,6 +92,7 @@ impl RequestContext {
             roles: vec!["admin".to_owned()],
             policy: Arc::new(Policy::unrestricted()),
             scopes: Vec::new(),
+            credential_expires_at: None,
             session_id: None,
             request_id: None,
             ip: None,
@@ -108,6 +112,7 @@ impl RequestContext {
             roles: Vec::new(),
             policy: Arc::new(Policy::default()),
             scopes: Vec::new(),
+            credential_expires_at: None,
             session_id: None,
             request_id: client.request_id.clone(),
             ip: client.ip.clone(),

@@ -24,15 +24,33 @@ use crate::crypto::{DataKey, MasterKey};
 use crate::entities::tenant_key;
 use crate::error::{Error, Result};
 
+/// How long a process trusts the data keys it loaded: a key rotated by
+/// another process is used for new writes here within this time (values it
+/// sealed are readable at once: a missing version reloads the keys).
+const KEYS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One tenant's data keys by version, and the version new writes use.
 pub struct TenantKeys {
     pub current: i32,
     keys: HashMap<i32, DataKey>,
+    loaded_at: std::time::Instant,
 }
 
 impl TenantKeys {
     pub fn current_key(&self) -> Result<&DataKey> {
         self.get(self.current)
+    }
+
+    /// The key blind indexes are computed with: the tenant's first, so that
+    /// an index written before a rotation still matches a query after it.
+    /// (Rotation therefore does not renew the index key; see docs/security.md.)
+    pub fn index_key(&self) -> Result<&DataKey> {
+        let first = self.keys.keys().min().copied().unwrap_or(self.current);
+        self.get(first)
+    }
+
+    pub fn has(&self, version: i32) -> bool {
+        self.keys.contains_key(&version)
     }
 
     pub fn get(&self, version: i32) -> Result<&DataKey> {
@@ -90,16 +108,29 @@ impl Keyring {
     }
 
     /// The tenant's data keys, creating version 1 on first use.
-    pub async fn tenant(
+    pub async fn tenant<C: ConnectionTrait>(
         &self,
-        db: &DatabaseConnection,
+        db: &C,
         tenant_id: Uuid,
+    ) -> Result<Arc<TenantKeys>> {
+        self.tenant_covering(db, tenant_id, None).await
+    }
+
+    /// The tenant's data keys, including `version` when given (reloaded
+    /// from the database when this process has not seen that version yet).
+    pub async fn tenant_covering<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant_id: Uuid,
+        version: Option<i32>,
     ) -> Result<Arc<TenantKeys>> {
         if let Some(k) = self
             .tenants
             .lock()
             .ok()
             .and_then(|m| m.get(&tenant_id).cloned())
+            && k.loaded_at.elapsed() < KEYS_FRESH_FOR
+            && version.is_none_or(|v| k.has(v))
         {
             return Ok(k);
         }
@@ -141,7 +172,11 @@ impl Keyring {
             keys.insert(r.version, dek);
             current = current.max(r.version);
         }
-        Ok(TenantKeys { current, keys })
+        Ok(TenantKeys {
+            current,
+            keys,
+            loaded_at: std::time::Instant::now(),
+        })
     }
 
     /// Adds a new data key version for the tenant; new writes use it.

@@ -371,6 +371,7 @@ impl Policy {
         let Some(rules) = self.fields.get(&object) else {
             return;
         };
+        let mut removed = Vec::new();
         for (field, access) in rules {
             if *access != FieldAccess::Hidden {
                 continue;
@@ -378,13 +379,35 @@ impl Policy {
             match field.strip_prefix("custom.") {
                 Some(key) => {
                     if let Some(custom) = value.get_mut("custom").and_then(|c| c.as_object_mut()) {
-                        custom.remove(key);
+                        removed.extend(custom.remove(key));
                     }
                 }
                 None => {
                     if let Some(obj) = value.as_object_mut() {
-                        obj.remove(field);
+                        removed.extend(obj.remove(field));
                     }
+                }
+            }
+        }
+        // Display fields are derived from others (a contact's `name` from
+        // its first and last name or primary email, `email` from `emails`):
+        // one that repeats a hidden value goes too.
+        let mut hidden_text = Vec::new();
+        for v in &removed {
+            string_leaves(v, &mut hidden_text);
+        }
+        if let Some(obj) = value.as_object_mut() {
+            for derived in DERIVED_FIELDS {
+                let leaks = obj
+                    .get(*derived)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|shown| {
+                        hidden_text
+                            .iter()
+                            .any(|h| !h.is_empty() && shown.contains(h.as_str()))
+                    });
+                if leaks {
+                    obj.remove(*derived);
                 }
             }
         }
@@ -397,17 +420,35 @@ impl Policy {
             return;
         };
         if let Some(obj) = changes.as_object_mut() {
-            for (field, access) in rules {
-                if *access == FieldAccess::Hidden {
-                    obj.remove(field);
-                }
-            }
+            // Diff keys are `field`, `custom.key`, and for sealed values
+            // `custom.key.$enc` / `custom.key.$bidx`: all go with the field.
+            obj.retain(|key, _| {
+                !rules.iter().any(|(field, access)| {
+                    *access == FieldAccess::Hidden
+                        && (key == field
+                            || key
+                                .strip_prefix(field.as_str())
+                                .is_some_and(|rest| rest.starts_with('.')))
+                })
+            });
             for key in ["before", "after"] {
                 if let Some(inner) = obj.get_mut(key) {
                     self.redact(object, inner);
                 }
             }
         }
+    }
+}
+
+/// Output fields computed from other fields, which can repeat a hidden value.
+const DERIVED_FIELDS: &[&str] = &["name", "email", "title"];
+
+fn string_leaves(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| string_leaves(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| string_leaves(x, out)),
+        _ => {}
     }
 }
 
@@ -418,6 +459,21 @@ fn scope_covers(scope: &str, object: ObjectType, action: Action) -> bool {
         return false;
     };
     (o == "*" || o == object.as_str()) && (a == "*" || a == action.as_str())
+}
+
+/// Whether `scope` grants nothing beyond `held` (empty `held`: unscoped,
+/// which holds everything).
+pub fn within_scopes(scope: &str, held: &[String]) -> bool {
+    if held.is_empty() {
+        return true;
+    }
+    let Some((o, a)) = scope.split_once(':') else {
+        return false;
+    };
+    held.iter().any(|h| {
+        h.split_once(':')
+            .is_some_and(|(ho, ha)| (ho == "*" || ho == o) && (ha == "*" || ha == a))
+    })
 }
 
 /// Checks that every scope names a real object type and action.
@@ -545,6 +601,13 @@ mod tests {
         assert!(scope_covers("deal:*", ObjectType::Deal, Action::Delete));
         assert!(!scope_covers("deal", ObjectType::Deal, Action::Delete));
         assert!(check_scopes(&["contact:read".to_owned()]).is_ok());
+        let held = ["contact:*".to_owned(), "deal:read".to_owned()];
+        assert!(within_scopes("contact:update", &held));
+        assert!(within_scopes("deal:read", &held));
+        assert!(!within_scopes("deal:update", &held));
+        assert!(!within_scopes("*:read", &held));
+        assert!(!within_scopes("contact:*", &["contact:read".to_owned()]));
+        assert!(within_scopes("*:*", &[]));
         assert!(check_scopes(&["contacts:read".to_owned()]).is_err());
     }
 }

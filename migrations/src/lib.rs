@@ -11,6 +11,7 @@ mod m0001_core;
 mod m0002_identity;
 mod m0003_row_security;
 mod m0004_audit_heads;
+mod m0005_platform_walls;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_identity::Migration),
             Box::new(m0003_row_security::Migration),
             Box::new(m0004_audit_heads::Migration),
+            Box::new(m0005_platform_walls::Migration),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //! access tokens, each tried the way an attacker would.
 
 use axum::http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
@@ -367,6 +367,14 @@ async fn mfa_enrolment_then_login_needs_a_code_and_recovery_codes_work_once() {
     app.login_from("203.0.113.7", rc)
         .await
         .assert_problem(401, "mfa_required");
+    // The right password without a code counts as a failure, so that
+    // answer is no unthrottled oracle for guessed passwords.
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(app.login("ann@example.com", PW).await.status.as_u16());
+    }
+    assert_eq!(answers[0], 401, "{answers:?}");
+    assert_eq!(answers.last(), Some(&429), "{answers:?}");
 }
 
 #[tokio::test]
@@ -552,6 +560,102 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
     app.send(Method::GET, "/api/v1/contacts", Some(&key), None, &[])
         .await
         .assert_problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn a_narrow_key_cannot_mint_a_wider_or_longer_lived_key() {
+    let app = TestApp::new().await;
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let res = app
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "narrow", "scopes": ["api_key:*", "contact:read"], "expires_at": soon}),
+        )
+        .await;
+    res.assert_status(201);
+    let narrow = res.body["key"].as_str().unwrap().to_owned();
+    let mint = |body: Value| {
+        app.send(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&narrow),
+            Some(body),
+            &[],
+        )
+    };
+    // Wider scopes, or none at all, are refused...
+    let res = mint(json!({"name": "wide", "scopes": ["contact:*"], "expires_at": soon})).await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["scopes[0]"]);
+    // ...as is outliving the creating key.
+    let res = mint(json!({"name": "forever", "scopes": ["contact:read"]})).await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["expires_at"]);
+    let later = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    mint(json!({"name": "later", "scopes": ["contact:read"], "expires_at": later}))
+        .await
+        .assert_problem(422, "validation_failed");
+    // Omitted scopes inherit the creator's; the child can do no more.
+    let res = mint(json!({"name": "child", "expires_at": soon})).await;
+    res.assert_status(201);
+    assert_eq!(res.body["scopes"], json!(["api_key:*", "contact:read"]));
+    let child = res.body["key"].as_str().unwrap().to_owned();
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(&child),
+        Some(json!({"first_name": "X"})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_key_loses_the_rights_its_owner_loses() {
+    let app = TestApp::new().await;
+    let slug = trellis::crm::tenants::DEFAULT_SLUG;
+    let owner = app
+        .user(
+            slug,
+            "owner@keys.test",
+            "a long test passphrase",
+            &["manager"],
+        )
+        .await;
+    let key = app.key_for(slug, owner, &["manager"]).await;
+    app.send(Method::GET, "/api/v1/contacts", Some(&key), None, &[])
+        .await
+        .assert_status(200);
+    // Demoted to read-only: the key no longer acts as a manager.
+    app.patch(
+        &format!("/api/v1/users/{owner}"),
+        json!({"roles": ["read_only"]}),
+    )
+    .await
+    .assert_status(200);
+    app.send(Method::GET, "/api/v1/contacts", Some(&key), None, &[])
+        .await
+        .assert_problem(403, "forbidden");
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(&key),
+        Some(json!({"first_name": "X"})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // Given the role back, the key works again.
+    app.patch(
+        &format!("/api/v1/users/{owner}"),
+        json!({"roles": ["manager", "read_only"]}),
+    )
+    .await
+    .assert_status(200);
+    app.send(Method::GET, "/api/v1/contacts", Some(&key), None, &[])
+        .await
+        .assert_status(200);
 }
 
 fn base32_decode(s: &str) -> Vec<u8> {

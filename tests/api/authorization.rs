@@ -446,3 +446,142 @@ async fn the_account_hierarchy_respects_scope_and_hidden_fields() {
     .await
     .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn derived_fields_do_not_repeat_hidden_values() {
+    let app = TestApp::new().await;
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "nameless", "name": "Nameless",
+               "permissions": {"contact": {"actions": ["read", "update"], "scope": "all"}},
+               "field_rules": {"contact": {"first_name": "hidden", "emails": "hidden", "email": "read_only"}}}),
+    )
+    .await
+    .assert_status(200);
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Priscilla", "last_name": "Vantablack",
+                   "emails": [{"address": "pv@example.com", "primary": true}]}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    let user = app
+        .user("default", "n@example.com", PW, &["nameless"])
+        .await;
+    let key = app.key_for("default", user, &["nameless"]).await;
+    let get = |p: String| {
+        let (app, key) = (&app, key.clone());
+        async move { app.send(Method::GET, &p, Some(&key), None, &[]).await }
+    };
+    let one = get(format!("/api/v1/contacts/{id}")).await;
+    one.assert_status(200);
+    assert_eq!(one.body["last_name"], "Vantablack");
+    let search = get("/api/v1/search?q=vantablack".to_owned()).await;
+    search.assert_status(200);
+    assert_eq!(search.body.as_array().unwrap().len(), 1, "{}", search.body);
+    assert_eq!(search.body[0]["title"], "Vantablack");
+    for out in [one.body.to_string(), search.body.to_string()] {
+        assert!(!out.contains("Priscilla"), "first name leaked: {out}");
+        assert!(!out.contains("pv@example.com"), "email leaked: {out}");
+    }
+    // `email` is read-only: writing it through `emails` is refused too.
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "email_ro", "name": "Email read-only",
+               "permissions": {"contact": {"actions": ["read", "update"], "scope": "all"}},
+               "field_rules": {"contact": {"email": "read_only"}}}),
+    )
+    .await
+    .assert_status(200);
+    let user = app
+        .user("default", "ro@example.com", PW, &["email_ro"])
+        .await;
+    let key = app.key_for("default", user, &["email_ro"]).await;
+    let res = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&key),
+            Some(
+                json!({"version": 1, "emails": [{"address": "new@example.com", "primary": true}]}),
+            ),
+            &[],
+        )
+        .await;
+    res.assert_problem(403, "forbidden");
+    assert!(res.body.to_string().contains("`email`"), "{}", res.body);
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/contacts/{id}"),
+        Some(&key),
+        Some(json!({"version": 1, "job_title": "Painter"})),
+        &[],
+    )
+    .await
+    .assert_status(200);
+}
+
+#[tokio::test]
+async fn managing_users_does_not_let_anyone_hand_out_roles_they_lack() {
+    let app = TestApp::new().await;
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "hr", "name": "HR",
+               "permissions": {"user": {"actions": ["read", "manage_settings"], "scope": "all"}}}),
+    )
+    .await
+    .assert_status(200);
+    let hr = app.user("default", "hr@example.com", PW, &["hr"]).await;
+    let key = app.key_for("default", hr, &["hr"]).await;
+    let rep = app
+        .user("default", "rep@example.com", PW, &["sales_rep"])
+        .await;
+    let as_hr = |m: Method, p: String, b: serde_json::Value| {
+        let (app, key) = (&app, key.clone());
+        async move { app.send(m, &p, Some(&key), Some(b), &[]).await }
+    };
+    for (target, roles) in [(hr, json!(["hr", "admin"])), (rep, json!(["admin"]))] {
+        let res = as_hr(
+            Method::PATCH,
+            format!("/api/v1/users/{target}"),
+            json!({"roles": roles}),
+        )
+        .await;
+        res.assert_problem(422, "validation_failed");
+        assert!(res.error_fields()[0].starts_with("roles["), "{}", res.body);
+    }
+    // Taking away a role it does not hold is refused too.
+    as_hr(
+        Method::PATCH,
+        format!("/api/v1/users/{rep}"),
+        json!({"roles": ["hr"]}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    as_hr(
+        Method::POST,
+        "/api/v1/users".to_owned(),
+        json!({"email": "boss@example.com", "name": "Boss", "roles": ["admin"]}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    // Its own role it may hand out.
+    as_hr(
+        Method::POST,
+        "/api/v1/users".to_owned(),
+        json!({"email": "hr2@example.com", "name": "HR 2", "roles": ["hr"]}),
+    )
+    .await
+    .assert_status(201);
+    let users = app.get("/api/v1/users").await;
+    let rep_now = users
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == json!(rep))
+        .unwrap()
+        .clone();
+    assert_eq!(rep_now["roles"], json!(["sales_rep"]));
+}

@@ -143,6 +143,32 @@ async fn a_custom_domain_addresses_its_tenant_and_rejects_others_credentials() {
     )
     .await
     .assert_problem(401, "unauthenticated");
+    // Nobody may claim the platform's own hostname (`public_url`).
+    let platform_host = app
+        .state
+        .config
+        .public_url
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split([':', '/'])
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .send(
+            Method::PATCH,
+            &format!(
+                "/api/v1/platform/tenants/{}",
+                t.body["id"].as_str().unwrap()
+            ),
+            Some(&platform),
+            Some(json!({"hostname": platform_host.to_uppercase()})),
+            &[],
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["hostname"]);
 }
 
 /// A tenant on `plan` with an admin key.

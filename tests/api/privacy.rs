@@ -181,6 +181,82 @@ async fn the_data_subject_export_holds_everything() {
 }
 
 #[tokio::test]
+async fn exports_and_audit_searches_keep_to_the_callers_permissions() {
+    let app = TestApp::new().await;
+    let id = subject(&app).await;
+    // Reads contacts and the audit log, but no activities, and the
+    // nickname and job title are hidden from it.
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "auditor", "name": "Auditor",
+               "permissions": {"contact": {"actions": ["read", "export"], "scope": "all"},
+                               "audit_log": {"actions": ["read"], "scope": "all"}},
+               "field_rules": {"contact": {"custom.nickname": "hidden", "job_title": "hidden"}}}),
+    )
+    .await
+    .assert_status(200);
+    let auditor = app
+        .user(
+            "default",
+            "auditor@example.com",
+            "a long test passphrase",
+            &["auditor"],
+        )
+        .await;
+    let key = app.key_for("default", auditor, &["auditor"]).await;
+    let export = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/contacts/{id}/personal-data"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    export.assert_status(200);
+    assert_eq!(export.body["complete"], false);
+    assert_eq!(export.body["activities"], json!([]));
+    assert_eq!(export.body["contact"]["first_name"], "Zelda");
+    let text = export.body.to_string();
+    for secret in ["Zeldaq", "Cartographer", "Call Zelda Quixotic"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked in the export: {text}"
+        );
+    }
+    let trail = app
+        .send(
+            Method::GET,
+            "/api/v1/audit?limit=1000",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    trail.assert_status(200);
+    let text = trail.body.to_string();
+    for secret in [
+        "Zeldaq",
+        "Cartographer",
+        "Call Zelda Quixotic",
+        "078-05-1120",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked in the audit log: {text}"
+        );
+    }
+    // What it may read still shows: the contact's creation with its name.
+    assert!(text.contains("Quixotic"), "{text}");
+    // The admin's export is complete and holds all of it.
+    let full = app
+        .get(&format!("/api/v1/contacts/{id}/personal-data"))
+        .await;
+    assert_eq!(full.body["complete"], true);
+    assert!(full.body.to_string().contains("Zeldaq"));
+}
+
+#[tokio::test]
 async fn erasure_leaves_no_personal_data_in_any_table_and_the_trail_verifies() {
     let app = TestApp::new().await;
     let id = subject(&app).await;

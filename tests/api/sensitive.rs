@@ -286,3 +286,62 @@ async fn read_entries(app: &TestApp, id: &str) -> usize {
         .unwrap()
         .len()
 }
+
+#[tokio::test]
+async fn a_key_rotated_by_another_process_is_picked_up_and_indexes_still_match() {
+    let app = TestApp::new().await;
+    define_ssn(&app).await;
+    let old = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Old", "custom": {"ssn": SSN}}),
+        )
+        .await;
+    let other = app.another_process().await;
+    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let v = other
+        .state
+        .keyring
+        .rotate_tenant(&other.state.db, tenant.id)
+        .await
+        .unwrap();
+    assert_eq!(v, 2);
+    // The other process seals with version 2 at once...
+    let new = other
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "New", "custom": {"ssn": "219-09-9999"}}),
+        )
+        .await;
+    assert!(raw_dump(&app).await.contains("enc:v2:"));
+    // ...and this one, holding only version 1 so far, still reads and
+    // updates that value.
+    let path = format!("/api/v1/contacts/{}", new["id"].as_str().unwrap());
+    let got = app.get(&path).await;
+    got.assert_status(200);
+    assert_eq!(got.body["custom"]["ssn"], "219-09-9999");
+    app.patch(&path, json!({"version": 1, "job_title": "Clerk"}))
+        .await
+        .assert_status(200);
+    // Blind indexes written before the rotation still match after it, in
+    // both processes.
+    for p in [&app, &other] {
+        let found = p
+            .get(&format!("/api/v1/contacts?filter=custom.ssn:eq:{SSN}"))
+            .await;
+        found.assert_status(200);
+        assert_eq!(
+            found.body["data"].as_array().unwrap().len(),
+            1,
+            "{}",
+            found.body
+        );
+        assert_eq!(found.body["data"][0]["id"], old["id"]);
+        let found = p
+            .get("/api/v1/contacts?filter=custom.ssn:eq:219-09-9999")
+            .await;
+        assert_eq!(found.body["data"][0]["id"], new["id"]);
+    }
+}

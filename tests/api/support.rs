@@ -77,7 +77,12 @@ impl Response {
 
 enum DbGuard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// A second process on another `TestApp`'s database, which owns it.
+    Shared,
 }
 
 impl Drop for DbGuard {
@@ -169,14 +174,35 @@ impl TestApp {
         }
     }
 
+    /// A second kernel process on the same database, with its own caches
+    /// (drop it before `self`).
+    pub async fn another_process(&self) -> TestApp {
+        let state = AppState::open((*self.state.config).clone()).await.unwrap();
+        TestApp {
+            router: state.router(),
+            state,
+            token: self.token.clone(),
+            _db: DbGuard::Shared,
+        }
+    }
+
     /// A token for a new tenant (for cross-tenant attacks) with `role`.
     pub async fn tenant_token(&self, slug: &str, role: &str) -> String {
         let (tenant, admin) =
             tenants::ensure(&self.state.db, slug, slug, &format!("admin@{slug}.test"))
                 .await
                 .unwrap();
+        // The tenant's admin acts as itself; any other role gets a user of
+        // its own, since a key never holds a role its owner lacks.
+        let user_id = if role == "admin" {
+            admin.id
+        } else {
+            let email = format!("{role}-{}@{slug}.test", uuid::Uuid::now_v7().simple());
+            self.user(slug, &email, "a long test passphrase", &[role])
+                .await
+        };
         let token = tokens::generate();
-        tokens::store(&self.state.db, tenant.id, admin.id, "test", &token, &[role])
+        tokens::store(&self.state.db, tenant.id, user_id, "test", &token, &[role])
             .await
             .unwrap();
         token

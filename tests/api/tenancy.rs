@@ -238,6 +238,42 @@ async fn postgres_row_security_confines_a_tenant_transaction() {
         .await;
     assert!(forged.is_err(), "a row of another tenant cannot be written");
     drop(tx);
+    // Nor can it touch the platform's tables or other tenants' settings.
+    for attack in [
+        "UPDATE operators SET revoked_at = NULL".to_owned(),
+        "DELETE FROM signing_keys".to_owned(),
+        "DELETE FROM auth_throttle".to_owned(),
+        format!(
+            "UPDATE tenants SET status = 'suspended' WHERE id = '{}'",
+            default.id
+        ),
+    ] {
+        let tx = trellis::db::tenant_tx(db, &trellis::context::RequestContext::system(other.id))
+            .await
+            .unwrap();
+        let res = tx.execute_unprepared(&attack).await;
+        let touched = res.as_ref().map(|r| r.rows_affected()).unwrap_or(0);
+        assert_eq!(touched, 0, "{attack} touched rows: {res:?}");
+        drop(tx);
+    }
+    let tx = trellis::db::tenant_tx(db, &trellis::context::RequestContext::system(other.id))
+        .await
+        .unwrap();
+    let visible = tx
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM tenants",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(
+        visible, 1,
+        "a tenant transaction sees its own tenant row only"
+    );
+    drop(tx);
     let tx = trellis::db::tenant_tx(db, &trellis::context::RequestContext::system(default.id))
         .await
         .unwrap();

@@ -25,7 +25,7 @@ use crate::context::{Client, PendingMfa, RequestContext};
 use crate::directory::users::{self, UserOut};
 use crate::entities::api_token;
 use crate::error::{Error, Problem, Result};
-use crate::permissions::{Action, ObjectType, check_scopes};
+use crate::permissions::{Action, ObjectType, check_scopes, within_scopes};
 
 /// Signs in with email and password (and a TOTP or recovery code when the
 /// user has MFA). Sets the session cookie and returns an access token.
@@ -223,6 +223,20 @@ pub async fn create_api_key(
         return Err(Error::field("name", "required", "name the key"));
     }
     check_scopes(&req.scopes)?;
+    // A scoped caller mints only keys within its own scopes (none asked:
+    // the caller's own), so a narrow key cannot widen itself by proxy.
+    let scopes = if req.scopes.is_empty() {
+        ctx.scopes.clone()
+    } else {
+        req.scopes.clone()
+    };
+    if let Some(i) = scopes.iter().position(|s| !within_scopes(s, &ctx.scopes)) {
+        return Err(Error::field(
+            format!("scopes[{i}]"),
+            "not_allowed",
+            "a key cannot hold a scope its creator lacks",
+        ));
+    }
     let roles = req.roles.unwrap_or_else(|| ctx.roles.clone());
     if let Some(i) = roles.iter().position(|r| !ctx.roles.contains(r)) {
         return Err(Error::field(
@@ -238,6 +252,19 @@ pub async fn create_api_key(
             "must be in the future",
         ));
     }
+    // Stored to the microsecond (PostgreSQL's precision) on every database.
+    let expires_at = req
+        .expires_at
+        .map(|e| chrono::SubsecRound::trunc_subsecs(e, 6));
+    if let Some(limit) = ctx.credential_expires_at
+        && expires_at.is_none_or(|e| e > limit)
+    {
+        return Err(Error::field(
+            "expires_at",
+            "not_allowed",
+            format!("a key cannot outlive the key that creates it ({limit})"),
+        ));
+    }
     let key = tokens::generate();
     let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
     let tx = crate::db::tenant_tx(&state.db, &ctx).await?;
@@ -248,8 +275,8 @@ pub async fn create_api_key(
         req.name.trim(),
         &key,
         &role_refs,
-        &req.scopes,
-        req.expires_at,
+        &scopes,
+        expires_at,
     )
     .await?;
     audit::write(
@@ -259,7 +286,7 @@ pub async fn create_api_key(
             ObjectType::ApiKey,
             id,
             AuditAction::Create,
-            json!({"after": {"name": req.name, "roles": roles, "scopes": req.scopes}}),
+            json!({"after": {"name": req.name, "roles": roles, "scopes": scopes}}),
         )],
     )
     .await?;

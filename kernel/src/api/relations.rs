@@ -107,6 +107,11 @@ pub async fn search(
             if !search::explains(&words, &p.q) {
                 continue;
             }
+            // The title is derived too (a contact's name): rebuilt from
+            // what is visible when it repeats a hidden value.
+            if !search::explains(&words, &hit.title) {
+                hit.title = visible_title(&visible);
+            }
             if hit
                 .subtitle
                 .as_deref()
@@ -121,6 +126,20 @@ pub async fn search(
         }
     }
     Ok(Json(out))
+}
+
+/// A search hit's title from the visible fields of its record.
+fn visible_title(visible: &serde_json::Value) -> String {
+    let text = |k: &str| visible.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    text("name")
+        .or_else(|| {
+            let parts: Vec<String> = ["first_name", "last_name"]
+                .into_iter()
+                .filter_map(text)
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
+        .unwrap_or_else(|| "(restricted)".to_owned())
 }
 
 fn timeline_limit(p: &TimelineParams) -> Result<u64> {

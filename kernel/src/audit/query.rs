@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::context::RequestContext;
 use crate::entities::audit_log;
 use crate::error::{Error, Result};
+use crate::permissions::{Action, ObjectType, Scope};
 
 /// Filters of an audit search.
 #[derive(Debug, Default, Clone, Deserialize, IntoParams)]
@@ -74,6 +75,31 @@ impl From<audit_log::Model> for AuditEntryOut {
     }
 }
 
+impl AuditEntryOut {
+    /// An entry as `ctx` may see it. Its `changes` show only for object types
+    /// the caller may read with an `all` record scope (or, with `in_scope`,
+    /// about a record the caller already reached), minus the caller's hidden
+    /// fields; otherwise they are withheld. Entries about everything else keep
+    /// their who/when/what, which audit readers need.
+    pub fn visible_to(m: audit_log::Model, ctx: &RequestContext, in_scope: bool) -> Self {
+        let mut out = AuditEntryOut::from(m);
+        match ObjectType::parse(&out.object_type) {
+            Some(o)
+                if ctx.can(o, Action::Read) && (in_scope || ctx.policy.scope(o) == Scope::All) =>
+            {
+                ctx.policy.redact_changes(o, &mut out.changes);
+            }
+            _ if out.redacted => {}
+            _ => {
+                out.changes = serde_json::json!({
+                    "withheld": "outside your read permission or record scope"
+                });
+            }
+        }
+        out
+    }
+}
+
 /// A page of audit entries.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
@@ -128,7 +154,10 @@ pub async fn search<C: ConnectionTrait>(
         None
     };
     Ok(AuditPage {
-        data: rows.into_iter().map(AuditEntryOut::from).collect(),
+        data: rows
+            .into_iter()
+            .map(|r| AuditEntryOut::visible_to(r, ctx, false))
+            .collect(),
         next_before,
     })
 }

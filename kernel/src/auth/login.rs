@@ -174,9 +174,16 @@ pub async fn login(state: &AppState, client: &Client, req: LoginRequest) -> Resu
             }
             (None, Some(rc)) => use_recovery_code(&state.db, &u, rc).await?,
             (None, None) => {
-                return Err(Error::MfaRequired(
-                    "send `code` (or `recovery_code`) with the password",
-                ));
+                // Counted like a failure: otherwise this answer would be an
+                // unthrottled oracle for whether a guessed password is right.
+                // A successful sign-in resets the count.
+                return attempt
+                    .failed(
+                        Some(u.id),
+                        "password without MFA code",
+                        Error::MfaRequired("send `code` (or `recovery_code`) with the password"),
+                    )
+                    .await;
             }
         };
         if !passed {

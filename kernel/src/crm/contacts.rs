@@ -201,6 +201,8 @@ const FIELDS: &[FieldSpec] = &[
 #[async_trait]
 impl Record for Contacts {
     const OBJECT: ObjectType = ObjectType::Contact;
+    const INPUT_ALIASES: &'static [(&'static str, &'static str)] =
+        &[("email", "emails"), ("phone", "phones")];
 
     fn owner(m: &Self::Model) -> Option<Uuid> {
         m.owner_id

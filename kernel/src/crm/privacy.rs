@@ -10,7 +10,7 @@
 //! redacted entry (see `audit::chain`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
@@ -31,7 +31,7 @@ use crate::entities::{
     activity, audit_log, consent, contact, contact_account, contact_relationship, deal, outbox,
 };
 use crate::error::{Error, Result};
-use crate::permissions::{Action, ObjectType};
+use crate::permissions::{Action, FieldAccess, ObjectType};
 
 /// What erasure writes in place of a blanked text.
 const ERASED: &str = "[erased]";
@@ -101,17 +101,46 @@ pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
         .await?
         .pop()
         .unwrap_or(Value::Null);
-    let acts = activity::Entity::find()
-        .filter(activity::Column::TenantId.eq(ctx.tenant_id))
-        .filter(activity::Column::ContactId.eq(id))
-        .order_by_asc(activity::Column::CreatedAt)
-        .all(db)
-        .await?;
-    let deals = deal::Entity::find()
-        .filter(deal::Column::TenantId.eq(ctx.tenant_id))
-        .filter(deal::Column::ContactId.eq(id))
-        .all(db)
-        .await?;
+    // Linked deals and activities as far as the caller may read them; a
+    // partial export says so (`complete: false`), so a data-protection
+    // officer knows to run it with a role that reaches everything.
+    let mut complete = true;
+    let acts = if ctx.can(ObjectType::Activity, Action::Read) {
+        let mut q = activity::Entity::find()
+            .filter(activity::Column::TenantId.eq(ctx.tenant_id))
+            .filter(activity::Column::ContactId.eq(id));
+        if let Some(owners) = records::reachable_owners(db, ctx, ObjectType::Activity).await? {
+            complete = false;
+            q = q.filter(activity::Column::OwnerId.is_in(owners));
+        }
+        q.order_by_asc(activity::Column::CreatedAt).all(db).await?
+    } else {
+        complete = false;
+        Vec::new()
+    };
+    let deals = if ctx.can(ObjectType::Deal, Action::Read) {
+        let mut q = deal::Entity::find()
+            .filter(deal::Column::TenantId.eq(ctx.tenant_id))
+            .filter(deal::Column::ContactId.eq(id));
+        if let Some(owners) = records::reachable_owners(db, ctx, ObjectType::Deal).await? {
+            complete = false;
+            q = q.filter(deal::Column::OwnerId.is_in(owners));
+        }
+        q.all(db).await?
+    } else {
+        complete = false;
+        Vec::new()
+    };
+    let hidden_fields = [ObjectType::Contact, ObjectType::Activity, ObjectType::Deal]
+        .into_iter()
+        .any(|o| {
+            ctx.policy
+                .field_rules(o)
+                .is_some_and(|r| r.values().any(|a| *a == FieldAccess::Hidden))
+        });
+    if hidden_fields {
+        complete = false;
+    }
     let accounts = contact_account::Entity::find()
         .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
         .filter(contact_account::Column::ContactId.eq(id))
@@ -136,6 +165,7 @@ pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
     let doc = json!({
         "format": "trellis.data-subject-export.v1",
         "exported_at": crate::clock::now(),
+        "complete": complete,
         "contact": contact,
         "legal_hold": legal_hold,
         "erased_at": erased_at,
@@ -144,7 +174,7 @@ pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
         "account_links": accounts.iter().map(|l| json!({"account_id": l.account_id, "role": l.role})).collect::<Vec<_>>(),
         "relationships": relationships.iter().map(|r| json!({"from": r.from_contact_id, "to": r.to_contact_id, "kind": r.kind})).collect::<Vec<_>>(),
         "consents": consents,
-        "audit_trail": trail.into_iter().map(crate::audit::query::AuditEntryOut::from).collect::<Vec<_>>(),
+        "audit_trail": trail.into_iter().map(|e| crate::audit::query::AuditEntryOut::visible_to(e, ctx, true)).collect::<Vec<_>>(),
         // Plugins keep no per-contact data until the plugin platform lands;
         // their key-value entries will be listed here.
         "plugin_data": [],
@@ -190,6 +220,14 @@ pub async fn erase(
 ) -> Result<Erasure> {
     ctx.require(ObjectType::Contact, Action::Delete)?;
     let tx = crate::db::tenant_tx(db, ctx).await?;
+    // Lock the contact row for the transaction (PostgreSQL; SQLite writers
+    // are serial anyway): an update racing the erasure waits, then fails
+    // on the bumped version instead of writing personal data back.
+    contact::Entity::find_by_id(id)
+        .filter(contact::Column::TenantId.eq(ctx.tenant_id))
+        .lock_exclusive()
+        .one(&tx)
+        .await?;
     let c = records::load::<Contacts, _>(&tx, ctx, id).await?;
     let (legal_hold, erased) = flags(&tx, ctx, id).await?;
     if legal_hold {
@@ -240,6 +278,10 @@ pub async fn erase(
             Expr::value(Option::<String>::None),
         )
         .col_expr(activity::Column::Custom, Expr::value(json!({})))
+        .col_expr(
+            activity::Column::Version,
+            Expr::col(activity::Column::Version).add(1),
+        )
         .filter(activity::Column::TenantId.eq(ctx.tenant_id))
         .filter(activity::Column::Id.is_in(activity_ids.clone()))
         .exec(&tx)
@@ -286,7 +328,11 @@ pub async fn erase(
         .exec(&tx)
         .await?;
 
-    // The trail keeps its entries and its chain; their contents go.
+    // The trail keeps its entries and its chain; their contents go. Taking
+    // the tenant's chain head first waits for writers still committing
+    // entries about these records (they hold it until they commit) and
+    // keeps new ones out until this erasure commits.
+    crate::audit::chain::claim(&tx, ctx.tenant_id, 0).await?;
     let mut subjects = activity_ids;
     subjects.push(id);
     let redacted: Vec<Uuid> = audit_log::Entity::find()

@@ -35,6 +35,10 @@ pub trait Record: Sized + Send + Sync + 'static {
     const OBJECT: ObjectType;
     /// Sort used when a list names none.
     const DEFAULT_SORT: &'static str = "-created_at";
+    /// Output fields a client writes under another name (a contact's
+    /// primary `email` is written through `emails`): a field rule on the
+    /// output name guards the input name too.
+    const INPUT_ALIASES: &'static [(&'static str, &'static str)] = &[];
     type Entity: EntityTrait<Model = Self::Model>;
     type Model: FromQueryResult + IntoActiveModel<Self::Active> + Clone + Send + Sync;
     type Active: ActiveModelTrait<Entity = Self::Entity> + ActiveModelBehavior + Send + Sync;
@@ -181,8 +185,9 @@ pub async fn reveal_many<R: Record>(
     for m in models {
         let mut v = to_json::<R>(m);
         if sensitive::any_sealed(&v) {
-            if keys.is_none() {
-                keys = sensitive::keys(db, ctx).await?;
+            let custom = v.get("custom");
+            if keys.is_none() || custom.is_some_and(|c| !sensitive::covers(keys.as_deref(), c)) {
+                keys = sensitive::keys_covering(db, ctx, custom).await?;
             }
             let revealed = sensitive::reveal(keys.as_deref(), ctx, R::OBJECT, &mut v)?;
             if audit_reads && !revealed.is_empty() {
@@ -230,7 +235,11 @@ fn check_restricted_fields<R: Record>(
         }
         .unwrap_or(Value::Null)
     };
-    for field in rules.keys() {
+    for rule_field in rules.keys() {
+        let field = R::INPUT_ALIASES
+            .iter()
+            .find(|(output, _)| output == rule_field)
+            .map_or(rule_field.as_str(), |(_, input)| *input);
         let changed = match before {
             Some(b) => at(b, field) != at(&after, field),
             None => {
@@ -244,7 +253,7 @@ fn check_restricted_fields<R: Record>(
                     }
                     None => {
                         if let Some(o) = without.as_object_mut() {
-                            o.remove(field.as_str());
+                            o.remove(field);
                         }
                     }
                 }
@@ -259,7 +268,7 @@ fn check_restricted_fields<R: Record>(
         };
         if changed {
             return Err(Error::Forbidden(format!(
-                "your role may not set the field `{field}`"
+                "your role may not set the field `{rule_field}`"
             )));
         }
     }
@@ -491,6 +500,12 @@ async fn update_in<R: Record>(
     // kept for values that do not change.
     let stored_custom = R::custom_mut(&mut existing).clone();
     let mut plain = existing.clone();
+    let reloaded = if sensitive::covers(keys, &stored_custom) {
+        None
+    } else {
+        sensitive::keys_covering(tx, ctx, Some(&stored_custom)).await?
+    };
+    let keys = reloaded.as_deref().or(keys);
     sensitive::open_all(keys, ctx.tenant_id, R::OBJECT, R::custom_mut(&mut plain))?;
     let current = R::version(&existing);
     if current != expected_version {

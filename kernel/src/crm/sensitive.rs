@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -29,14 +29,43 @@ fn aad(tenant_id: Uuid, object: ObjectType, key: &str) -> String {
 }
 
 /// The caller's tenant keys, when the caller can encrypt at all.
-pub async fn keys(
-    db: &DatabaseConnection,
+pub async fn keys<C: ConnectionTrait>(
+    db: &C,
     ctx: &RequestContext,
 ) -> Result<Option<Arc<TenantKeys>>> {
+    keys_covering(db, ctx, None).await
+}
+
+/// The caller's tenant keys, holding every version the sealed values of
+/// `custom` name (another process may have rotated since they were loaded).
+pub async fn keys_covering<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    custom: Option<&Value>,
+) -> Result<Option<Arc<TenantKeys>>> {
+    let newest = custom
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|v| v.get(ENC).and_then(Value::as_str))
+        .filter_map(field_key_version)
+        .max();
     match &ctx.keyring {
-        Some(k) => Ok(Some(k.tenant(db, ctx.tenant_id).await?)),
+        Some(k) => Ok(Some(k.tenant_covering(db, ctx.tenant_id, newest).await?)),
         None => Ok(None),
     }
+}
+
+/// Whether `keys` can open every sealed value of `custom`.
+pub fn covers(keys: Option<&TenantKeys>, custom: &Value) -> bool {
+    let Some(keys) = keys else { return true };
+    custom
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|v| v.get(ENC).and_then(Value::as_str))
+        .filter_map(field_key_version)
+        .all(|v| keys.has(v))
 }
 
 /// The text a value is indexed by: strings as they are, others as JSON.
@@ -49,7 +78,7 @@ fn index_text(v: &Value) -> String {
 
 /// The blind index of `value` for field `key`.
 pub fn blind_index(keys: &TenantKeys, key: &str, value: &Value) -> Result<String> {
-    Ok(keys.current_key()?.blind_index(key, &index_text(value)))
+    Ok(keys.index_key()?.blind_index(key, &index_text(value)))
 }
 
 /// Whether a record's JSON holds any sealed custom value.

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::audit::{self, AuditAction, AuditEntry};
-use crate::context::RequestContext;
+use crate::context::{ActorKind, RequestContext};
 use crate::entities::{role, user};
 use crate::error::{Error, Result};
 use crate::permissions::{Action, ObjectType, Policy, RoleRules, built_in_roles};
@@ -261,4 +261,26 @@ pub async fn check_exist<C: ConnectionTrait>(
         }
     }
     Ok(())
+}
+
+/// Checks that the caller may hand out (or take away) each of `keys`: a
+/// role it holds itself, or any role for an admin. Without this, a user
+/// trusted only to manage users could make anyone, itself included, an admin.
+pub fn check_grantable(ctx: &RequestContext, keys: &[String], field: &str) -> Result<()> {
+    let is_admin = ctx.roles.iter().any(|r| r == "admin")
+        || matches!(ctx.actor_kind, ActorKind::System | ActorKind::Operator);
+    if is_admin {
+        return Ok(());
+    }
+    match keys.iter().position(|k| !ctx.roles.contains(k)) {
+        Some(i) => Err(Error::field(
+            format!("{field}[{i}]"),
+            "not_allowed",
+            format!(
+                "you cannot grant or remove the role `{}`, which you do not hold",
+                keys[i]
+            ),
+        )),
+        None => Ok(()),
+    }
 }

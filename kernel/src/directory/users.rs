@@ -126,6 +126,7 @@ pub async fn invite(state: &AppState, ctx: &RequestContext, input: Invitation) -
     }
     let tx = crate::db::tenant_tx(&state.db, ctx).await?;
     crate::directory::roles::check_exist(&tx, ctx.tenant_id, &input.roles, "roles").await?;
+    crate::directory::roles::check_grantable(ctx, &input.roles, "roles")?;
     // Counted under a lock so two processes cannot both take the last seat.
     crate::db::lock_scope(&tx, ctx.tenant_id, "users").await?;
     if let Some(max) = ctx.limits.users {
@@ -265,6 +266,14 @@ pub async fn update(
     }
     if let Some(roles) = patch.roles {
         crate::directory::roles::check_exist(&tx, ctx.tenant_id, &roles, "roles").await?;
+        let held: Vec<String> = serde_json::from_value(u.roles.clone()).unwrap_or_default();
+        let changed: Vec<String> = roles
+            .iter()
+            .filter(|r| !held.contains(r))
+            .chain(held.iter().filter(|r| !roles.contains(r)))
+            .cloned()
+            .collect();
+        crate::directory::roles::check_grantable(ctx, &changed, "roles")?;
         if ctx.user_id == Some(id)
             && !roles.iter().any(|r| r == "admin")
             && ctx.roles.iter().any(|r| r == "admin")

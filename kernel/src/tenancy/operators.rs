@@ -241,8 +241,24 @@ fn starter() -> Plan {
     Plan::Starter
 }
 
-fn check_hostname(h: &str) -> Result<String> {
-    let h = h.trim().to_ascii_lowercase();
+/// A custom domain a tenant may claim: well-formed, and not the platform's
+/// own host (which would route every sign-in page to one tenant).
+fn check_hostname(h: &str, public_url: &str) -> Result<String> {
+    let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+    let platform = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if h == platform {
+        return Err(Error::field(
+            "hostname",
+            "not_allowed",
+            "this is the platform's own hostname",
+        ));
+    }
     let ok = h.len() <= 253
         && h.contains('.')
         && h.split('.').all(|l| {
@@ -272,7 +288,11 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
         }
         None => input.reseller_id,
     };
-    let hostname = input.hostname.as_deref().map(check_hostname).transpose()?;
+    let hostname = input
+        .hostname
+        .as_deref()
+        .map(|h| check_hostname(h, &state.config.public_url))
+        .transpose()?;
     let tx = crate::db::write_tx(&state.db).await?;
     let now = crate::clock::now();
     let t = tenant::ActiveModel {
@@ -414,7 +434,7 @@ pub async fn update_tenant(
         a.hostname = Set(if h.is_empty() {
             None
         } else {
-            Some(check_hostname(&h)?)
+            Some(check_hostname(&h, &state.config.public_url)?)
         });
     }
     let saved = a.update(&tx).await.map_err(|e| {
