@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod platform;
+pub mod plugins;
 pub mod privacy;
 pub mod records;
 pub mod relations;
@@ -137,6 +138,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::legal_hold))
         .routes(routes!(privacy::list_consents, privacy::record_consent))
+        .routes(routes!(plugins::install, plugins::list_packages))
+        .routes(routes!(plugins::remove_package))
+        .routes(routes!(plugins::available))
+        .routes(routes!(plugins::tenant_plugins))
+        .routes(routes!(plugins::enable, plugins::disable))
+        .routes(routes!(plugins::logs))
+        .routes(routes!(plugins::contact_panels))
+        .routes(routes!(plugins::account_panels))
+        .routes(routes!(plugins::deal_panels))
+        .routes(routes!(plugins::activity_panels))
 }
 
 /// The OpenAPI 3.1 document of the API.
@@ -155,6 +166,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(move || async move {
                 ([(header::CONTENT_TYPE, "application/json")], doc_json)
             }),
+        )
+        .route(
+            "/api/v1/plugins/{plugin_id}/{*rest}",
+            axum::routing::any(plugins::plugin_route),
         )
         .fallback(|| async { Error::RouteNotFound })
         .layer(DefaultBodyLimit::max(max_body))

@@ -32,6 +32,11 @@ pub enum AuditAction {
     Export,
     /// A data subject's personal data erased (GDPR).
     Erase,
+    /// A plugin's host call refused for want of a grant.
+    Denied,
+    /// A plugin enabled, disabled (by an admin or its circuit breaker),
+    /// granted or configured.
+    Configure,
 }
 
 impl AuditAction {
@@ -49,6 +54,8 @@ impl AuditAction {
             AuditAction::Revoke => "revoke",
             AuditAction::Export => "export",
             AuditAction::Erase => "erase",
+            AuditAction::Denied => "denied",
+            AuditAction::Configure => "configure",
         }
     }
 }

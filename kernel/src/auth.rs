@@ -149,6 +149,8 @@ pub async fn authenticate(
         user_agent: client.user_agent.clone(),
         limits,
         keyring: Some(state.keyring.clone()),
+        plugins: state.plugins.clone(),
+        plugin_depth: 0,
     })
 }
 

@@ -58,6 +58,82 @@ pub struct Config {
     pub secure_cookies: bool,
     /// The URL users reach the UI at, for links in emails.
     pub public_url: String,
+    /// The plugin host.
+    pub plugins: PluginConfig,
+}
+
+/// Settings of the plugin host (`[plugins]` in the file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Where compiled components are cached (absent: compile in memory
+    /// on every start).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Instantiate from wasmtime's pooling allocator (falls back to
+    /// on-demand allocation where the pool cannot be reserved).
+    pub pooling: bool,
+    /// Default deadline of one invocation, and the most a plugin or tenant
+    /// may be given.
+    pub deadline_ms: u64,
+    pub max_deadline_ms: u64,
+    /// Default memory of one invocation, and the most allowed.
+    pub memory_mb: u64,
+    pub max_memory_mb: u64,
+    /// Host calls one invocation may make.
+    pub host_calls: u32,
+    /// Largest input or output of one invocation.
+    pub io_bytes: usize,
+    /// Consecutive failures after which a plugin is disabled for a tenant.
+    pub breaker_threshold: i32,
+    /// Timeout of a plugin's outbound HTTP request.
+    pub http_timeout_ms: u64,
+    /// Run queued jobs (after-write hooks, plugin jobs) in this process.
+    pub run_jobs: bool,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            cache_dir: Some(".trellis/plugin-cache".into()),
+            pooling: true,
+            deadline_ms: 1000,
+            max_deadline_ms: 30_000,
+            memory_mb: 64,
+            max_memory_mb: 256,
+            host_calls: 1000,
+            io_bytes: 1 << 20,
+            breaker_threshold: 5,
+            http_timeout_ms: 10_000,
+            run_jobs: true,
+        }
+    }
+}
+
+impl PluginConfig {
+    /// The host's settings, with maximums capped by what the engine allows.
+    pub fn settings(
+        &self,
+        cache_ttl: std::time::Duration,
+    ) -> crate::plugins::runtime::HostSettings {
+        use std::time::Duration;
+        let max_memory =
+            ((self.max_memory_mb as usize) << 20).min(crate::plugins::engine::MAX_MEMORY_BYTES);
+        crate::plugins::runtime::HostSettings {
+            cache_dir: self.cache_dir.clone(),
+            pooling: self.pooling,
+            limits: crate::plugins::sandbox::Limits {
+                deadline: Duration::from_millis(self.deadline_ms.min(self.max_deadline_ms)),
+                memory_bytes: ((self.memory_mb as usize) << 20).min(max_memory),
+                host_calls: self.host_calls,
+                io_bytes: self.io_bytes,
+            },
+            max_deadline: Duration::from_millis(self.max_deadline_ms),
+            max_memory_bytes: max_memory,
+            breaker_threshold: self.breaker_threshold.max(1),
+            http_timeout: Duration::from_millis(self.http_timeout_ms),
+            cache_ttl,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +167,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             secure_cookies: false,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            plugins: PluginConfig::default(),
         }
     }
 }

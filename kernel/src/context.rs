@@ -37,6 +37,8 @@ pub enum ActorKind {
     Anonymous,
     /// The kernel itself (migrations, seeding, the CLI).
     System,
+    /// A plugin acting for the tenant (hooks, jobs, routes).
+    Plugin,
 }
 
 impl ActorKind {
@@ -46,6 +48,7 @@ impl ActorKind {
             ActorKind::ApiToken => "api_token",
             ActorKind::Operator => "operator",
             ActorKind::Anonymous => "anonymous",
+            ActorKind::Plugin => "plugin",
             ActorKind::System => "system",
         }
     }
@@ -79,6 +82,12 @@ pub struct RequestContext {
     /// Keys for encrypted fields (absent where the kernel acts without the
     /// HTTP state, e.g. seeding; writing a sensitive field then fails).
     pub keyring: Option<Arc<crate::keys::Keyring>>,
+    /// The plugin host, whose hooks the services call (absent where the
+    /// kernel acts without the HTTP state).
+    pub plugins: Option<Arc<crate::plugins::Runtime>>,
+    /// How many plugin calls deep this context is (a plugin's write can
+    /// trigger other plugins' hooks, up to a limit).
+    pub plugin_depth: u8,
 }
 
 impl RequestContext {
@@ -99,6 +108,8 @@ impl RequestContext {
             user_agent: None,
             limits: Limits::default(),
             keyring: None,
+            plugins: None,
+            plugin_depth: 0,
         }
     }
 
@@ -119,6 +130,8 @@ impl RequestContext {
             user_agent: client.user_agent.clone(),
             limits: Limits::default(),
             keyring: None,
+            plugins: None,
+            plugin_depth: 0,
         }
     }
 }

@@ -100,6 +100,10 @@ pub enum Error {
     Validation(Vec<FieldError>),
     #[error("bulk operation failed; nothing was written: {}", describe_items(.0))]
     Bulk(Vec<BulkItemError>),
+    /// A plugin a write depends on (a before-write hook) failed; nothing
+    /// was written.
+    #[error("{0}; nothing was written")]
+    PluginFailed(String),
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
@@ -183,6 +187,7 @@ impl Error {
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Validation(_) => "validation_failed",
             Error::Bulk(_) => "bulk_failed",
+            Error::PluginFailed(_) => "plugin_failed",
             Error::Database(_) | Error::Internal(_) => "internal_error",
         }
     }
@@ -211,6 +216,7 @@ impl Error {
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Validation(_) | Error::Bulk(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::PluginFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

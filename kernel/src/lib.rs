@@ -19,8 +19,10 @@ pub mod db;
 pub mod directory;
 pub mod entities;
 pub mod error;
+pub mod jobs;
 pub mod keys;
 pub mod permissions;
+pub mod plugins;
 pub mod seed;
 pub mod tenancy;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub keyring: Arc<keys::Keyring>,
     /// Signing and verifying access tokens.
     pub access: Arc<auth::access::AccessTokens>,
+    /// The plugin host.
+    pub plugins: Option<Arc<plugins::Runtime>>,
 }
 
 impl AppState {
@@ -56,7 +60,10 @@ impl AppState {
         let keyring = Arc::new(keys::Keyring::from_config(&config)?);
         let access = Arc::new(auth::access::AccessTokens::new(&config));
         access.reload(&db, &keyring).await?;
+        let plugins =
+            plugins::Runtime::new(db.clone(), keyring.clone(), config.plugins.settings(ttl))?;
         Ok(AppState {
+            plugins: Some(plugins),
             db,
             config: Arc::new(config),
             tokens: Arc::new(auth::tokens::TokenCache::new(ttl)),

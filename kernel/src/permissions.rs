@@ -34,6 +34,8 @@ pub enum ObjectType {
     Session,
     Tenant,
     AuditLog,
+    /// A plugin enabled for the tenant (managing it, its grants and logs).
+    Plugin,
 }
 
 impl ObjectType {
@@ -52,11 +54,12 @@ impl ObjectType {
             ObjectType::Session => "session",
             ObjectType::Tenant => "tenant",
             ObjectType::AuditLog => "audit_log",
+            ObjectType::Plugin => "plugin",
         }
     }
 
     /// Every object type, for permission tables and role editors.
-    pub const ALL: [ObjectType; 13] = [
+    pub const ALL: [ObjectType; 14] = [
         ObjectType::Contact,
         ObjectType::Account,
         ObjectType::Deal,
@@ -70,6 +73,7 @@ impl ObjectType {
         ObjectType::Session,
         ObjectType::Tenant,
         ObjectType::AuditLog,
+        ObjectType::Plugin,
     ];
 
     pub fn parse(s: &str) -> Option<ObjectType> {
@@ -87,6 +91,7 @@ impl ObjectType {
             "session" => ObjectType::Session,
             "tenant" => ObjectType::Tenant,
             "audit_log" => ObjectType::AuditLog,
+            "plugin" => ObjectType::Plugin,
             _ => return None,
         })
     }
@@ -107,6 +112,7 @@ impl ObjectType {
             ObjectType::Session => "sessions",
             ObjectType::Tenant => "tenants",
             ObjectType::AuditLog => "audit_log",
+            ObjectType::Plugin => "tenant_plugins",
         }
     }
 

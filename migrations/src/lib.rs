@@ -12,6 +12,7 @@ mod m0002_identity;
 mod m0003_row_security;
 mod m0004_audit_heads;
 mod m0005_platform_walls;
+mod m0006_plugins;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_row_security::Migration),
             Box::new(m0004_audit_heads::Migration),
             Box::new(m0005_platform_walls::Migration),
+            Box::new(m0006_plugins::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ mod errors;
 mod lists;
 mod openapi;
 mod platform;
+mod plugins;
 mod privacy;
 mod search;
 mod seed;

@@ -110,6 +110,18 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("put", "/api/v1/contacts/{id}/legal-hold"),
         ("get", "/api/v1/contacts/{id}/consents"),
         ("post", "/api/v1/contacts/{id}/consents"),
+        ("post", "/api/v1/platform/plugins"),
+        ("get", "/api/v1/platform/plugins"),
+        ("delete", "/api/v1/platform/plugins/{plugin_id}/{version}"),
+        ("get", "/api/v1/tenant/plugins/available"),
+        ("get", "/api/v1/tenant/plugins"),
+        ("put", "/api/v1/tenant/plugins/{plugin_id}"),
+        ("delete", "/api/v1/tenant/plugins/{plugin_id}"),
+        ("get", "/api/v1/tenant/plugins/{plugin_id}/logs"),
+        ("get", "/api/v1/contacts/{id}/panels"),
+        ("get", "/api/v1/accounts/{id}/panels"),
+        ("get", "/api/v1/deals/{id}/panels"),
+        ("get", "/api/v1/activities/{id}/panels"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

@@ -157,6 +157,13 @@ impl TestApp {
                 parallelism: 1,
             },
             trust_forwarded_for: true,
+            plugins: trellis::config::PluginConfig {
+                // Compiled once for the whole suite, then loaded from disk.
+                cache_dir: Some(
+                    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
+                ),
+                ..Default::default()
+            },
             ..Config::default()
         };
         adjust(&mut config);
@@ -184,6 +191,50 @@ impl TestApp {
             token: self.token.clone(),
             _db: DbGuard::Shared,
         }
+    }
+
+    /// Installs a bundled plugin (its `plugin.toml` with `edit` applied,
+    /// and its component from the build) as the platform operator.
+    pub async fn install_plugin(&self, dir: &str, edit: impl Fn(String) -> String) -> Response {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+        let manifest = std::fs::read_to_string(root.join(dir).join("plugin.toml")).unwrap();
+        let name = dir.rsplit('/').next().unwrap();
+        let wasm = std::fs::read(
+            std::path::Path::new(env!("TRELLIS_PLUGINS_DIR")).join(format!("{name}.wasm")),
+        )
+        .unwrap();
+        use base64::Engine as _;
+        let op = self.operator(None).await;
+        self.send(
+            Method::POST,
+            "/api/v1/platform/plugins",
+            Some(&op),
+            Some(serde_json::json!({
+                "manifest": edit(manifest),
+                "component": base64::engine::general_purpose::STANDARD.encode(wasm),
+            })),
+            &[],
+        )
+        .await
+    }
+
+    /// Installs a bundled plugin and enables it for the default tenant with
+    /// `grants`.
+    pub async fn enable_plugin(&self, dir: &str, grants: Value, config: Value) -> Response {
+        self.install_plugin(dir, |m| m).await.assert_status(201);
+        let id = dir.rsplit('/').next().unwrap();
+        self.put(
+            &format!("/api/v1/tenant/plugins/{id}"),
+            serde_json::json!({"grants": grants, "config": config}),
+        )
+        .await
+    }
+
+    /// Runs every job that is due (after-write hooks, plugin jobs).
+    pub async fn run_jobs(&self) -> usize {
+        trellis::jobs::drain(&self.state.db, self.state.plugins.as_ref().unwrap())
+            .await
+            .unwrap()
     }
 
     /// A token for a new tenant (for cross-tenant attacks) with `role`.
@@ -462,5 +513,18 @@ impl TestApp {
     /// Runs SQL against the test database (for attacks that bypass the API).
     pub async fn sql(&self, sql: &str) {
         self.state.db.execute_unprepared(sql).await.unwrap();
+    }
+
+    /// The `n` column of a one-row query.
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        let backend = self.state.db.get_database_backend();
+        let row = self
+            .state
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
     }
 }

@@ -28,6 +28,7 @@ use crate::db::search::{self, SearchDocument};
 use crate::error::{BulkItemError, Error, FieldError, Result};
 use crate::keys::TenantKeys;
 use crate::permissions::{Action, FieldAccess, ObjectType, Scope};
+use crate::plugins::hooks::{self, Op};
 
 /// Everything the shared path needs to know about one record type.
 #[async_trait]
@@ -379,6 +380,7 @@ pub async fn create<R: Record>(
         .await?;
     finish_writes::<R>(&tx, ctx, &[(model.clone(), None)]).await?;
     tx.commit().await?;
+    kick_jobs(ctx);
     Ok(model)
 }
 
@@ -390,6 +392,7 @@ async fn create_in<R: Record>(
     input: R::Input,
 ) -> Result<R::Model> {
     check_restricted_fields::<R>(ctx, &input, None)?;
+    let input = with_before_hooks::<R>(tx, ctx, Op::Create, None, None, input).await?;
     let custom = checked_custom::<R>(tx, ctx, defs, &input, None).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
     let mut model = combine(custom, built)?;
@@ -432,9 +435,27 @@ async fn finish_writes<R: Record>(
 ) -> Result<()> {
     let mut docs = Vec::new();
     let mut entries = Vec::with_capacity(written.len());
+    let after_hooks = hooks::subscribed(tx, ctx, R::OBJECT, false).await?;
     for (model, previous) in written {
         R::after_write(tx, ctx, model, previous.as_ref()).await?;
         docs.extend(R::search_document(model));
+        if after_hooks {
+            let op = if previous.is_some() {
+                Op::Update
+            } else {
+                Op::Create
+            };
+            hooks::queue_after_write(
+                tx,
+                ctx,
+                R::OBJECT,
+                op,
+                R::id(model),
+                previous.as_ref().map(to_json::<R>),
+                Some(to_json::<R>(model)),
+            )
+            .await?;
+        }
         let entry = match previous {
             None => AuditEntry::new(
                 R::OBJECT,
@@ -453,6 +474,32 @@ async fn finish_writes<R: Record>(
     }
     search::upsert(tx, &docs).await?;
     audit::write(tx, ctx, entries).await
+}
+
+/// Runs the tenant's before-write plugin hooks on `input` (which they may
+/// patch or reject); the input form is what hooks see and change.
+async fn with_before_hooks<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    op: Op,
+    id: Option<Uuid>,
+    before: Option<&Value>,
+    input: R::Input,
+) -> Result<R::Input> {
+    if !hooks::subscribed(tx, ctx, R::OBJECT, true).await? {
+        return Ok(input);
+    }
+    let mut after = serde_json::to_value(&input).map_err(|e| Error::Internal(e.to_string()))?;
+    hooks::before_write(tx, ctx, R::OBJECT, op, id, before, &mut after).await?;
+    from_json(after)
+}
+
+/// Wakes this process's job runner after a commit that may have queued
+/// after-write hooks.
+fn kick_jobs(ctx: &RequestContext) {
+    if let Some(rt) = &ctx.plugins {
+        rt.work.notify_one();
+    }
 }
 
 /// Applies an RFC 7396 JSON merge patch to a stored record.
@@ -481,6 +528,7 @@ pub async fn update<R: Record>(
     .await?;
     finish_writes::<R>(&tx, ctx, &[(model.clone(), Some(previous))]).await?;
     tx.commit().await?;
+    kick_jobs(ctx);
     Ok(model)
 }
 
@@ -524,6 +572,7 @@ async fn update_in<R: Record>(
     merge_patch(&mut merged, &patch);
     let input: R::Input = from_json(merged)?;
     check_restricted_fields::<R>(ctx, &input, Some(&stored))?;
+    let input = with_before_hooks::<R>(tx, ctx, Op::Update, Some(id), Some(&stored), input).await?;
     let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(&plain)).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&plain)).await;
     let mut model = combine(custom, built)?;
@@ -587,6 +636,7 @@ pub async fn delete<R: Record>(
     let tx = crate::db::tenant_tx(db, ctx).await?;
     delete_in::<R>(&tx, ctx, id, expected_version).await?;
     tx.commit().await?;
+    kick_jobs(ctx);
     Ok(())
 }
 
@@ -603,6 +653,20 @@ async fn delete_in<R: Record>(
         return Err(Error::PreconditionFailed {
             current: R::version(&existing),
         });
+    }
+    if hooks::subscribed(tx, ctx, R::OBJECT, true).await? {
+        let mut none = Value::Null;
+        let stored = to_json::<R>(&existing);
+        hooks::before_write(
+            tx,
+            ctx,
+            R::OBJECT,
+            Op::Delete,
+            Some(id),
+            Some(&stored),
+            &mut none,
+        )
+        .await?;
     }
     R::before_delete(tx, ctx, &existing).await?;
     // Conditional on the version loaded, so the audit's "before" is what was
@@ -629,6 +693,16 @@ async fn delete_in<R: Record>(
         });
     }
     search::remove(tx, ctx.tenant_id, &[id]).await?;
+    hooks::queue_after_write(
+        tx,
+        ctx,
+        R::OBJECT,
+        Op::Delete,
+        id,
+        Some(to_json::<R>(&existing)),
+        None,
+    )
+    .await?;
     if R::OBJECT == ObjectType::Contact && ctx.limits.contacts.is_some() {
         crate::tenancy::usage::adjust_stock(tx, ctx.tenant_id, "contacts", "contacts", -1).await?;
     }
@@ -841,6 +915,7 @@ pub async fn bulk_create<R: Record>(
     let written: Vec<_> = models.iter().cloned().map(|m| (m, None)).collect();
     finish_writes::<R>(&tx, ctx, &written).await?;
     tx.commit().await?;
+    kick_jobs(ctx);
     Ok(models)
 }
 
@@ -904,6 +979,7 @@ pub async fn bulk_update<R: Record>(
     let written: Vec<_> = written.into_iter().map(|(m, p)| (m, Some(p))).collect();
     finish_writes::<R>(&tx, ctx, &written).await?;
     tx.commit().await?;
+    kick_jobs(ctx);
     Ok(written.into_iter().map(|(m, _)| m).collect())
 }
 
@@ -927,6 +1003,7 @@ pub async fn bulk_delete<R: Record>(
         return Err(Error::Bulk(failures));
     }
     tx.commit().await?;
+    kick_jobs(ctx);
     Ok(count)
 }
 

@@ -37,7 +37,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn require_platform(&self) -> Result<()> {
+    pub fn require_platform(&self) -> Result<()> {
         if self.reseller_id.is_none() {
             Ok(())
         } else {

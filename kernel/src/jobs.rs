@@ -1,0 +1,238 @@
+//! The durable job queue: after-write plugin hooks, jobs plugins enqueue,
+//! and their schedules. Rows in `jobs` are the only state, so any kernel
+//! process may run any job, and a process that dies mid-job leaves a lease
+//! that expires and lets another take it over.
+//!
+//! A job is claimed by a conditional update (queued, or running with an
+//! expired lease → running with a new lease), which exactly one process wins
+//! on SQLite and PostgreSQL alike. Failures retry with exponential backoff
+//! up to `max_attempts`, then the job is `failed` with its last error.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::entities::job;
+use crate::error::Result;
+use crate::plugins::Runtime;
+
+/// How long a claimed job is reserved for the process that claimed it.
+const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Deliver an after-write hook to a plugin.
+    AfterWrite,
+    /// Run a plugin's job (enqueued by the plugin, or by its schedule).
+    PluginJob,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::AfterWrite => "after_write",
+            Kind::PluginJob => "plugin_job",
+        }
+    }
+}
+
+/// Queues a job; returns its id.
+pub async fn enqueue<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    kind: Kind,
+    plugin_id: Option<&str>,
+    name: &str,
+    payload: Value,
+    run_at: DateTime<Utc>,
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    job::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant_id),
+        kind: Set(kind.as_str().to_owned()),
+        plugin_id: Set(plugin_id.map(str::to_owned)),
+        name: Set(name.to_owned()),
+        payload: Set(payload),
+        status: Set("queued".to_owned()),
+        run_at: Set(run_at),
+        attempts: Set(0),
+        max_attempts: Set(5),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(crate::clock::now()),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+/// Runs up to `max` jobs that are due; returns how many ran.
+pub async fn run_due(db: &DatabaseConnection, rt: &Arc<Runtime>, max: u64) -> Result<usize> {
+    let now = crate::clock::now();
+    let due = job::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(job::Column::Status.eq("queued"))
+                        .add(job::Column::RunAt.lte(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(job::Column::Status.eq("running"))
+                        .add(job::Column::LockedUntil.lt(now)),
+                ),
+        )
+        .order_by_asc(job::Column::RunAt)
+        .limit(max)
+        .all(db)
+        .await?;
+    let mut ran = 0;
+    for j in due {
+        if !claim(db, &j, now).await? {
+            continue;
+        }
+        ran += 1;
+        let outcome = run_one(db, rt, &j).await;
+        finish(db, &j, outcome).await?;
+    }
+    Ok(ran)
+}
+
+/// Runs due jobs until none is left (tests, and draining before exit).
+pub async fn drain(db: &DatabaseConnection, rt: &Arc<Runtime>) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = run_due(db, rt, 100).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+async fn claim(db: &DatabaseConnection, j: &job::Model, now: DateTime<Utc>) -> Result<bool> {
+    let won = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value("running"))
+        .col_expr(job::Column::LockedUntil, Expr::value(now + LEASE))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
+        .filter(job::Column::Id.eq(j.id))
+        .filter(job::Column::Status.eq(j.status.as_str()))
+        .filter(job::Column::Attempts.eq(j.attempts))
+        .exec(db)
+        .await?;
+    Ok(won.rows_affected == 1)
+}
+
+async fn run_one(
+    db: &DatabaseConnection,
+    rt: &Arc<Runtime>,
+    j: &job::Model,
+) -> std::result::Result<(), String> {
+    let plugin_id = j.plugin_id.as_deref().ok_or("the job names no plugin")?;
+    let enabled = rt
+        .enabled(j.tenant_id)
+        .await
+        .map_err(|e| format!("loading plugins: {e}"))?;
+    let Some(active) = enabled.iter().find(|a| a.row.plugin_id == plugin_id) else {
+        // Disabled since the job was queued: nothing to deliver to.
+        return Err(format!("plugin {plugin_id} is not enabled"));
+    };
+    match j.kind.as_str() {
+        "after_write" => {
+            crate::plugins::hooks::deliver_after_write(rt, active, &j.name, &j.payload).await
+        }
+        "plugin_job" => {
+            let call = crate::plugins::sandbox::Call::RunJob(j.name.clone(), j.payload.to_string());
+            let result = rt.invoke(active, call, 0).await;
+            let outcome = match result {
+                Ok(crate::plugins::sandbox::Reply::Done(r)) => r,
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Some(every) = j.payload.get("every_seconds").and_then(Value::as_u64) {
+                // A schedule's next run is queued whatever this one did.
+                let next = crate::clock::now() + chrono::Duration::seconds(every as i64);
+                if let Err(e) = enqueue(
+                    db,
+                    j.tenant_id,
+                    Kind::PluginJob,
+                    Some(plugin_id),
+                    &j.name,
+                    json!({"every_seconds": every}),
+                    next,
+                )
+                .await
+                {
+                    tracing::error!("queueing the next run of {plugin_id}/{}: {e}", j.name);
+                }
+            }
+            outcome
+        }
+        other => Err(format!("unknown job kind `{other}`")),
+    }
+}
+
+async fn finish(
+    db: &DatabaseConnection,
+    j: &job::Model,
+    outcome: std::result::Result<(), String>,
+) -> Result<()> {
+    let now = crate::clock::now();
+    let attempts = j.attempts + 1;
+    let mut a = job::ActiveModel {
+        id: Set(j.id),
+        ..Default::default()
+    };
+    a.locked_until = Set(None);
+    match outcome {
+        Ok(()) => {
+            a.status = Set("done".to_owned());
+            a.finished_at = Set(Some(now));
+            a.last_error = Set(None);
+            // A delivered hook's copy of the record is not kept.
+            if j.kind == Kind::AfterWrite.as_str() {
+                a.payload = Set(json!({}));
+            }
+        }
+        Err(e) if attempts >= j.max_attempts => {
+            a.status = Set("failed".to_owned());
+            a.finished_at = Set(Some(now));
+            a.last_error = Set(Some(e));
+        }
+        Err(e) => {
+            a.status = Set("queued".to_owned());
+            a.run_at = Set(now + chrono::Duration::seconds(1 << attempts.clamp(0, 12)));
+            a.last_error = Set(Some(e));
+        }
+    }
+    a.update(db).await?;
+    Ok(())
+}
+
+/// Runs jobs in the background until the process ends: when woken by new
+/// work, and every second for jobs whose time has come.
+pub fn spawn_runner(db: DatabaseConnection, rt: Arc<Runtime>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = run_due(&db, &rt, 50).await {
+                tracing::error!("job runner: {e}");
+            }
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), rt.work.notified()).await;
+        }
+    });
+}

@@ -1,0 +1,24 @@
+//! The plugin platform: WebAssembly components (the `trellis:plugin` WIT
+//! contract in `wit/`) run in a wasmtime sandbox with hard limits, reaching
+//! only what their manifest asks for and the tenant's admin granted.
+//!
+//! - [`manifest`]: `plugin.toml`, the contract versions this kernel runs.
+//! - [`engine`]: the engine, its epoch ticker, the compiled-component cache.
+//! - [`sandbox`]: one invocation in a fresh store with its limits.
+//! - [`imports`], [`outbound`]: the host functions, checked on every call.
+//! - [`grants`]: capabilities granted → the policy record calls run under.
+//! - [`runtime`]: the process's host: enabled plugins, invoke, breaker.
+//! - [`hooks`]: before-write and after-write hooks on records.
+//! - [`registry`]: installing packages and enabling them per tenant.
+
+pub mod engine;
+pub mod grants;
+pub mod hooks;
+pub mod imports;
+pub mod manifest;
+pub mod outbound;
+pub mod registry;
+pub mod runtime;
+pub mod sandbox;
+
+pub use runtime::Runtime;

@@ -1,0 +1,304 @@
+//! Record hooks: where the services of `crm::records` call plugins.
+//!
+//! - **Before write** (inside the write's transaction, before validation):
+//!   each subscribed plugin sees the record as it will be written, limited
+//!   to its granted fields, and may accept, patch granted fields, or reject
+//!   with field errors (422). A plugin that fails (trap, deadline, memory)
+//!   fails the write with 503 naming the plugin: nothing is written.
+//! - **After write**: a job per subscribed plugin is queued in the write's
+//!   transaction, so the hook is delivered (at least once, retried) exactly
+//!   when the write commits, by whichever kernel process runs jobs; its
+//!   failure never undoes the write.
+//!
+//! Sensitive (encrypted) values never ride along in hook events; a plugin
+//! granted such a field reads it with `records.get`, which audits the read.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::context::RequestContext;
+use crate::error::{Error, FieldError, Result};
+use crate::permissions::{Action, FieldAccess, ObjectType};
+use crate::plugins::sandbox::{Call, HookOutcome, Reply, WriteEvent, WriteOp};
+
+/// How deep plugin writes may trigger further plugin hooks.
+pub const MAX_DEPTH: u8 = 2;
+
+/// What a write does, for hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn wit(self) -> WriteOp {
+        match self {
+            Op::Create => WriteOp::Create,
+            Op::Update => WriteOp::Update,
+            Op::Delete => WriteOp::Delete,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Op> {
+        match s {
+            "create" => Some(Op::Create),
+            "update" => Some(Op::Update),
+            "delete" => Some(Op::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// A record's JSON as a plugin may see it in a hook: its hidden fields and
+/// every encrypted value removed.
+fn for_plugin(policy: &crate::permissions::Policy, object: ObjectType, v: &Value) -> String {
+    let mut v = v.clone();
+    policy.redact(object, &mut v);
+    if let Some(custom) = v.get_mut("custom").and_then(Value::as_object_mut) {
+        custom.retain(|_, x| x.get(crate::crm::sensitive::ENC).is_none());
+    }
+    v.to_string()
+}
+
+/// Whether any plugin of the caller's tenant hooks writes of `object`
+/// (before them with `before`, else after); cheap (a cached list).
+pub async fn subscribed<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    object: ObjectType,
+    before: bool,
+) -> Result<bool> {
+    let Some(rt) = &ctx.plugins else {
+        return Ok(false);
+    };
+    if ctx.plugin_depth > MAX_DEPTH {
+        return Ok(false);
+    }
+    Ok(rt
+        .enabled_on(db, ctx.tenant_id)
+        .await?
+        .iter()
+        .any(|a| a.manifest().hooks(object, before) && !is_self(ctx, a.row.id)))
+}
+
+/// Runs the before-write hooks of `ctx`'s tenant on a record of `object`.
+/// `after` is the record as it will be written (input form) and is patched
+/// in place; `before` is the stored record (update, delete).
+pub async fn before_write<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    object: ObjectType,
+    op: Op,
+    record_id: Option<Uuid>,
+    before: Option<&Value>,
+    after: &mut Value,
+) -> Result<()> {
+    let Some(rt) = &ctx.plugins else {
+        return Ok(());
+    };
+    if ctx.plugin_depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
+    for active in enabled.iter() {
+        if !active.manifest().hooks(object, true) || is_self(ctx, active.row.id) {
+            continue;
+        }
+        let event = WriteEvent {
+            object_type: object.as_str().to_owned(),
+            op: op.wit(),
+            record_id: record_id.map(|i| i.to_string()),
+            before: before.map(|b| for_plugin(&active.policy, object, b)),
+            after: (op != Op::Delete).then(|| for_plugin(&active.policy, object, after)),
+        };
+        let reply = rt
+            .invoke(active, Call::BeforeWrite(event), ctx.plugin_depth)
+            .await
+            .map_err(|e| Error::PluginFailed(e.to_string()))?;
+        match reply {
+            Reply::Hook(HookOutcome::Accept) => {}
+            Reply::Hook(HookOutcome::Reject(errors)) => {
+                let errors = errors
+                    .into_iter()
+                    .map(|e| {
+                        FieldError::new(
+                            e.field,
+                            "rejected_by_plugin",
+                            format!("{} ({}: {})", e.message, active.row.plugin_id, e.code),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                return Err(if errors.is_empty() {
+                    Error::field(
+                        "",
+                        "rejected_by_plugin",
+                        format!("{} refused the write", active.row.plugin_id),
+                    )
+                } else {
+                    Error::Validation(errors)
+                });
+            }
+            Reply::Hook(HookOutcome::Patch(patch)) if op != Op::Delete => {
+                let patch: Value = serde_json::from_str(&patch).map_err(|e| {
+                    Error::PluginFailed(format!(
+                        "plugin {} returned a patch that is not JSON: {e}",
+                        active.row.plugin_id
+                    ))
+                })?;
+                check_patch(active, object, op, &patch)?;
+                crate::crm::records::merge_patch(after, &patch);
+            }
+            Reply::Hook(HookOutcome::Patch(_)) => {}
+            other => {
+                return Err(Error::PluginFailed(format!(
+                    "plugin {} answered a hook with {other:?}",
+                    active.row.plugin_id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A hook may change only fields it was granted, on a type it may write.
+fn check_patch(
+    active: &crate::plugins::runtime::Active,
+    object: ObjectType,
+    op: Op,
+    patch: &Value,
+) -> Result<()> {
+    let action = if op == Op::Create {
+        Action::Create
+    } else {
+        Action::Update
+    };
+    let refuse = |field: &str| {
+        Error::PluginFailed(format!(
+            "plugin {} tried to change `{field}`, which it was not granted",
+            active.row.plugin_id
+        ))
+    };
+    if !active.policy.allows(object, action) {
+        return Err(refuse(object.as_str()));
+    }
+    let Some(obj) = patch.as_object() else {
+        return Err(refuse("the record"));
+    };
+    for (key, value) in obj {
+        let fields: Vec<String> = if key == "custom" {
+            value
+                .as_object()
+                .map(|c| c.keys().map(|k| format!("custom.{k}")).collect())
+                .unwrap_or_default()
+        } else {
+            vec![key.clone()]
+        };
+        for f in fields {
+            if matches!(
+                active.policy.field_access(object, &f),
+                Some(FieldAccess::Hidden | FieldAccess::ReadOnly)
+            ) || ["id", "version", "created_at", "updated_at"].contains(&f.as_str())
+            {
+                return Err(refuse(&f));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_self(ctx: &RequestContext, tenant_plugin_id: Uuid) -> bool {
+    ctx.actor_kind == crate::context::ActorKind::Plugin && ctx.actor_id == Some(tenant_plugin_id)
+}
+
+/// Queues the after-write hooks of a write, in its transaction.
+pub async fn queue_after_write<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    object: ObjectType,
+    op: Op,
+    record_id: Uuid,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<()> {
+    let Some(rt) = &ctx.plugins else {
+        return Ok(());
+    };
+    if ctx.plugin_depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
+    for active in enabled.iter() {
+        if !active.manifest().hooks(object, false) || is_self(ctx, active.row.id) {
+            continue;
+        }
+        crate::jobs::enqueue(
+            db,
+            ctx.tenant_id,
+            crate::jobs::Kind::AfterWrite,
+            Some(&active.row.plugin_id),
+            op.as_str(),
+            json!({
+                "object_type": object.as_str(),
+                "record_id": record_id,
+                "before": before,
+                "after": after,
+                "depth": ctx.plugin_depth,
+            }),
+            crate::clock::now(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Delivers a queued after-write hook (from the job runner).
+pub async fn deliver_after_write(
+    rt: &std::sync::Arc<crate::plugins::Runtime>,
+    active: &crate::plugins::runtime::Active,
+    op: &str,
+    payload: &Value,
+) -> std::result::Result<(), String> {
+    let object = payload
+        .get("object_type")
+        .and_then(Value::as_str)
+        .and_then(ObjectType::parse)
+        .ok_or("the job names no record type")?;
+    let op = Op::parse(op).ok_or("the job names no operation")?;
+    let depth = payload
+        .get("depth")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(u64::from(MAX_DEPTH)) as u8;
+    let side = |k: &str| {
+        payload
+            .get(k)
+            .filter(|v| !v.is_null())
+            .map(|v| for_plugin(&active.policy, object, v))
+    };
+    let event = WriteEvent {
+        object_type: object.as_str().to_owned(),
+        op: op.wit(),
+        record_id: payload
+            .get("record_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        before: side("before"),
+        after: side("after"),
+    };
+    match rt.invoke(active, Call::AfterWrite(event), depth).await {
+        Ok(Reply::Done(Ok(()))) => Ok(()),
+        Ok(Reply::Done(Err(m))) => Err(m),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,169 @@
+//! Exercises every export and import of the contract; the kernel's tests
+//! drive it end to end, and docs/plugins.md walks through it.
+
+use serde_json::{Value, json};
+use trellis_plugin_sdk::records::Query;
+use trellis_plugin_sdk::{
+    HookOutcome, Panel, Plugin, Request, Response, WriteEvent, WriteOp, host, kv, log, records,
+    register_plugin,
+};
+
+struct Showcase;
+
+impl Plugin for Showcase {
+    fn new() -> Self {
+        Showcase
+    }
+
+    fn install(&mut self, previous_version: Option<String>) -> Result<(), String> {
+        let from = previous_version.unwrap_or_else(|| "nothing".to_owned());
+        kv::set("installed_from", from.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    /// Refuses a contact called "Reject", trims job titles and scores
+    /// contacts by the length of their last name.
+    fn before_write(&mut self, event: WriteEvent) -> HookOutcome {
+        if event.op == WriteOp::Delete {
+            return HookOutcome::Accept;
+        }
+        if event.after_str("first_name") == Some("Reject") {
+            return HookOutcome::reject("first_name", "not_allowed", "Reject is not a name");
+        }
+        let mut patch = serde_json::Map::new();
+        if let Some(t) = event.after_str("job_title")
+            && t != t.trim()
+        {
+            patch.insert("job_title".to_owned(), json!(t.trim()));
+        }
+        let score = event.after_str("last_name").map_or(0, str::len);
+        if event.after_field("custom.showcase_score") != Some(&json!(score)) {
+            patch.insert("custom".to_owned(), json!({"showcase_score": score}));
+        }
+        if patch.is_empty() {
+            HookOutcome::Accept
+        } else {
+            HookOutcome::patch(Value::Object(patch))
+        }
+    }
+
+    /// Remembers the last contact written, announces it, and queues a
+    /// follow-up for VIPs.
+    fn after_write(&mut self, event: WriteEvent) -> Result<(), String> {
+        let id = event.record_id.clone().unwrap_or_default();
+        kv::set("last_write", id.as_bytes()).map_err(|e| e.to_string())?;
+        host::emit_event("contact_written", &json!({"id": id})).map_err(|e| e.to_string())?;
+        let vip = event
+            .after_field("tags")
+            .and_then(Value::as_array)
+            .is_some_and(|t| t.iter().any(|x| x == "vip"));
+        if vip {
+            host::enqueue_job("follow_up", &json!({"id": id}), 0).map_err(|e| e.to_string())?;
+            if let Some(to) = host::config().get("alert_email").and_then(Value::as_str) {
+                host::send_email(to, "A VIP was updated", &format!("Contact {id}"))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        log::info(&format!("saw {:?} of {id}", event.op));
+        Ok(())
+    }
+
+    fn run_job(&mut self, name: &str, payload: Value) -> Result<(), String> {
+        match name {
+            "follow_up" => {
+                let id = payload
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let contact = records::get("contact", id).map_err(|e| e.to_string())?;
+                let who = contact
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("them");
+                records::create(
+                    "activity",
+                    &json!({"kind": "task", "subject": format!("Follow up with {who}"), "contact_id": id}),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            "tick" => {
+                let n = kv::get_json("ticks")
+                    .map_err(|e| e.to_string())?
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                kv::set_json("ticks", &json!(n + 1)).map_err(|e| e.to_string())
+            }
+            other => Err(format!("no job `{other}`")),
+        }
+    }
+
+    fn handle_http(&mut self, request: Request) -> Response {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/echo") => {
+                let leads = Query::new("contact")
+                    .filter("lifecycle_stage", "eq", "lead")
+                    .limit(100)
+                    .fetch()
+                    .map(|p| p.data.len())
+                    .map_err(|e| e.to_string());
+                Response::json(
+                    200,
+                    &json!({
+                        "body": request.json().unwrap_or(Value::Null),
+                        "config": host::config(),
+                        "tenant_id": host::tenant_id(),
+                        "now_ms": host::now_ms(),
+                        "random_len": host::random_bytes(16).len(),
+                        "leads": leads.ok(),
+                        "saw_authorization": request.header("authorization").is_some(),
+                    }),
+                )
+            }
+            ("GET", path) if path.starts_with("/kv/") => match kv::get(&path["/kv/".len()..]) {
+                Ok(Some(v)) => Response {
+                    status: 200,
+                    headers: vec![("content-type".to_owned(), "text/plain".to_owned())],
+                    body: v,
+                },
+                Ok(None) => Response::status(404),
+                Err(e) => Response::json(500, &json!({"error": e.to_string()})),
+            },
+            ("POST", "/webhook") => match kv::set("webhook", &request.body) {
+                Ok(()) => Response::status(202),
+                Err(e) => Response::json(500, &json!({"error": e.to_string()})),
+            },
+            ("POST", "/fetch") => {
+                let url = request
+                    .json()
+                    .ok()
+                    .and_then(|b| b.get("url").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_default();
+                match host::fetch("GET", &url, &[("accept", "text/plain")], &[]) {
+                    Ok(r) => Response::json(
+                        200,
+                        &json!({"status": r.status, "body": String::from_utf8_lossy(&r.body)}),
+                    ),
+                    Err(e) => Response::json(502, &json!({"error": e.to_string()})),
+                }
+            }
+            _ => Response::status(404),
+        }
+    }
+
+    fn panels(&mut self, object_type: &str, record: &Value) -> Vec<Panel> {
+        if object_type != "contact" {
+            return Vec::new();
+        }
+        let score = record
+            .get("custom")
+            .and_then(|c| c.get("showcase_score"))
+            .map(Value::to_string)
+            .unwrap_or_else(|| "none".to_owned());
+        vec![Panel::new("score", "Showcase").item("Score", score).item(
+            "Name",
+            record.get("name").and_then(Value::as_str).unwrap_or(""),
+        )]
+    }
+}
+
+register_plugin!(Showcase);

@@ -1,0 +1,467 @@
+//! The plugin platform, end to end: the showcase plugin exercising every
+//! export and import, and hostile plugins written to break the sandbox
+//! (loops, allocations, reaching past grants, panics, a foreign contract).
+
+use axum::http::Method;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const SHOWCASE_GRANTS: [&str; 9] = [
+    "records:contact:read",
+    "records:contact:create",
+    "records:contact:update",
+    "records:activity:create",
+    "kv",
+    "http:127.0.0.1:9",
+    "email",
+    "jobs",
+    "events",
+];
+
+/// A one-shot HTTP server answering every request with `hello`.
+async fn hello_server() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                )
+                .await;
+        }
+    });
+    port
+}
+
+async fn showcase(app: &TestApp, port: u16) {
+    app.install_plugin("showcase", |m| {
+        m.replace("127.0.0.1:9", &format!("127.0.0.1:{port}"))
+    })
+    .await
+    .assert_status(201);
+    let grants: Vec<String> = SHOWCASE_GRANTS
+        .iter()
+        .map(|g| g.replace("127.0.0.1:9", &format!("127.0.0.1:{port}")))
+        .collect();
+    app.put(
+        "/api/v1/tenant/plugins/showcase",
+        json!({"grants": grants, "config": {"greeting": "hi", "alert_email": "ops@example.com"}}),
+    )
+    .await
+    .assert_status(200);
+}
+
+async fn plugin_log(app: &TestApp, id: &str) -> String {
+    let res = app
+        .get(&format!("/api/v1/tenant/plugins/{id}/logs?limit=1000"))
+        .await;
+    res.assert_status(200);
+    res.body.to_string()
+}
+
+#[tokio::test]
+async fn the_showcase_plugin_uses_every_export_and_import() {
+    let app = TestApp::new().await;
+    let port = hello_server().await;
+    showcase(&app, port).await;
+
+    // install ran, and declared its custom field.
+    let installed = app.get("/api/v1/plugins/showcase/kv/installed_from").await;
+    installed.assert_status(200);
+    let fields = app.get("/api/v1/custom-fields").await;
+    assert!(
+        fields.body.to_string().contains("showcase_score"),
+        "{}",
+        fields.body
+    );
+
+    // before-write: normalises, computes, rejects.
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Smith", "job_title": "  Broker  "}),
+        )
+        .await;
+    assert_eq!(c["job_title"], "Broker");
+    assert_eq!(c["custom"]["showcase_score"], 5);
+    let id = c["id"].as_str().unwrap().to_owned();
+    let rejected = app
+        .post("/api/v1/contacts", json!({"first_name": "Reject"}))
+        .await;
+    rejected.assert_problem(422, "validation_failed");
+    assert_eq!(rejected.error_fields(), ["first_name"]);
+    assert!(
+        rejected.body.to_string().contains("showcase"),
+        "{}",
+        rejected.body
+    );
+
+    // after-write: kv, events, a job that creates an activity, an email.
+    app.patch(
+        &format!("/api/v1/contacts/{id}"),
+        json!({"version": 1, "tags": ["vip"]}),
+    )
+    .await
+    .assert_status(200);
+    assert!(app.run_jobs().await >= 2);
+    let last = app.get("/api/v1/plugins/showcase/kv/last_write").await;
+    last.assert_status(200);
+    let activities = app.get(&format!("/api/v1/contacts/{id}/timeline")).await;
+    assert!(
+        activities
+            .body
+            .to_string()
+            .contains("Follow up with Ada Smith"),
+        "{}",
+        activities.body
+    );
+    let by_plugin = app
+        .get("/api/v1/audit?object_type=activity&action=create")
+        .await;
+    assert_eq!(
+        by_plugin.body["data"][0]["actor_kind"], "plugin",
+        "{}",
+        by_plugin.body
+    );
+    let log = plugin_log(&app, "showcase").await;
+    assert!(log.contains("saw Update"), "{log}");
+
+    // HTTP routes: signed in, public, and the credentials stay with the kernel.
+    let echo = app
+        .post("/api/v1/plugins/showcase/echo", json!({"x": 1}))
+        .await;
+    echo.assert_status(200);
+    assert_eq!(echo.body["body"], json!({"x": 1}));
+    assert_eq!(echo.body["config"]["greeting"], "hi");
+    assert_eq!(echo.body["random_len"], 16);
+    assert_eq!(echo.body["saw_authorization"], false);
+    assert!(echo.body["now_ms"].as_i64().unwrap() > 0);
+    assert_eq!(echo.body["leads"], 1);
+    app.public_post("/api/v1/plugins/showcase/echo", json!({}))
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.public_post("/api/v1/plugins/showcase/webhook", json!({"event": "ping"}))
+        .await
+        .assert_status(202);
+    let hook = app.get("/api/v1/plugins/showcase/kv/webhook").await;
+    assert_eq!(hook.body, json!({"event": "ping"}));
+    app.get("/api/v1/plugins/showcase/nowhere")
+        .await
+        .assert_problem(404, "route_not_found");
+
+    // Outbound HTTP: the granted host answers; any other is refused.
+    let fetched = app
+        .post(
+            "/api/v1/plugins/showcase/fetch",
+            json!({"url": format!("http://127.0.0.1:{port}/x")}),
+        )
+        .await;
+    assert_eq!(fetched.body, json!({"status": 200, "body": "hello"}));
+    let refused = app
+        .post(
+            "/api/v1/plugins/showcase/fetch",
+            json!({"url": "http://127.0.0.1:1/x"}),
+        )
+        .await;
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied"),
+        "{}",
+        refused.body
+    );
+
+    // Panels on the record page.
+    let panels = app.get(&format!("/api/v1/contacts/{id}/panels")).await;
+    panels.assert_status(200);
+    assert_eq!(panels.body[0]["plugin_id"], "showcase");
+    assert_eq!(panels.body[0]["panels"][0]["items"][0]["value"], "5");
+
+    // A schedule: its first run is queued; when due it runs and queues the next.
+    app.sql("UPDATE jobs SET run_at = '2000-01-01T00:00:00Z' WHERE name = 'tick'")
+        .await;
+    app.run_jobs().await;
+    let ticks = app.get("/api/v1/plugins/showcase/kv/ticks").await;
+    assert_eq!(ticks.body, json!(1));
+
+    // Events and the outbox got what the plugin sent.
+    let counts = app
+        .sql_count("SELECT COUNT(*) AS n FROM events WHERE name = 'showcase.contact_written'")
+        .await;
+    assert!(counts >= 1);
+    let mails = app
+        .sql_count("SELECT COUNT(*) AS n FROM outbox WHERE recipient = 'ops@example.com'")
+        .await;
+    assert_eq!(mails, 1);
+
+    // Another tenant has not enabled the plugin: its writes are untouched.
+    let other = app.tenant_token("other", "admin").await;
+    app.send(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(&other),
+        Some(json!({"first_name": "Reject"})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+
+    // A second kernel process sees the same installs and grants.
+    let second = app.another_process().await;
+    let c2 = second
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Bo", "last_name": "Li", "job_title": " Agent "}),
+        )
+        .await;
+    assert_eq!(c2["job_title"], "Agent");
+}
+
+#[tokio::test]
+async fn a_plugin_that_loops_forever_is_killed_at_its_deadline() {
+    let app = TestApp::new().await;
+    app.enable_plugin("testing/spin", json!([]), json!({}))
+        .await
+        .assert_status(200);
+    let (spun, listed) = tokio::join!(
+        app.post("/api/v1/contacts", json!({"first_name": "Loop"})),
+        app.get("/api/v1/accounts"),
+    );
+    // The write fails whole, naming the plugin; the kernel kept serving.
+    spun.assert_problem(503, "plugin_failed");
+    assert!(
+        spun.body["detail"].as_str().unwrap().contains("spin@0.1.0"),
+        "{}",
+        spun.body
+    );
+    assert!(
+        spun.body["detail"].as_str().unwrap().contains("deadline"),
+        "{}",
+        spun.body
+    );
+    listed.assert_status(200);
+    assert_eq!(app.count_contacts().await, 0);
+    app.post("/api/v1/plugins/spin/spin", json!({}))
+        .await
+        .assert_problem(503, "plugin_failed");
+    assert!(plugin_log(&app, "spin").await.contains("deadline"));
+}
+
+#[tokio::test]
+async fn a_plugin_that_allocates_without_end_stops_at_its_memory_cap() {
+    let app = TestApp::new().await;
+    app.enable_plugin("testing/hog", json!([]), json!({}))
+        .await
+        .assert_status(200);
+    let res = app
+        .post("/api/v1/contacts", json!({"first_name": "Greedy"}))
+        .await;
+    res.assert_problem(503, "plugin_failed");
+    assert!(
+        res.body["detail"].as_str().unwrap().contains("memory cap"),
+        "{}",
+        res.body
+    );
+    assert_eq!(app.count_contacts().await, 0);
+}
+
+#[tokio::test]
+async fn a_plugin_reaching_past_its_grants_is_denied_and_audited() {
+    let app = TestApp::new().await;
+    app.install_plugin("testing/snoop", |m| m)
+        .await
+        .assert_status(201);
+    // The admin can grant only what the manifest asks for.
+    let res = app
+        .put(
+            "/api/v1/tenant/plugins/snoop",
+            json!({"grants": ["records:contact:read", "kv"]}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["grants[1]"]);
+    app.put(
+        "/api/v1/tenant/plugins/snoop",
+        json!({"grants": ["records:contact:read"]}),
+    )
+    .await
+    .assert_status(200);
+    let own = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Sam", "last_name": "Spade", "job_title": "Spy",
+                   "emails": [{"address": "sam@example.com", "primary": true}]}),
+        )
+        .await;
+    let pipeline = app.sales_pipeline().await;
+    let deal = app
+        .create(
+            "/api/v1/deals",
+            json!({"name": "Secret", "amount": "10", "currency": "EUR",
+                   "pipeline_id": pipeline["id"], "stage_id": pipeline["stages"][0]["id"]}),
+        )
+        .await;
+    let other = app.tenant_token("other", "admin").await;
+    let theirs = app
+        .send(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&other),
+            Some(json!({"first_name": "Their"})),
+            &[],
+        )
+        .await;
+    let report = app
+        .post(
+            "/api/v1/plugins/snoop/try",
+            json!({"own_contact": own["id"], "other_tenant_contact": theirs.body["id"], "deal": deal["id"]}),
+        )
+        .await;
+    report.assert_status(200);
+    let r = &report.body;
+    // Its own tenant's contact, with only the granted fields.
+    assert_eq!(r["own_contact"]["ok"]["first_name"], "Sam");
+    let own_text = r["own_contact"].to_string();
+    assert!(
+        !own_text.contains("sam@example.com") && !own_text.contains("Spy"),
+        "{own_text}"
+    );
+    // Another tenant's record does not exist for it.
+    assert!(
+        r["other_tenant_contact"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not found"),
+        "{r}"
+    );
+    for denied in [
+        "deal",
+        "filter_on_hidden_field",
+        "create_contact",
+        "kv",
+        "http",
+        "email",
+    ] {
+        let e = r[denied]["error"].as_str().unwrap_or_default();
+        assert!(e.starts_with("denied"), "{denied}: {r}");
+    }
+    let audited = app.get("/api/v1/audit?action=denied&limit=100").await;
+    let entries = audited.body["data"].as_array().unwrap();
+    assert!(entries.len() >= 6, "{}", audited.body);
+    assert!(entries.iter().all(|e| e["actor_kind"] == "plugin"));
+}
+
+#[tokio::test]
+async fn a_plugin_that_panics_after_writes_loses_none_and_trips_the_breaker() {
+    let app = TestApp::new().await;
+    app.enable_plugin("testing/crashy", json!([]), json!({}))
+        .await
+        .assert_status(200);
+    for i in 0..5 {
+        app.post("/api/v1/contacts", json!({"first_name": format!("C{i}")}))
+            .await
+            .assert_status(201);
+    }
+    app.run_jobs().await;
+    // Every write stands.
+    assert_eq!(app.count_contacts().await, 5);
+    let log = plugin_log(&app, "crashy").await;
+    assert!(log.contains("crashy cannot cope"), "{log}");
+    let plugins = app.get("/api/v1/tenant/plugins").await;
+    let crashy = &plugins.body[0];
+    assert_eq!(crashy["enabled"], false, "{}", plugins.body);
+    assert!(
+        crashy["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("5 consecutive failures")
+    );
+    // The admin was told, and the breaker's act is on the audit trail.
+    let mails = app
+        .sql_count("SELECT COUNT(*) AS n FROM outbox WHERE subject = 'Plugin crashy was disabled'")
+        .await;
+    assert_eq!(mails, 1);
+    let configured = app
+        .get("/api/v1/audit?object_type=plugin&action=configure")
+        .await;
+    assert!(configured.body.to_string().contains("consecutive failures"));
+    // Disabled, it is no longer called.
+    app.post("/api/v1/contacts", json!({"first_name": "After"}))
+        .await
+        .assert_status(201);
+    app.run_jobs().await;
+    assert_eq!(app.count_contacts().await, 6);
+}
+
+#[tokio::test]
+async fn a_plugin_built_for_an_unknown_contract_is_refused() {
+    let app = TestApp::new().await;
+    let res = app.install_plugin("testing/future", |m| m).await;
+    res.assert_problem(422, "validation_failed");
+    let detail = res.body.to_string();
+    assert!(
+        detail.contains("built for contract 9.0.0") && detail.contains("supports contract 0.1.0"),
+        "{detail}"
+    );
+    let res = app
+        .install_plugin("testing/future", |m| {
+            m.replace("contract = \"0.1.0\"", "contract = \"9.0.0\"")
+        })
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["manifest.contract"]);
+}
+
+#[tokio::test]
+async fn plugin_management_needs_the_rights_and_checks_configuration() {
+    let app = TestApp::new().await;
+    app.install_plugin("showcase", |m| m)
+        .await
+        .assert_status(201);
+    // Installing the same package again is a no-op; other bytes under the
+    // same version are refused.
+    app.install_plugin("showcase", |m| m)
+        .await
+        .assert_status(201);
+    // Installing needs an operator, not a tenant admin.
+    app.post(
+        "/api/v1/platform/plugins",
+        json!({"manifest": "", "component": ""}),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    let rep = app.role_token("sales_rep").await;
+    app.send(
+        Method::PUT,
+        "/api/v1/tenant/plugins/showcase",
+        Some(&rep),
+        Some(json!({"grants": []})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    let res = app
+        .put(
+            "/api/v1/tenant/plugins/showcase",
+            json!({"grants": [], "config": {"greeting": 5}}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["config.greeting"]);
+    app.put("/api/v1/tenant/plugins/nothing", json!({"grants": []}))
+        .await
+        .assert_problem(404, "not_found");
+    let available = app.get("/api/v1/tenant/plugins/available").await;
+    assert_eq!(available.body[0]["plugin_id"], "showcase");
+    assert!(
+        available.body[0]["manifest"]["capabilities"]["kv"]
+            .as_bool()
+            .unwrap()
+    );
+}
