@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod plugin;
+
 use crate::config::{Config, LogFormat, Overrides};
 use crate::crm::tenants;
 use crate::seed::{self, DemoSize, Seeded};
@@ -86,6 +88,14 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Scaffold, build, install and manage plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+    },
+    /// Run queued jobs (after-write hooks, plugin jobs) until none is due,
+    /// then exit. `serve` runs them continuously.
+    Jobs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +277,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{key}");
             Ok(())
         }
+        Command::Plugin { command } => plugin::run(command, config).await,
+        Command::Jobs => {
+            let state = AppState::open(config).await?;
+            let rt = state
+                .plugins
+                .clone()
+                .context("the plugin host is not running")?;
+            let n = crate::jobs::drain(&state.db, &rt).await?;
+            println!("ran {n} jobs");
+            Ok(())
+        }
         Command::Keys { command } => {
             let state = AppState::open(config).await?;
             match command {
@@ -413,6 +434,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         &["admin"],
     )
     .await?;
+    let run_jobs = state.config.plugins.run_jobs;
+    if run_jobs && let Some(rt) = state.plugins.clone() {
+        crate::jobs::spawn_runner(state.db.clone(), rt);
+    }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

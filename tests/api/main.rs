@@ -7,6 +7,7 @@ mod activities;
 mod audit;
 mod auth;
 mod authorization;
+mod cli;
 mod contacts;
 mod custom_fields;
 mod deals;

@@ -465,3 +465,35 @@ async fn plugin_management_needs_the_rights_and_checks_configuration() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn erasure_removes_undelivered_hook_copies_of_the_person() {
+    let app = TestApp::new().await;
+    app.enable_plugin("testing/crashy", json!([]), json!({}))
+        .await
+        .assert_status(200);
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Wilhelmina", "last_name": "Quarrington"}),
+        )
+        .await;
+    let queued = app
+        .sql_count(
+            "SELECT COUNT(*) AS n FROM jobs WHERE CAST(payload AS TEXT) LIKE '%Quarrington%'",
+        )
+        .await;
+    assert_eq!(queued, 1, "the after-write hook is queued with the record");
+    app.post(
+        &format!("/api/v1/contacts/{}/erase", c["id"].as_str().unwrap()),
+        json!({"reason": "subject request"}),
+    )
+    .await
+    .assert_status(200);
+    let left = app
+        .sql_count(
+            "SELECT COUNT(*) AS n FROM jobs WHERE CAST(payload AS TEXT) LIKE '%Quarrington%'",
+        )
+        .await;
+    assert_eq!(left, 0);
+}

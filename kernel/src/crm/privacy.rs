@@ -28,7 +28,7 @@ use crate::crm::deals::Deals;
 use crate::crm::records;
 use crate::db::dialect::param;
 use crate::entities::{
-    activity, audit_log, consent, contact, contact_account, contact_relationship, deal, outbox,
+    activity, audit_log, consent, contact, contact_account, contact_relationship, deal, job, outbox,
 };
 use crate::error::{Error, Result};
 use crate::permissions::{Action, FieldAccess, ObjectType};
@@ -327,6 +327,21 @@ pub async fn erase(
         .filter(outbox::Column::Recipient.is_in(addresses))
         .exec(&tx)
         .await?;
+    // Plugin hooks not yet delivered carry copies of the records: they go.
+    for subject in activity_ids.iter().chain(std::iter::once(&id)) {
+        job::Entity::delete_many()
+            .filter(job::Column::TenantId.eq(ctx.tenant_id))
+            .filter(job::Column::Kind.eq(crate::jobs::Kind::AfterWrite.as_str()))
+            .filter(
+                Expr::expr(sea_orm::sea_query::Func::cast_as(
+                    Expr::col(job::Column::Payload),
+                    "TEXT",
+                ))
+                .like(format!("%{subject}%")),
+            )
+            .exec(&tx)
+            .await?;
+    }
 
     // The trail keeps its entries and its chain; their contents go. Taking
     // the tenant's chain head first waits for writers still committing

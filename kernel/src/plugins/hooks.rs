@@ -189,7 +189,13 @@ fn check_patch(
         ))
     };
     if !active.policy.allows(object, action) {
-        return Err(refuse(object.as_str()));
+        return Err(Error::PluginFailed(format!(
+            "plugin {} changed a {} being written without the `records:{}:{}` grant",
+            active.row.plugin_id,
+            object.as_str(),
+            object.as_str(),
+            action.as_str()
+        )));
     }
     let Some(obj) = patch.as_object() else {
         return Err(refuse("the record"));

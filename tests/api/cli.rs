@@ -1,0 +1,89 @@
+//! The `trellis` command on a plugin's way from scaffold to enabled: `plugin
+//! new` writes a crate that builds, `plugin install` builds and installs it,
+//! `plugin enable` grants it, and the API then runs its hook.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+fn trellis(app: &TestApp, cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trellis"))
+        .current_dir(cwd)
+        .args(args)
+        .env("TRELLIS_DATABASE_URL", &app.state.config.database_url)
+        .env(
+            "TRELLIS_MASTER_KEY",
+            app.state.config.master_key.as_deref().unwrap(),
+        )
+        // Reuse the bundled plugins' build of the SDK.
+        .env(
+            "CARGO_TARGET_DIR",
+            std::path::Path::new(env!("TRELLIS_PLUGINS_DIR"))
+                .parent()
+                .and_then(|p| p.parent())
+                .unwrap(),
+        )
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_scaffolded_plugin_builds_installs_and_runs() {
+    let app = TestApp::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tidy-titles");
+    let dir_s = dir.to_str().unwrap();
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &["plugin", "new", "tidy-titles", "--dir", dir_s],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("plugin.toml").exists() && dir.join("src/lib.rs").exists());
+
+    let out = trellis(&app, tmp.path(), &["plugin", "install", dir_s]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("installed tidy-titles@0.1.0"), "{stdout}");
+
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &["plugin", "enable", "tidy-titles", "--grant-requested"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = trellis(&app, tmp.path(), &["plugin", "list", "--tenant", "default"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("tidy-titles@0.1.0\tenabled"), "{listed}");
+
+    // The running kernel (another process) picks the plugin up.
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ann", "job_title": "  Agent "}),
+        )
+        .await;
+    assert_eq!(c["job_title"], "Agent");
+
+    // Mistakes are named, with a non-zero exit.
+    let out = trellis(&app, tmp.path(), &["plugin", "enable", "nothing-here"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let out = trellis(&app, tmp.path(), &["plugin", "new", "Bad Name"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugin id"));
+}
