@@ -17,25 +17,25 @@
 
 #[path = "common/figures.rs"]
 mod figures;
+#[path = "common/http.rs"]
+mod http;
 
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{Method, Request};
+use axum::http::Method;
 use clap::Parser;
-use http_body_util::BodyExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use figures::{Figures, fmt, measure};
+use http::call;
 use trellis::auth::{password, tokens};
 use trellis::context::RequestContext;
 use trellis::crm::contacts::{ContactInput, Contacts};
@@ -281,32 +281,6 @@ fn report(what: &str, secured: &Figures, open: &Figures) {
         open.per_sec,
         overhead(secured.p50, open.p50)
     );
-}
-
-async fn call(
-    app: &Router,
-    method: Method,
-    path: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> Result<()> {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(k) = key {
-        req = req.header("authorization", format!("Bearer {k}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string()))?,
-        None => req.body(Body::empty())?,
-    };
-    let res = app.clone().oneshot(req).await?;
-    let status = res.status();
-    let bytes = res.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        bail!("{path}: {status}: {}", String::from_utf8_lossy(&bytes));
-    }
-    Ok(())
 }
 
 /// What the bypass routes act with: the default tenant, no checks.

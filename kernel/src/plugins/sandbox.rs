@@ -263,21 +263,26 @@ pub struct Outcome {
     pub host_calls: u32,
 }
 
-/// Runs `call` in a fresh store under `limits`.
-pub async fn invoke(
+/// Instantiates a plugin in a fresh store and drops it without a call:
+/// the per-invocation cost the benchmark measures on its own.
+pub async fn instantiate_only(
     engine: &wasmtime::Engine,
     loaded: &Loaded,
     env: Arc<CallEnv>,
     limits: Limits,
-    call: Call,
-) -> Outcome {
-    if let Some(what) = input_too_large(&call, limits.io_bytes) {
-        return Outcome {
-            reply: Err(Failure::TooLarge(what)),
-            logs: Vec::new(),
-            host_calls: 0,
-        };
-    }
+) -> Result<(), String> {
+    let mut store = new_store(engine, env, limits);
+    loaded
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A store with the invocation's limits and deadline set, before the guest
+/// runs a single instruction.
+fn new_store(engine: &wasmtime::Engine, env: Arc<CallEnv>, limits: Limits) -> Store<State> {
     let stderr = MemoryOutputPipe::new(16 << 10);
     let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
     let state = State {
@@ -314,6 +319,26 @@ pub async fn invoke(
             UpdateDeadline::Yield(1)
         })
     });
+    store
+}
+
+/// Runs `call` in a fresh store under `limits`.
+pub async fn invoke(
+    engine: &wasmtime::Engine,
+    loaded: &Loaded,
+    env: Arc<CallEnv>,
+    limits: Limits,
+    call: Call,
+) -> Outcome {
+    if let Some(what) = input_too_large(&call, limits.io_bytes) {
+        return Outcome {
+            reply: Err(Failure::TooLarge(what)),
+            logs: Vec::new(),
+            host_calls: 0,
+        };
+    }
+    let deadline = limits.deadline;
+    let mut store = new_store(engine, env, limits);
     // Host calls (database, HTTP) are awaited, not ticked: the whole call is
     // bounded too, with a little grace for the trap to land first.
     let run = run_call(&loaded.pre, &mut store, call);
