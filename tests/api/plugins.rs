@@ -226,7 +226,7 @@ async fn the_showcase_plugin_uses_every_export_and_import() {
 #[tokio::test]
 async fn a_plugin_that_loops_forever_is_killed_at_its_deadline() {
     let app = TestApp::new().await;
-    app.enable_plugin("testing/spin", json!([]), json!({}))
+    app.enable_plugin("testing/spin", json!(["records:contact:read"]), json!({}))
         .await
         .assert_status(200);
     let (spun, listed) = tokio::join!(
@@ -256,7 +256,7 @@ async fn a_plugin_that_loops_forever_is_killed_at_its_deadline() {
 #[tokio::test]
 async fn a_plugin_that_allocates_without_end_stops_at_its_memory_cap() {
     let app = TestApp::new().await;
-    app.enable_plugin("testing/hog", json!([]), json!({}))
+    app.enable_plugin("testing/hog", json!(["records:contact:read"]), json!({}))
         .await
         .assert_status(200);
     let res = app
@@ -360,7 +360,7 @@ async fn a_plugin_reaching_past_its_grants_is_denied_and_audited() {
 #[tokio::test]
 async fn a_plugin_that_panics_after_writes_loses_none_and_trips_the_breaker() {
     let app = TestApp::new().await;
-    app.enable_plugin("testing/crashy", json!([]), json!({}))
+    app.enable_plugin("testing/crashy", json!(["records:contact:read"]), json!({}))
         .await
         .assert_status(200);
     for i in 0..5 {
@@ -469,7 +469,7 @@ async fn plugin_management_needs_the_rights_and_checks_configuration() {
 #[tokio::test]
 async fn erasure_removes_undelivered_hook_copies_of_the_person() {
     let app = TestApp::new().await;
-    app.enable_plugin("testing/crashy", json!([]), json!({}))
+    app.enable_plugin("testing/crashy", json!(["records:contact:read"]), json!({}))
         .await
         .assert_status(200);
     let c = app
@@ -496,4 +496,41 @@ async fn erasure_removes_undelivered_hook_copies_of_the_person() {
         )
         .await;
     assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn hooks_show_a_plugin_only_what_it_may_read() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "ssn", "label": "SSN", "field_type": "text", "sensitive": true}),
+    )
+    .await
+    .assert_status(201);
+    // Without a read grant its hook is not called at all.
+    app.enable_plugin("testing/snoop", json!([]), json!({}))
+        .await
+        .assert_status(200);
+    let body = json!({"first_name": "Peek", "last_name": "Aboo", "job_title": "Spy",
+                      "emails": [{"address": "peek@example.com", "primary": true}],
+                      "custom": {"ssn": "078-05-1120"}});
+    app.post("/api/v1/contacts", body.clone())
+        .await
+        .assert_status(201);
+    app.put(
+        "/api/v1/tenant/plugins/snoop",
+        json!({"grants": ["records:contact:read"]}),
+    )
+    .await
+    .assert_status(200);
+    let res = app.post("/api/v1/contacts", body).await;
+    res.assert_problem(422, "validation_failed");
+    let seen = res.body["errors"][0]["message"].as_str().unwrap();
+    assert!(seen.contains("Aboo"), "{seen}");
+    for secret in ["078-05-1120", "Spy", "peek@example.com"] {
+        assert!(
+            !seen.contains(secret),
+            "{secret} reached the plugin: {seen}"
+        );
+    }
 }

@@ -279,6 +279,7 @@ async fn run(args: &Args, url: &str) -> Result<()> {
                 EnableRequest {
                     version: None,
                     grants: vec![
+                        "records:contact:read".to_owned(),
                         "records:contact:create".to_owned(),
                         "records:contact:update".to_owned(),
                     ],

@@ -392,7 +392,7 @@ async fn create_in<R: Record>(
     input: R::Input,
 ) -> Result<R::Model> {
     check_restricted_fields::<R>(ctx, &input, None)?;
-    let input = with_before_hooks::<R>(tx, ctx, Op::Create, None, None, input).await?;
+    let input = with_before_hooks::<R>(tx, ctx, defs, Op::Create, None, None, input).await?;
     let custom = checked_custom::<R>(tx, ctx, defs, &input, None).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
     let mut model = combine(custom, built)?;
@@ -481,6 +481,7 @@ async fn finish_writes<R: Record>(
 async fn with_before_hooks<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
+    defs: &[FieldDef],
     op: Op,
     id: Option<Uuid>,
     before: Option<&Value>,
@@ -489,9 +490,40 @@ async fn with_before_hooks<R: Record>(
     if !hooks::subscribed(tx, ctx, R::OBJECT, true).await? {
         return Ok(input);
     }
-    let mut after = serde_json::to_value(&input).map_err(|e| Error::Internal(e.to_string()))?;
-    hooks::before_write(tx, ctx, R::OBJECT, op, id, before, &mut after).await?;
-    from_json(after)
+    let after = serde_json::to_value(&input).map_err(|e| Error::Internal(e.to_string()))?;
+    // Sensitive values are plaintext here: plugins never see or set them.
+    let sensitive: Vec<&str> = defs
+        .iter()
+        .filter(|d| d.sensitive)
+        .map(|d| d.key.as_str())
+        .collect();
+    let hidden = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(custom) = v.get_mut("custom").and_then(Value::as_object_mut) {
+            custom.retain(|k, _| !sensitive.contains(&k.as_str()));
+        }
+        v
+    };
+    let before = before.map(hidden);
+    let mut seen = hidden(&after);
+    hooks::before_write(tx, ctx, R::OBJECT, op, id, before.as_ref(), &mut seen).await?;
+    // The plugins' changes, on top of what they could not see (and may not
+    // set).
+    if let Some(custom) = seen.get_mut("custom").and_then(Value::as_object_mut) {
+        if let Some(key) = sensitive.iter().find(|k| custom.contains_key(**k)) {
+            return Err(Error::PluginFailed(format!(
+                "a plugin tried to set the encrypted field `custom.{key}`"
+            )));
+        }
+        if let Some(all) = after.get("custom").and_then(Value::as_object) {
+            for key in &sensitive {
+                if let Some(v) = all.get(*key) {
+                    custom.insert((*key).to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    from_json(seen)
 }
 
 /// Wakes this process's job runner after a commit that may have queued
@@ -572,7 +604,8 @@ async fn update_in<R: Record>(
     merge_patch(&mut merged, &patch);
     let input: R::Input = from_json(merged)?;
     check_restricted_fields::<R>(ctx, &input, Some(&stored))?;
-    let input = with_before_hooks::<R>(tx, ctx, Op::Update, Some(id), Some(&stored), input).await?;
+    let input =
+        with_before_hooks::<R>(tx, ctx, defs, Op::Update, Some(id), Some(&stored), input).await?;
     let custom = checked_custom::<R>(tx, ctx, defs, &input, Some(&plain)).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), Some(&plain)).await;
     let mut model = combine(custom, built)?;

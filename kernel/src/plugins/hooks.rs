@@ -88,7 +88,7 @@ pub async fn subscribed<C: sea_orm::ConnectionTrait>(
         .enabled_on(db, ctx.tenant_id)
         .await?
         .iter()
-        .any(|a| a.manifest().hooks(object, before) && !is_self(ctx, a.row.id)))
+        .any(|a| hooked(a, object, before) && !is_self(ctx, a.row.id)))
 }
 
 /// Runs the before-write hooks of `ctx`'s tenant on a record of `object`.
@@ -111,7 +111,7 @@ pub async fn before_write<C: sea_orm::ConnectionTrait>(
     }
     let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
     for active in enabled.iter() {
-        if !active.manifest().hooks(object, true) || is_self(ctx, active.row.id) {
+        if !hooked(active, object, true) || is_self(ctx, active.row.id) {
             continue;
         }
         let event = WriteEvent {
@@ -122,7 +122,7 @@ pub async fn before_write<C: sea_orm::ConnectionTrait>(
             after: (op != Op::Delete).then(|| for_plugin(&active.policy, object, after)),
         };
         let reply = rt
-            .invoke(active, Call::BeforeWrite(event), ctx.plugin_depth)
+            .invoke_in_write(active, Call::BeforeWrite(event), ctx.plugin_depth)
             .await
             .map_err(|e| Error::PluginFailed(e.to_string()))?;
         match reply {
@@ -222,6 +222,12 @@ fn check_patch(
     Ok(())
 }
 
+/// Whether writes of `object` call `active`: its manifest subscribes, and
+/// it was granted reading that type (a hook event is a read).
+fn hooked(active: &crate::plugins::runtime::Active, object: ObjectType, before: bool) -> bool {
+    active.manifest().hooks(object, before) && active.policy.allows(object, Action::Read)
+}
+
 fn is_self(ctx: &RequestContext, tenant_plugin_id: Uuid) -> bool {
     ctx.actor_kind == crate::context::ActorKind::Plugin && ctx.actor_id == Some(tenant_plugin_id)
 }
@@ -244,7 +250,7 @@ pub async fn queue_after_write<C: sea_orm::ConnectionTrait>(
     }
     let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
     for active in enabled.iter() {
-        if !active.manifest().hooks(object, false) || is_self(ctx, active.row.id) {
+        if !hooked(active, object, false) || is_self(ctx, active.row.id) {
             continue;
         }
         crate::jobs::enqueue(
@@ -270,7 +276,7 @@ pub async fn queue_after_write<C: sea_orm::ConnectionTrait>(
 /// Delivers a queued after-write hook (from the job runner).
 pub async fn deliver_after_write(
     rt: &std::sync::Arc<crate::plugins::Runtime>,
-    active: &crate::plugins::runtime::Active,
+    active: &std::sync::Arc<crate::plugins::runtime::Active>,
     op: &str,
     payload: &Value,
 ) -> std::result::Result<(), String> {

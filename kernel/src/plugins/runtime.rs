@@ -274,9 +274,32 @@ impl Runtime {
     /// a failure (tripping the breaker after too many in a row).
     pub async fn invoke(
         self: &Arc<Self>,
-        active: &Active,
+        active: &Arc<Active>,
         call: Call,
         depth: u8,
+    ) -> std::result::Result<Reply, PluginError> {
+        self.invoke_with(active, call, depth, false).await
+    }
+
+    /// Like [`Runtime::invoke`], from inside a write's transaction: the log
+    /// lines and the failure count are written by a task of their own once
+    /// the database lets them (on SQLite the write holds the lock until it
+    /// ends), never holding the write up.
+    pub async fn invoke_in_write(
+        self: &Arc<Self>,
+        active: &Arc<Active>,
+        call: Call,
+        depth: u8,
+    ) -> std::result::Result<Reply, PluginError> {
+        self.invoke_with(active, call, depth, true).await
+    }
+
+    async fn invoke_with(
+        self: &Arc<Self>,
+        active: &Arc<Active>,
+        call: Call,
+        depth: u8,
+        detach: bool,
     ) -> std::result::Result<Reply, PluginError> {
         let env = Arc::new(CallEnv {
             db: self.db.clone(),
@@ -302,23 +325,31 @@ impl Runtime {
             version: active.row.version.clone(),
             failure,
         });
-        if let Err(e) = &result {
+        let failure = match &result {
+            Err(e) => Some(e.clone()),
+            Ok(Reply::Done(Err(message))) => Some(PluginError {
+                plugin: active.row.plugin_id.clone(),
+                version: active.row.version.clone(),
+                failure: Failure::Trap(message.clone()),
+            }),
+            Ok(_) => None,
+        };
+        if let Some(e) = &failure {
             logs.push(("error".to_owned(), e.to_string()));
         }
-        self.keep_logs(active, logs).await;
-        match &result {
-            Err(e) => self.failed(active, e).await,
-            Ok(Reply::Done(Err(message))) => {
-                let e = PluginError {
-                    plugin: active.row.plugin_id.clone(),
-                    version: active.row.version.clone(),
-                    failure: Failure::Trap(message.clone()),
-                };
-                self.keep_logs(active, vec![("error".to_owned(), e.to_string())])
-                    .await;
-                self.failed(active, &e).await;
+        let rt = self.clone();
+        let active = active.clone();
+        let bookkeeping = async move {
+            rt.keep_logs(&active, logs).await;
+            match failure {
+                Some(e) => rt.failed(&active, &e).await,
+                None => rt.succeeded(&active).await,
             }
-            Ok(_) => self.succeeded(active).await,
+        };
+        if detach {
+            tokio::spawn(bookkeeping);
+        } else {
+            bookkeeping.await;
         }
         result
     }

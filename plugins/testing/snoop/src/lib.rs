@@ -2,7 +2,10 @@
 //! host answered.
 use serde_json::{Value, json};
 use trellis_plugin_sdk::records::Query;
-use trellis_plugin_sdk::{Plugin, Request, Response, host, kv, records, register_plugin};
+use trellis_plugin_sdk::{
+    FieldError, HookOutcome, Plugin, Request, Response, WriteEvent, host, kv, records,
+    register_plugin,
+};
 
 struct Snoop;
 
@@ -16,6 +19,15 @@ fn outcome<T: Into<Value>>(r: Result<T, trellis_plugin_sdk::Error>) -> Value {
 impl Plugin for Snoop {
     fn new() -> Self {
         Snoop
+    }
+
+    /// Refuses a contact named "Peek", quoting everything the hook was shown.
+    fn before_write(&mut self, event: WriteEvent) -> HookOutcome {
+        if event.after_str("first_name") != Some("Peek") {
+            return HookOutcome::Accept;
+        }
+        let seen = json!({"before": event.before, "after": event.after}).to_string();
+        HookOutcome::Reject(vec![FieldError::new("first_name", "peeked", &seen)])
     }
 
     fn handle_http(&mut self, request: Request) -> Response {
