@@ -46,6 +46,10 @@ pub enum Command {
         /// Seed the demo data set into the default tenant if it is empty.
         #[arg(long)]
         demo: bool,
+        /// Apply an edition to the default tenant first (idempotent):
+        /// `real-estate`. `trellis edition list` names them.
+        #[arg(long, value_name = "EDITION")]
+        edition: Option<String>,
         /// A fixed API token for the default tenant's admin (development
         /// only); without it a random token is created and printed.
         /// Env: TRELLIS_DEV_TOKEN.
@@ -96,6 +100,26 @@ pub enum Command {
     /// Run queued jobs (after-write hooks, plugin jobs) until none is due,
     /// then exit. `serve` runs them continuously.
     Jobs,
+    /// List, show and apply editions (verticals).
+    Edition {
+        #[command(subcommand)]
+        command: EditionCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EditionCommand {
+    /// The editions built into this kernel.
+    List,
+    /// Print an edition's manifest.
+    Show { id: String },
+    /// Apply an edition to a tenant (idempotent: what the tenant changed or
+    /// removed stays so; a newer version adds only what is new).
+    Apply {
+        id: String,
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,7 +229,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     init_logging(config.log_format);
     match cli.command {
-        Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Serve { demo, edition, .. } => serve(config, demo, edition).await,
+        Command::Edition { command } => edition_command(config, command).await,
         Command::Migrate => {
             AppState::open(config)
                 .await
@@ -410,16 +435,38 @@ fn report_seed(result: Seeded) {
     }
 }
 
-async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::Result<()> {
     let bind = config.bind;
     let dev_token = config.dev_token.clone();
     let state = AppState::open(config)
         .await
         .context("opening the database")?;
     let (tenant, admin) = tenants::ensure_default(&state.db).await?;
+    let mut demo_size = DemoSize::default();
+    if let Some(id) = edition {
+        let edition = crate::editions::Edition::built_in(&id)?;
+        if let Some(d) = &edition.demo {
+            demo_size = DemoSize {
+                contacts: d.contacts,
+                accounts: (d.contacts / 10).max(10),
+                deals: (d.contacts / 5).max(10),
+                activities: (d.contacts * 2 / 3).max(10),
+            };
+        }
+        let applied =
+            crate::editions::apply(&state, &system_ctx(&state, tenant.id), &edition).await?;
+        println!(
+            "edition {} {}: {} created, {} adopted, {} kept as they are",
+            applied.edition,
+            applied.version,
+            applied.created.len(),
+            applied.adopted.len(),
+            applied.kept.len()
+        );
+    }
     if demo {
         tracing::info!("seeding demo data (first start only)");
-        report_seed(seed::demo(&state.db, tenant.id, admin.id, DemoSize::default()).await?);
+        report_seed(seed::demo(&state.db, tenant.id, admin.id, demo_size).await?);
     }
     let token = match dev_token {
         Some(t) => t,
@@ -462,6 +509,43 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+/// The kernel acting for a tenant from the command line.
+fn system_ctx(state: &AppState, tenant_id: uuid::Uuid) -> crate::context::RequestContext {
+    let mut ctx = crate::context::RequestContext::system(tenant_id);
+    ctx.plugins = state.plugins.clone();
+    ctx.keyring = Some(state.keyring.clone());
+    ctx
+}
+
+async fn edition_command(config: Config, command: EditionCommand) -> anyhow::Result<()> {
+    match command {
+        EditionCommand::List => {
+            for (id, _) in crate::editions::BUILT_IN {
+                let e = crate::editions::Edition::built_in(id)?;
+                println!("{}\t{}\t{}\t{}", e.id, e.version, e.name, e.description);
+            }
+        }
+        EditionCommand::Show { id } => {
+            crate::editions::Edition::built_in(&id)?;
+            let text = crate::editions::BUILT_IN
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, t)| *t)
+                .unwrap_or_default();
+            print!("{text}");
+        }
+        EditionCommand::Apply { id, tenant } => {
+            let edition = crate::editions::Edition::built_in(&id)?;
+            let state = AppState::open(config).await?;
+            let t = tenant_by_slug(&state, &tenant).await?;
+            let applied =
+                crate::editions::apply(&state, &system_ctx(&state, t.id), &edition).await?;
+            println!("{}", serde_json::to_string_pretty(&applied)?);
+        }
+    }
     Ok(())
 }
 

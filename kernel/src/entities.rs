@@ -30,6 +30,7 @@ pub mod stage;
 pub mod team;
 pub mod team_member;
 pub mod tenant;
+pub mod tenant_edition;
 pub mod tenant_key;
 pub mod tenant_plugin;
 pub mod user;

@@ -17,6 +17,7 @@ pub mod crm;
 pub mod crypto;
 pub mod db;
 pub mod directory;
+pub mod editions;
 pub mod entities;
 pub mod error;
 pub mod jobs;

@@ -13,6 +13,7 @@ mod m0003_row_security;
 mod m0004_audit_heads;
 mod m0005_platform_walls;
 mod m0006_plugins;
+mod m0007_editions;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_audit_heads::Migration),
             Box::new(m0005_platform_walls::Migration),
             Box::new(m0006_plugins::Migration),
+            Box::new(m0007_editions::Migration),
         ]
     }
 }

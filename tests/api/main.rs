@@ -11,6 +11,7 @@ mod cli;
 mod contacts;
 mod custom_fields;
 mod deals;
+mod editions;
 mod errors;
 mod lists;
 mod openapi;

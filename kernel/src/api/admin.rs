@@ -338,3 +338,48 @@ pub async fn verify_audit(
         head_hash,
     }))
 }
+
+/// One edition this kernel can apply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EditionOut {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+}
+
+/// The editions built into this kernel.
+#[utoipa::path(get, path = "/api/v1/editions", tag = "admin", responses((status = 200, body = Vec<EditionOut>)))]
+pub async fn list_editions(_ctx: RequestContext) -> Result<Json<Vec<EditionOut>>> {
+    let mut out = Vec::new();
+    for (id, _) in crate::editions::BUILT_IN {
+        let e = crate::editions::Edition::built_in(id)?;
+        out.push(EditionOut {
+            id: e.id,
+            name: e.name,
+            version: e.version,
+            description: e.description,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// Which edition to apply.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyEdition {
+    pub edition: String,
+}
+
+/// Applies an edition to the caller's tenant: idempotent, and additive
+/// (what the tenant changed or removed stays so).
+#[utoipa::path(post, path = "/api/v1/tenant/edition", tag = "admin", request_body = ApplyEdition,
+    responses((status = 200, body = crate::editions::Applied), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn apply_edition(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(req): JsonBody<ApplyEdition>,
+) -> Result<Json<crate::editions::Applied>> {
+    let edition = crate::editions::Edition::built_in(&req.edition)?;
+    Ok(Json(crate::editions::apply(&state, &ctx, &edition).await?))
+}

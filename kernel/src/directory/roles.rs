@@ -99,7 +99,7 @@ fn out(r: &role::Model) -> RoleOut {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
     /// Lower-case letters, digits and `_`; fixed once created.

@@ -235,6 +235,8 @@ pub struct NewTenant {
     /// The tenant's first administrator; gets an invitation email.
     pub admin_email: String,
     pub admin_name: Option<String>,
+    /// An edition to apply (`real-estate`); see `GET /api/v1/editions`.
+    pub edition: Option<String>,
 }
 
 fn starter() -> Plan {
@@ -277,6 +279,11 @@ fn check_hostname(h: &str, public_url: &str) -> Result<String> {
 /// Creates a tenant with its built-in roles and an invited administrator.
 pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) -> Result<TenantOut> {
     check_slug("slug", &input.slug)?;
+    let edition = input
+        .edition
+        .as_deref()
+        .map(crate::editions::Edition::built_in)
+        .transpose()?;
     let reseller_id = match op.reseller_id {
         Some(own) => {
             if input.reseller_id.is_some_and(|r| r != own) {
@@ -366,6 +373,19 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
     )
     .await?;
     tx.commit().await?;
+    if let Some(edition) = edition {
+        let mut ctx = op.audit_ctx(t.id);
+        ctx.policy = std::sync::Arc::new(crate::permissions::Policy::unrestricted());
+        ctx.plugins = state.plugins.clone();
+        ctx.keyring = Some(state.keyring.clone());
+        if let Err(e) = crate::editions::apply(state, &ctx, &edition).await {
+            // Nothing half-created: the new tenant goes again, with
+            // everything under it.
+            tenant::Entity::delete_by_id(t.id).exec(&state.db).await?;
+            state.caches.tenants.remove(&t.id);
+            return Err(e);
+        }
+    }
     Ok(tenant_out(&t))
 }
 

@@ -1,0 +1,373 @@
+//! Editions: a vertical's manifest (`verticals/*.toml`) of pipelines,
+//! custom fields, roles and plugins with their default grants, applied to a
+//! tenant.
+//!
+//! Applying is idempotent and additive. Every item has a natural key
+//! (`pipeline:Buyers`, `stage:Buyers/Offer`, `field:contact.buyer_max_price`,
+//! `role:agent`, `plugin:real-estate`); the keys an edition created or found
+//! for a tenant are kept in `tenant_editions`. An item whose key is recorded
+//! is never touched again, so what the tenant changed or deleted stays that
+//! way; a newer edition version adds only the items whose keys are new. An
+//! item the tenant already had (same natural key) is adopted, not copied.
+
+use std::collections::BTreeSet;
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::audit::{self, AuditAction, AuditEntry};
+use crate::context::RequestContext;
+use crate::crm::custom_fields::CustomFieldInput;
+use crate::crm::pipelines::{PipelineInput, StageInput};
+use crate::directory::roles::RoleInput;
+use crate::entities::tenant_edition;
+use crate::error::{Error, Result};
+use crate::permissions::{Action, ObjectType};
+
+/// The editions built into this kernel, `(id, manifest text)`.
+pub const BUILT_IN: &[(&str, &str)] = &[(
+    "real-estate",
+    include_str!("../../verticals/real-estate.toml"),
+)];
+
+/// An edition manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Edition {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// The theme tenants of this edition start with.
+    #[serde(default)]
+    pub theme: Option<String>,
+    #[serde(default)]
+    pub plugins: Vec<EditionPlugin>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub pipelines: Vec<PipelineInput>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub custom_fields: Vec<CustomFieldInput>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub roles: Vec<RoleInput>,
+    /// Saved views and dashboard widgets for the web UI, kept with the
+    /// edition until the UI reads them.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub saved_views: Vec<Value>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub dashboard_widgets: Vec<Value>,
+    /// Demo data seeded with `--demo`.
+    #[serde(default)]
+    pub demo: Option<Demo>,
+}
+
+/// A plugin an edition enables, with the grants and configuration it gets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditionPlugin {
+    pub id: String,
+    /// Capabilities granted; absent: every capability the manifest asks for.
+    pub grants: Option<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config: Option<Value>,
+}
+
+/// How much demo data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Demo {
+    pub contacts: usize,
+}
+
+impl Edition {
+    /// Parses an edition manifest.
+    pub fn parse(text: &str) -> Result<Edition> {
+        let e: Edition = toml::from_str(text)
+            .map_err(|e| Error::field("edition", "invalid_format", e.to_string()))?;
+        for (i, f) in e.custom_fields.iter().enumerate() {
+            if let Err(errors) = crate::crm::custom_fields::check_definition(f, Uuid::nil()) {
+                let detail: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect();
+                return Err(Error::field(
+                    format!("custom_fields[{i}]"),
+                    "invalid_value",
+                    detail.join("; "),
+                ));
+            }
+        }
+        Ok(e)
+    }
+
+    /// A built-in edition by id.
+    pub fn built_in(id: &str) -> Result<Edition> {
+        let (_, text) = BUILT_IN.iter().find(|(i, _)| *i == id).ok_or_else(|| {
+            Error::field(
+                "edition",
+                "unknown_edition",
+                format!(
+                    "no edition `{id}`; there are: {}",
+                    BUILT_IN
+                        .iter()
+                        .map(|(i, _)| *i)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        Edition::parse(text)
+    }
+}
+
+/// What applying an edition did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Applied {
+    pub edition: String,
+    pub version: String,
+    /// Items created now.
+    pub created: Vec<String>,
+    /// Items the tenant already had under the same key, adopted.
+    pub adopted: Vec<String>,
+    /// Items applied before, left as the tenant has them.
+    pub kept: Vec<String>,
+}
+
+/// Applies `edition` to the caller's tenant (needs the right to manage the
+/// tenant's settings).
+pub async fn apply(state: &AppState, ctx: &RequestContext, edition: &Edition) -> Result<Applied> {
+    ctx.require(ObjectType::Tenant, Action::ManageSettings)?;
+    let db = &state.db;
+    let row = tenant_edition::Entity::find()
+        .filter(tenant_edition::Column::TenantId.eq(ctx.tenant_id))
+        .filter(tenant_edition::Column::EditionId.eq(edition.id.as_str()))
+        .one(db)
+        .await?;
+    let mut done: BTreeSet<String> = row
+        .as_ref()
+        .and_then(|r| serde_json::from_value(r.applied.clone()).ok())
+        .unwrap_or_default();
+    let mut report = Applied {
+        edition: edition.id.clone(),
+        version: edition.version.clone(),
+        ..Default::default()
+    };
+    let system = {
+        let mut s = RequestContext::system(ctx.tenant_id);
+        s.plugins = ctx.plugins.clone();
+        s.keyring = ctx.keyring.clone();
+        s
+    };
+
+    // Custom fields first: pipelines, roles and plugins may refer to them.
+    for f in &edition.custom_fields {
+        let key = format!("field:{}.{}", f.object_type.as_str(), f.key);
+        if done.contains(&key) {
+            report.kept.push(key);
+            continue;
+        }
+        let exists = crate::crm::custom_fields::definitions(db, ctx.tenant_id, f.object_type)
+            .await?
+            .iter()
+            .any(|d| d.key == f.key);
+        if exists {
+            report.adopted.push(key.clone());
+        } else {
+            crate::crm::field_definitions::create(db, &system, f.clone()).await?;
+            report.created.push(key.clone());
+        }
+        done.insert(key);
+    }
+
+    for p in &edition.pipelines {
+        apply_pipeline(db, &system, p, &mut done, &mut report).await?;
+    }
+
+    for r in &edition.roles {
+        let key = format!("role:{}", r.key);
+        if done.contains(&key) {
+            report.kept.push(key);
+            continue;
+        }
+        let exists = crate::directory::roles::list(db, &system)
+            .await?
+            .iter()
+            .any(|x| x.key == r.key);
+        if exists {
+            report.adopted.push(key.clone());
+        } else {
+            crate::directory::roles::put(state, &system, r.clone()).await?;
+            report.created.push(key.clone());
+        }
+        done.insert(key);
+    }
+
+    for p in &edition.plugins {
+        let key = format!("plugin:{}", p.id);
+        if done.contains(&key) {
+            report.kept.push(key);
+            continue;
+        }
+        let packages = crate::plugins::registry::packages(state).await?;
+        let Some(package) = packages.iter().find(|x| x.plugin_id == p.id) else {
+            return Err(Error::field(
+                "plugins",
+                "plugin_not_installed",
+                format!(
+                    "the edition needs plugin `{}`, which is not installed",
+                    p.id
+                ),
+            ));
+        };
+        let grants = match &p.grants {
+            Some(g) => g.clone(),
+            None => serde_json::from_value::<crate::plugins::manifest::Manifest>(
+                package.manifest.clone(),
+            )
+            .map(|m| m.capabilities())
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        };
+        crate::plugins::registry::enable(
+            state,
+            &system,
+            &p.id,
+            crate::plugins::registry::EnableRequest {
+                version: None,
+                grants,
+                config: p.config.clone(),
+                limits: None,
+            },
+        )
+        .await?;
+        report.created.push(key.clone());
+        done.insert(key);
+    }
+
+    let now = crate::clock::now();
+    match row {
+        Some(r) => {
+            let mut a: tenant_edition::ActiveModel = r.into();
+            a.version = Set(edition.version.clone());
+            a.applied = Set(json!(done));
+            a.applied_at = Set(now);
+            a.update(db).await?;
+        }
+        None => {
+            tenant_edition::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                tenant_id: Set(ctx.tenant_id),
+                edition_id: Set(edition.id.clone()),
+                version: Set(edition.version.clone()),
+                applied: Set(json!(done)),
+                applied_at: Set(now),
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    audit::record(
+        db,
+        ctx,
+        vec![AuditEntry::new(
+            ObjectType::Tenant,
+            ctx.tenant_id,
+            AuditAction::Configure,
+            json!({"edition": edition.id, "version": edition.version,
+                   "created": report.created, "adopted": report.adopted}),
+        )],
+    )
+    .await?;
+    Ok(report)
+}
+
+/// A pipeline by name: created whole when new; when applied before, only
+/// stages new to the edition are appended.
+async fn apply_pipeline(
+    db: &sea_orm::DatabaseConnection,
+    system: &RequestContext,
+    p: &PipelineInput,
+    done: &mut BTreeSet<String>,
+    report: &mut Applied,
+) -> Result<()> {
+    let key = format!("pipeline:{}", p.name);
+    let stage_key = |s: &StageInput| format!("stage:{}/{}", p.name, s.name);
+    let existing = crate::crm::pipelines::list(db, system)
+        .await?
+        .into_iter()
+        .find(|x| x.name == p.name);
+    let Some(existing) = existing else {
+        if done.contains(&key) {
+            // Applied before and since deleted by the tenant: stays deleted.
+            report.kept.push(key);
+            return Ok(());
+        }
+        crate::crm::pipelines::create(db, system, p.clone()).await?;
+        for s in &p.stages {
+            done.insert(stage_key(s));
+        }
+        report.created.push(key.clone());
+        done.insert(key);
+        return Ok(());
+    };
+    if done.insert(key.clone()) {
+        report.adopted.push(key);
+    } else {
+        report.kept.push(key);
+    }
+    let new: Vec<&StageInput> = p
+        .stages
+        .iter()
+        .filter(|s| {
+            !done.contains(&stage_key(s)) && !existing.stages.iter().any(|e| e.name == s.name)
+        })
+        .collect();
+    // Stages the tenant already has are adopted as they are.
+    for s in &p.stages {
+        done.insert(stage_key(s));
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut stages: Vec<StageInput> = existing
+        .stages
+        .iter()
+        .map(|s| StageInput {
+            id: Some(s.id),
+            name: s.name.clone(),
+            probability: s.probability,
+            kind: s.kind,
+        })
+        .collect();
+    for s in &new {
+        stages.push(StageInput {
+            id: None,
+            name: s.name.clone(),
+            probability: s.probability,
+            kind: s.kind,
+        });
+        report.created.push(stage_key(s));
+    }
+    crate::crm::pipelines::update(
+        db,
+        system,
+        existing.id,
+        PipelineInput {
+            name: existing.name.clone(),
+            position: existing.position,
+            stages,
+        },
+        existing.version,
+    )
+    .await?;
+    Ok(())
+}

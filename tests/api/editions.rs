@@ -1,0 +1,226 @@
+//! Editions: applying the real-estate edition, idempotently and additively,
+//! by the API, on tenant creation, and with plugins.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use trellis::editions::Edition;
+
+use crate::support::TestApp;
+
+fn names(v: &Value, key: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_real_estate_edition_applies_once_and_keeps_the_tenants_changes() {
+    let app = TestApp::new().await;
+    let listed = app.get("/api/v1/editions").await;
+    assert_eq!(listed.body[0]["id"], "real-estate");
+
+    let first = app
+        .post("/api/v1/tenant/edition", json!({"edition": "real-estate"}))
+        .await;
+    first.assert_status(200);
+    let created: Vec<String> = serde_json::from_value(first.body["created"].clone()).unwrap();
+    for item in [
+        "pipeline:Buyers",
+        "pipeline:Sellers",
+        "field:contact.buyer_max_price",
+        "role:agent",
+    ] {
+        assert!(created.contains(&item.to_owned()), "{item} in {created:?}");
+    }
+    let pipelines = app.get("/api/v1/pipelines").await;
+    let buyers = pipelines
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Buyers")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        names(&buyers["stages"], "name"),
+        [
+            "Lead",
+            "Showing",
+            "Offer",
+            "Under contract",
+            "Closed",
+            "Lost"
+        ]
+    );
+    // The edition's fields work like any other.
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Bea", "custom": {"buyer_max_price": "450000.00", "buyer_min_beds": 3,
+               "buyer_property_types": ["Condominium"]}}),
+    )
+    .await;
+
+    // The tenant changes things: renames a role, deletes a field.
+    let roles = app.get("/api/v1/roles").await;
+    let agent = roles
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "agent")
+        .unwrap()
+        .clone();
+    let mut renamed =
+        json!({"key": "agent", "name": "Sales associate", "permissions": agent["permissions"]});
+    renamed["field_rules"] = agent["field_rules"].clone();
+    app.put("/api/v1/roles", renamed).await.assert_status(200);
+    let fields = app.get("/api/v1/custom-fields").await;
+    let cities = fields
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "buyer_cities")
+        .unwrap()
+        .clone();
+    app.delete(&format!(
+        "/api/v1/custom-fields/{}",
+        cities["id"].as_str().unwrap()
+    ))
+    .await
+    .assert_status(204);
+
+    // Applying again creates nothing and undoes none of it.
+    let again = app
+        .post("/api/v1/tenant/edition", json!({"edition": "real-estate"}))
+        .await;
+    again.assert_status(200);
+    assert_eq!(again.body["created"], json!([]), "{}", again.body);
+    let roles = app.get("/api/v1/roles").await;
+    assert!(roles.body.to_string().contains("Sales associate"));
+    let fields = app.get("/api/v1/custom-fields").await;
+    assert!(!fields.body.to_string().contains("buyer_cities"));
+
+    // A newer version adds only what is new.
+    let text = trellis::editions::BUILT_IN[0].1
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"")
+        .replace(
+            "{ name = \"Offer\", probability = 50, kind = \"open\" },",
+            "{ name = \"Offer\", probability = 50, kind = \"open\" },\n  { name = \"Inspection\", probability = 60, kind = \"open\" },",
+        )
+        + "\n[[custom_fields]]\nobject_type = \"contact\"\nkey = \"buyer_must_haves\"\nlabel = \"Must-haves\"\nfield_type = \"long_text\"\n";
+    let newer = Edition::parse(&text).unwrap();
+    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let mut ctx = trellis::context::RequestContext::system(tenant.id);
+    ctx.plugins = app.state.plugins.clone();
+    let applied = trellis::editions::apply(&app.state, &ctx, &newer)
+        .await
+        .unwrap();
+    let mut created = applied.created.clone();
+    created.sort();
+    assert_eq!(
+        created,
+        ["field:contact.buyer_must_haves", "stage:Buyers/Inspection"]
+    );
+    let pipelines = app.get("/api/v1/pipelines").await;
+    assert!(pipelines.body.to_string().contains("Inspection"));
+    let fields = app.get("/api/v1/custom-fields").await;
+    assert!(
+        !fields.body.to_string().contains("buyer_cities"),
+        "a deleted field stays deleted"
+    );
+    // The tenant's data is untouched.
+    assert_eq!(app.count_contacts().await, 1);
+}
+
+#[tokio::test]
+async fn editions_need_the_rights_and_name_their_mistakes() {
+    let app = TestApp::new().await;
+    let res = app
+        .post("/api/v1/tenant/edition", json!({"edition": "space-mining"}))
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["edition"]);
+    let rep = app.role_token("sales_rep").await;
+    app.send(
+        Method::POST,
+        "/api/v1/tenant/edition",
+        Some(&rep),
+        Some(json!({"edition": "real-estate"})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_tenant_created_with_an_edition_starts_with_it_or_not_at_all() {
+    let app = TestApp::new().await;
+    let platform = app.operator(None).await;
+    let create = |slug: &str, edition: &str| json!({"slug": slug, "name": slug, "admin_email": format!("a@{slug}.test"), "edition": edition});
+    app.send(
+        Method::POST,
+        "/api/v1/platform/tenants",
+        Some(&platform),
+        Some(create("broker", "real-estate")),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    let key = app.tenant_token("broker", "admin").await;
+    let pipelines = app
+        .send(Method::GET, "/api/v1/pipelines", Some(&key), None, &[])
+        .await;
+    assert!(pipelines.body.to_string().contains("Sellers"));
+    let res = app
+        .send(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(&platform),
+            Some(create("nowhere", "space-mining")),
+            &[],
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    let tenants = app
+        .send(
+            Method::GET,
+            "/api/v1/platform/tenants",
+            Some(&platform),
+            None,
+            &[],
+        )
+        .await;
+    assert!(!tenants.body.to_string().contains("nowhere"));
+}
+
+#[tokio::test]
+async fn an_edition_enables_its_plugins_with_their_grants() {
+    let app = TestApp::new().await;
+    let text = "id = \"demo\"\nname = \"Demo\"\nversion = \"1.0.0\"\n\n[[plugins]]\nid = \"showcase\"\nconfig = { greeting = \"hello\" }\n";
+    let edition = Edition::parse(text).unwrap();
+    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let mut ctx = trellis::context::RequestContext::system(tenant.id);
+    ctx.plugins = app.state.plugins.clone();
+    let err = trellis::editions::apply(&app.state, &ctx, &edition)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("showcase"), "{err}");
+    app.install_plugin("showcase", |m| m)
+        .await
+        .assert_status(201);
+    let applied = trellis::editions::apply(&app.state, &ctx, &edition)
+        .await
+        .unwrap();
+    assert_eq!(applied.created, ["plugin:showcase"]);
+    let plugins = app.get("/api/v1/tenant/plugins").await;
+    assert_eq!(plugins.body[0]["enabled"], true);
+    assert_eq!(plugins.body[0]["config"]["greeting"], "hello");
+    assert!(plugins.body[0]["grants"].as_array().unwrap().len() >= 8);
+}
