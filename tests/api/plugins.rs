@@ -534,3 +534,39 @@ async fn hooks_show_a_plugin_only_what_it_may_read() {
         );
     }
 }
+
+#[tokio::test]
+async fn plugins_answer_data_subject_access_and_erasure_requests() {
+    let app = TestApp::new().await;
+    let port = hello_server().await;
+    showcase(&app, port).await;
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Gerty", "last_name": "Pumpernickel"}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    let export = app
+        .get(&format!("/api/v1/contacts/{id}/personal-data"))
+        .await;
+    export.assert_status(200);
+    assert_eq!(export.body["complete"], true);
+    assert_eq!(export.body["plugin_data"][0]["plugin_id"], "showcase");
+    assert_eq!(
+        export.body["plugin_data"][0]["data"]["name"],
+        "Gerty Pumpernickel"
+    );
+    let erased = app
+        .post(
+            &format!("/api/v1/contacts/{id}/erase"),
+            json!({"reason": "ticket 7"}),
+        )
+        .await;
+    erased.assert_status(200);
+    assert_eq!(erased.body["plugin_failures"], json!([]));
+    app.get(&format!("/api/v1/plugins/showcase/kv/seen:{id}"))
+        .await
+        .assert_status(404);
+}

@@ -162,6 +162,8 @@ pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
         .order_by_asc(audit_log::Column::Seq)
         .all(db)
         .await?;
+    let (plugin_data, plugins_complete) = plugins_personal_data(ctx, id).await?;
+    complete &= plugins_complete;
     let doc = json!({
         "format": "trellis.data-subject-export.v1",
         "exported_at": crate::clock::now(),
@@ -175,9 +177,7 @@ pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
         "relationships": relationships.iter().map(|r| json!({"from": r.from_contact_id, "to": r.to_contact_id, "kind": r.kind})).collect::<Vec<_>>(),
         "consents": consents,
         "audit_trail": trail.into_iter().map(|e| crate::audit::query::AuditEntryOut::visible_to(e, ctx, true)).collect::<Vec<_>>(),
-        // Plugins keep no per-contact data until the plugin platform lands;
-        // their key-value entries will be listed here.
-        "plugin_data": [],
+        "plugin_data": plugin_data,
     });
     audit::record(
         db,
@@ -193,6 +193,67 @@ pub async fn export(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
     Ok(doc)
 }
 
+/// What each plugin that may read contacts keeps about one (its
+/// `personal-data` export). A plugin that fails is listed with its error,
+/// and the export says it is incomplete.
+async fn plugins_personal_data(ctx: &RequestContext, id: Uuid) -> Result<(Vec<Value>, bool)> {
+    let Some(rt) = &ctx.plugins else {
+        return Ok((Vec::new(), true));
+    };
+    let mut out = Vec::new();
+    let mut complete = true;
+    for active in rt.enabled(ctx.tenant_id).await?.iter() {
+        if !active.policy.allows(ObjectType::Contact, Action::Read) {
+            continue;
+        }
+        let call = crate::plugins::sandbox::Call::PersonalData(id.to_string());
+        match rt.invoke(active, call, 0).await {
+            Ok(crate::plugins::sandbox::Reply::PersonalData(None)) => {}
+            Ok(crate::plugins::sandbox::Reply::PersonalData(Some(text))) => out.push(json!({
+                "plugin_id": active.row.plugin_id,
+                "version": active.row.version,
+                "data": serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+            })),
+            Ok(other) => {
+                complete = false;
+                out.push(json!({"plugin_id": active.row.plugin_id, "error": format!("unexpected answer {other:?}")}));
+            }
+            Err(e) => {
+                complete = false;
+                out.push(json!({"plugin_id": active.row.plugin_id, "error": e.to_string()}));
+            }
+        }
+    }
+    Ok((out, complete))
+}
+
+/// Asks every plugin that may read contacts to erase what it keeps about
+/// one; returns the failures (`plugin: error`).
+async fn plugins_erase(ctx: &RequestContext, id: Uuid) -> Result<Vec<String>> {
+    let Some(rt) = &ctx.plugins else {
+        return Ok(Vec::new());
+    };
+    let mut failures = Vec::new();
+    for active in rt.enabled(ctx.tenant_id).await?.iter() {
+        if !active.policy.allows(ObjectType::Contact, Action::Read) {
+            continue;
+        }
+        let call = crate::plugins::sandbox::Call::ErasePersonalData(id.to_string());
+        match rt.invoke(active, call, 0).await {
+            Ok(crate::plugins::sandbox::Reply::Done(Ok(()))) => {}
+            Ok(crate::plugins::sandbox::Reply::Done(Err(m))) => {
+                failures.push(format!("{}: {m}", active.row.plugin_id));
+            }
+            Ok(other) => failures.push(format!(
+                "{}: unexpected answer {other:?}",
+                active.row.plugin_id
+            )),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    Ok(failures)
+}
+
 /// The outcome of an erasure.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Erasure {
@@ -201,6 +262,9 @@ pub struct Erasure {
     pub activities_anonymised: u64,
     pub links_removed: u64,
     pub audit_entries_redacted: usize,
+    /// Plugins that could not erase what they keep (`plugin: error`); the
+    /// kernel's erasure stands, these need following up (also audited).
+    pub plugin_failures: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -386,12 +450,29 @@ pub async fn erase(
     .await?;
     tx.commit().await?;
     crate::db::search::purge_deleted(db).await?;
+    // Plugins keep their own stores: each erases after the kernel has (a
+    // plugin's writes cannot join the kernel's transaction).
+    let plugin_failures = plugins_erase(ctx, id).await?;
+    if !plugin_failures.is_empty() {
+        audit::record(
+            db,
+            ctx,
+            vec![AuditEntry::new(
+                ObjectType::Contact,
+                id,
+                AuditAction::Erase,
+                json!({"plugin_failures": plugin_failures}),
+            )],
+        )
+        .await?;
+    }
     Ok(Erasure {
         contact_id: id,
         erased_at: now,
         activities_anonymised: anonymised,
         links_removed: links,
         audit_entries_redacted: redacted.len(),
+        plugin_failures,
     })
 }
 

@@ -102,6 +102,8 @@ pub enum Call {
     RunJob(String, String),
     Http(HttpRequest),
     Panels(String, String),
+    PersonalData(String),
+    ErasePersonalData(String),
 }
 
 /// An export's answer.
@@ -112,6 +114,7 @@ pub enum Reply {
     Hook(HookOutcome),
     Http(HttpResponse),
     Panels(Vec<Panel>),
+    PersonalData(Option<String>),
 }
 
 /// A plugin version ready to instantiate.
@@ -384,6 +387,12 @@ async fn run_call(
         Call::Panels(object, record) => {
             Reply::Panels(guest.call_panels(&mut *store, &object, &record).await?)
         }
+        Call::PersonalData(id) => {
+            Reply::PersonalData(guest.call_personal_data(&mut *store, &id).await?)
+        }
+        Call::ErasePersonalData(id) => {
+            Reply::Done(guest.call_erase_personal_data(&mut *store, &id).await?)
+        }
     })
 }
 
@@ -412,6 +421,7 @@ fn input_too_large(call: &Call, max: usize) -> Option<String> {
         Call::RunJob(_, payload) => payload.len(),
         Call::Http(r) => r.body.len(),
         Call::Panels(_, record) => record.len(),
+        Call::PersonalData(id) | Call::ErasePersonalData(id) => id.len(),
         Call::Describe | Call::Install(_) => 0,
     };
     (size > max).then(|| format!("input of {size} bytes (at most {max})"))
@@ -424,6 +434,7 @@ fn check_output(reply: Reply, max: usize) -> Result<Reply, Failure> {
         Reply::Hook(HookOutcome::Patch(p)) => p.len(),
         Reply::Hook(_) => 0,
         Reply::Http(r) => r.body.len(),
+        Reply::PersonalData(d) => d.as_ref().map_or(0, String::len),
         Reply::Panels(p) => p
             .iter()
             .flat_map(|p| &p.items)

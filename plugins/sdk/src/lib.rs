@@ -383,6 +383,20 @@ pub trait Plugin: 'static {
         let _ = (object_type, record);
         Vec::new()
     }
+
+    /// What the plugin keeps about a contact (in its key-value store or
+    /// elsewhere outside records), for a data subject's access request.
+    /// Records the plugin created are exported by the kernel already.
+    fn personal_data(&mut self, contact_id: &str) -> Option<Value> {
+        let _ = contact_id;
+        None
+    }
+
+    /// Removes what the plugin keeps about an erased contact.
+    fn erase_personal_data(&mut self, contact_id: &str) -> Result<(), String> {
+        let _ = contact_id;
+        Ok(())
+    }
 }
 
 /// Exports a [`Plugin`] type as the component's implementation.
@@ -456,6 +470,16 @@ impl<G: Guest> guest::Guest for G {
             headers: r.headers,
             body: r.body,
         }
+    }
+
+    fn personal_data(contact_id: String) -> Option<String> {
+        G::Plugin::new()
+            .personal_data(&contact_id)
+            .map(|v| v.to_string())
+    }
+
+    fn erase_personal_data(contact_id: String) -> Result<(), String> {
+        G::Plugin::new().erase_personal_data(&contact_id)
     }
 
     fn panels(object_type: String, record: String) -> Vec<wit::Panel> {

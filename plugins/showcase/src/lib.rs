@@ -51,6 +51,13 @@ impl Plugin for Showcase {
     fn after_write(&mut self, event: WriteEvent) -> Result<(), String> {
         let id = event.record_id.clone().unwrap_or_default();
         kv::set("last_write", id.as_bytes()).map_err(|e| e.to_string())?;
+        // What this plugin keeps about the person (see personal_data).
+        let name = event.after_str("name").unwrap_or_default();
+        kv::set_json(
+            &format!("seen:{id}"),
+            &json!({"name": name, "at": host::now_ms()}),
+        )
+        .map_err(|e| e.to_string())?;
         host::emit_event("contact_written", &json!({"id": id})).map_err(|e| e.to_string())?;
         let vip = event
             .after_field("tags")
@@ -148,6 +155,14 @@ impl Plugin for Showcase {
             }
             _ => Response::status(404),
         }
+    }
+
+    fn personal_data(&mut self, contact_id: &str) -> Option<Value> {
+        kv::get_json(&format!("seen:{contact_id}")).ok().flatten()
+    }
+
+    fn erase_personal_data(&mut self, contact_id: &str) -> Result<(), String> {
+        kv::delete(&format!("seen:{contact_id}")).map_err(|e| e.to_string())
     }
 
     fn panels(&mut self, object_type: &str, record: &Value) -> Vec<Panel> {
