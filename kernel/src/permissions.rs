@@ -482,6 +482,14 @@ pub fn within_scopes(scope: &str, held: &[String]) -> bool {
     })
 }
 
+/// Parses `object:action` (`contact:update`).
+pub fn parse_permission(s: &str) -> Option<(ObjectType, Action)> {
+    let (o, a) = s.split_once(':')?;
+    let object = ObjectType::parse(o)?;
+    let action = Action::ALL.iter().find(|x| x.as_str() == a)?;
+    Some((object, *action))
+}
+
 /// Checks that every scope names a real object type and action.
 pub fn check_scopes(scopes: &[String]) -> Result<()> {
     for (i, s) in scopes.iter().enumerate() {

@@ -154,6 +154,18 @@ async fn the_showcase_plugin_uses_every_export_and_import() {
         .await
         .assert_problem(404, "route_not_found");
 
+    // A route may demand a permission of its caller.
+    let reader = app.role_token("read_only").await;
+    app.send(
+        Method::POST,
+        "/api/v1/plugins/showcase/fetch",
+        Some(&reader),
+        Some(json!({"url": "http://127.0.0.1:1/"})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+
     // Outbound HTTP: the granted host answers; any other is refused.
     let fetched = app
         .post(

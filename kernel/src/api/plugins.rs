@@ -209,8 +209,15 @@ pub async fn plugin_route(
         .iter()
         .find(|r| r.method == method && route_matches(&r.path, &path))
         .ok_or(Error::RouteNotFound)?;
-    if route.auth == "user" && ctx.is_none() {
-        return Err(Error::Unauthenticated);
+    if route.auth == "user" {
+        let caller = ctx.as_ref().ok_or(Error::Unauthenticated)?;
+        if let Some((object, action)) = route
+            .requires
+            .as_deref()
+            .and_then(crate::permissions::parse_permission)
+        {
+            caller.require(object, action)?;
+        }
     }
     if ctx.is_none() {
         // Public routes count against the tenant's request rate too.

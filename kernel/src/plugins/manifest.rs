@@ -106,6 +106,12 @@ pub struct Route {
     /// named by the host name or `X-Trellis-Tenant`.
     #[serde(default = "user_auth")]
     pub auth: String,
+    /// For `user` routes: a permission the caller must hold,
+    /// `object:action` (`contact:update`). The plugin acts with its own
+    /// grants, so a route that writes should name the right a caller needs
+    /// to ask for that write.
+    #[serde(default)]
+    pub requires: Option<String>,
 }
 
 fn user_auth() -> String {
@@ -215,6 +221,15 @@ impl Manifest {
             record_type(t, "manifest.hooks")?;
         }
         for (i, r) in self.routes.iter().enumerate() {
+            if let Some(req) = &r.requires
+                && (r.auth != "user" || crate::permissions::parse_permission(req).is_none())
+            {
+                return Err(Error::field(
+                    format!("manifest.routes[{i}].requires"),
+                    "invalid_value",
+                    "`object:action` (`contact:update`), on a `user` route",
+                ));
+            }
             let ok = r.path.starts_with('/')
                 && ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&r.method.as_str())
                 && ["user", "public"].contains(&r.auth.as_str());
