@@ -105,6 +105,31 @@ pub enum Command {
         #[command(subcommand)]
         command: EditionCommand,
     },
+    /// Create tenants from the server (as the platform operator).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with an invited administrator (the invitation goes to
+    /// the outbox), optionally applying an edition.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        /// starter, professional, enterprise or custom.
+        #[arg(long, default_value = "starter")]
+        plan: String,
+        /// An edition to apply (`trellis edition list`).
+        #[arg(long)]
+        edition: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +256,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo, edition, .. } => serve(config, demo, edition).await,
         Command::Edition { command } => edition_command(config, command).await,
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    slug,
+                    name,
+                    admin_email,
+                    plan,
+                    edition,
+                },
+        } => {
+            let plan = crate::tenancy::plans::Plan::parse(&plan).with_context(|| {
+                format!("unknown plan `{plan}`: use starter, professional, enterprise or custom")
+            })?;
+            let state = AppState::open(config).await?;
+            // The command line acts as the platform operator; its audit
+            // entries name operator id 0 and request id `cli`.
+            let op = crate::tenancy::operators::Operator {
+                id: uuid::Uuid::nil(),
+                reseller_id: None,
+                client: crate::context::Client {
+                    request_id: Some("cli".to_owned()),
+                    ..Default::default()
+                },
+            };
+            let t = crate::tenancy::operators::create_tenant(
+                &state,
+                &op,
+                crate::tenancy::operators::NewTenant {
+                    slug,
+                    name,
+                    plan,
+                    reseller_id: None,
+                    hostname: None,
+                    admin_email,
+                    admin_name: None,
+                    edition,
+                },
+            )
+            .await?;
+            println!(
+                "created tenant {} ({}) on the {:?} plan",
+                t.slug, t.id, t.plan
+            );
+            Ok(())
+        }
         Command::Migrate => {
             AppState::open(config)
                 .await
@@ -552,7 +622,11 @@ async fn edition_command(config: Config, command: EditionCommand) -> anyhow::Res
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr: stdout carries what a command prints (a token, a
+    // report) for scripts to read.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -87,3 +87,60 @@ async fn a_scaffolded_plugin_builds_installs_and_runs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("plugin id"));
 }
+
+#[tokio::test]
+async fn tenants_and_editions_from_the_command_line() {
+    let app = TestApp::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = trellis(&app, tmp.path(), &["edition", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("real-estate\t"));
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "brokers",
+            "--name",
+            "Brokers",
+            "--admin-email",
+            "boss@brokers.test",
+            "--edition",
+            "real-estate",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = app.tenant_token("brokers", "admin").await;
+    let pipelines = app
+        .send(
+            axum::http::Method::GET,
+            "/api/v1/pipelines",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert!(pipelines.body.to_string().contains("Buyers"));
+    // Applying again from the command line changes nothing.
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &["edition", "apply", "real-estate", "--tenant", "brokers"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(report["created"], json!([]));
+    let out = trellis(&app, tmp.path(), &["edition", "apply", "space-mining"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no edition `space-mining`"));
+}
