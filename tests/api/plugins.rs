@@ -582,3 +582,63 @@ async fn plugins_answer_data_subject_access_and_erasure_requests() {
         .await
         .assert_status(404);
 }
+
+#[tokio::test]
+async fn the_plan_limits_how_many_plugins_a_tenant_enables() {
+    let app = TestApp::new().await;
+    let platform = app.operator(None).await;
+    app.send(
+        Method::POST,
+        "/api/v1/platform/tenants",
+        Some(&platform),
+        Some(json!({"slug": "small", "name": "Small", "admin_email": "a@small.test", "plan": "starter"})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    let key = app.tenant_token("small", "admin").await;
+    for dir in [
+        "testing/hog",
+        "testing/snoop",
+        "testing/crashy",
+        "testing/tidy",
+    ] {
+        app.install_plugin(dir, |m| m).await.assert_status(201);
+    }
+    let enable = |id: &str| {
+        let (app, key) = (&app, key.clone());
+        let path = format!("/api/v1/tenant/plugins/{id}");
+        async move {
+            app.send(
+                Method::PUT,
+                &path,
+                Some(&key),
+                Some(json!({"grants": []})),
+                &[],
+            )
+            .await
+        }
+    };
+    for id in ["hog", "snoop", "crashy"] {
+        enable(id).await.assert_status(200);
+    }
+    let res = enable("tidy").await;
+    res.assert_problem(402, "plan_limit_reached");
+    assert!(
+        res.body["detail"].as_str().unwrap().contains("plugins"),
+        "{}",
+        res.body
+    );
+    // Reconfiguring an enabled plugin is not a new one; disabling frees a slot.
+    enable("snoop").await.assert_status(200);
+    app.send(
+        Method::DELETE,
+        "/api/v1/tenant/plugins/crashy",
+        Some(&key),
+        None,
+        &[],
+    )
+    .await
+    .assert_status(200);
+    enable("tidy").await.assert_status(200);
+}

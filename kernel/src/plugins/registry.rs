@@ -357,11 +357,36 @@ pub async fn enable(
             crate::crm::field_definitions::create(&state.db, &system, decl.clone()).await?;
         }
     }
+    // The plan's plugin limit, counted under a per-tenant lock in the same
+    // transaction as the write, so two processes cannot both take the last
+    // slot.
+    let tx = crate::db::tenant_tx(&state.db, ctx).await?;
+    crate::db::lock_scope(&tx, ctx.tenant_id, "plugins").await?;
     let existing = tenant_plugin::Entity::find()
         .filter(tenant_plugin::Column::TenantId.eq(ctx.tenant_id))
         .filter(tenant_plugin::Column::PluginId.eq(plugin_id))
-        .one(&state.db)
+        .one(&tx)
         .await?;
+    if !existing.as_ref().is_some_and(|e| e.enabled) {
+        let tenant = crate::crm::tenants::cached(state, ctx.tenant_id).await?;
+        let max = crate::tenancy::plans::Plan::parse(&tenant.plan)
+            .map(crate::tenancy::plans::Plan::limits)
+            .unwrap_or_default()
+            .plugins;
+        if let Some(max) = max {
+            let enabled = tenant_plugin::Entity::find()
+                .filter(tenant_plugin::Column::TenantId.eq(ctx.tenant_id))
+                .filter(tenant_plugin::Column::Enabled.eq(true))
+                .count(&tx)
+                .await?;
+            if enabled as i64 >= max {
+                return Err(Error::PlanLimit {
+                    limit: "plugins",
+                    max,
+                });
+            }
+        }
+    }
     let now = crate::clock::now();
     let before = existing.as_ref().map(|e| {
         json!({"version": e.version, "enabled": e.enabled, "grants": e.grants, "config": e.config})
@@ -378,7 +403,7 @@ pub async fn enable(
             a.consecutive_failures = Set(0);
             a.disabled_reason = Set(None);
             a.updated_at = Set(now);
-            a.update(&state.db).await?
+            a.update(&tx).await?
         }
         None => {
             tenant_plugin::ActiveModel {
@@ -395,10 +420,11 @@ pub async fn enable(
                 disabled_reason: Set(None),
                 updated_at: Set(now),
             }
-            .insert(&state.db)
+            .insert(&tx)
             .await?
         }
     };
+    tx.commit().await?;
     rt.invalidate(ctx.tenant_id);
     if previous_install.as_deref() != Some(version.as_str()) {
         let active = rt
