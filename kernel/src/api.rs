@@ -138,6 +138,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::legal_hold))
         .routes(routes!(privacy::list_consents, privacy::record_consent))
+        .routes(routes!(
+            admin::get_support_access,
+            admin::grant_support_access,
+            admin::revoke_support_access
+        ))
         .routes(routes!(admin::list_editions))
         .routes(routes!(admin::apply_edition))
         .routes(routes!(plugins::install, plugins::list_packages))

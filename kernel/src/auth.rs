@@ -29,6 +29,12 @@ pub async fn authenticate(
     allow_pending_mfa: bool,
 ) -> Result<RequestContext> {
     let db = &state.db;
+    if let Some(bearer) = &client.bearer
+        && bearer.starts_with(crate::tenancy::operators::PREFIX)
+    {
+        // An operator inside a tenant that granted it support access.
+        return crate::tenancy::support::authenticate(state, client, bearer).await;
+    }
     let (tenant_id, user_id, actor_kind, actor_id, key, scopes, session) =
         if let Some(bearer) = &client.bearer {
             if tokens::is_api_key(bearer) {

@@ -4,4 +4,5 @@
 
 pub mod operators;
 pub mod plans;
+pub mod support;
 pub mod usage;

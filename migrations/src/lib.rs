@@ -14,6 +14,7 @@ mod m0004_audit_heads;
 mod m0005_platform_walls;
 mod m0006_plugins;
 mod m0007_editions;
+mod m0008_support_access;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_platform_walls::Migration),
             Box::new(m0006_plugins::Migration),
             Box::new(m0007_editions::Migration),
+            Box::new(m0008_support_access::Migration),
         ]
     }
 }

@@ -124,6 +124,9 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/api/v1/activities/{id}/panels"),
         ("get", "/api/v1/editions"),
         ("post", "/api/v1/tenant/edition"),
+        ("get", "/api/v1/tenant/support-access"),
+        ("put", "/api/v1/tenant/support-access"),
+        ("delete", "/api/v1/tenant/support-access"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

@@ -332,3 +332,105 @@ async fn the_request_rate_is_limited_per_tenant_per_minute() {
     // Other tenants are unaffected.
     app.get("/api/v1/contacts?limit=1").await.assert_status(200);
 }
+
+#[tokio::test]
+async fn a_tenant_grants_its_reseller_support_access_for_a_while_and_takes_it_back() {
+    let app = TestApp::new().await;
+    let platform = app.operator(None).await;
+    for slug in ["help-resale", "rival-resale"] {
+        app.send(
+            Method::POST,
+            "/api/v1/platform/resellers",
+            Some(&platform),
+            Some(json!({"slug": slug, "name": slug})),
+            &[],
+        )
+        .await
+        .assert_status(201);
+    }
+    let helper = app.operator(Some("help-resale")).await;
+    let rival = app.operator(Some("rival-resale")).await;
+    app.send(
+        Method::POST,
+        "/api/v1/platform/tenants",
+        Some(&helper),
+        Some(json!({"slug": "client", "name": "Client", "admin_email": "boss@client.test", "plan": "custom"})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    let admin = app.tenant_token("client", "admin").await;
+    let inside = |key: &str, m: Method, b: Option<serde_json::Value>| {
+        let (app, key) = (&app, key.to_owned());
+        async move {
+            app.send(
+                m,
+                "/api/v1/contacts",
+                Some(&key),
+                b,
+                &[("x-trellis-tenant", "client")],
+            )
+            .await
+        }
+    };
+    // Nothing inside without a grant.
+    inside(&helper, Method::GET, None)
+        .await
+        .assert_problem(403, "forbidden");
+    let as_admin = |m: Method, b: Option<serde_json::Value>| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            app.send(m, "/api/v1/tenant/support-access", Some(&admin), b, &[])
+                .await
+        }
+    };
+    let far = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    let res = as_admin(Method::PUT, Some(json!({"until": far, "role": "manager"}))).await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["until"]);
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let res = as_admin(Method::PUT, Some(json!({"until": soon, "role": "wizard"}))).await;
+    assert_eq!(res.error_fields(), ["role"]);
+    let granted = as_admin(Method::PUT, Some(json!({"until": soon, "role": "manager"}))).await;
+    granted.assert_status(200);
+    assert_eq!(granted.body["active"], true);
+
+    // The reseller's operator now acts inside, as a manager, on the record.
+    inside(&helper, Method::GET, None).await.assert_status(200);
+    inside(&helper, Method::POST, Some(json!({"first_name": "Helped"})))
+        .await
+        .assert_status(201);
+    let trail = app
+        .send(
+            Method::GET,
+            "/api/v1/audit?object_type=contact&action=create",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        trail.body["data"][0]["actor_kind"], "operator",
+        "{}",
+        trail.body
+    );
+    // Managers may not manage the tenant's settings: nor may the operator.
+    app.send(
+        Method::PUT,
+        "/api/v1/roles",
+        Some(&helper),
+        Some(json!({"key": "backdoor", "name": "Backdoor"})),
+        &[("x-trellis-tenant", "client")],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // Another reseller's operator: the tenant does not exist for it.
+    inside(&rival, Method::GET, None)
+        .await
+        .assert_problem(404, "not_found");
+    // Taken back, it ends at once.
+    as_admin(Method::DELETE, None).await.assert_status(200);
+    inside(&helper, Method::GET, None)
+        .await
+        .assert_problem(403, "forbidden");
+}

@@ -383,3 +383,36 @@ pub async fn apply_edition(
     let edition = crate::editions::Edition::built_in(&req.edition)?;
     Ok(Json(crate::editions::apply(&state, &ctx, &edition).await?))
 }
+
+/// The tenant's support access for its operators (reseller or platform).
+#[utoipa::path(get, path = "/api/v1/tenant/support-access", tag = "admin",
+    responses((status = 200, body = crate::tenancy::support::SupportAccess)))]
+pub async fn get_support_access(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<crate::tenancy::support::SupportAccess>> {
+    Ok(Json(crate::tenancy::support::current(&state, &ctx).await?))
+}
+
+/// Lets the tenant's operators act inside it, with one of its roles, until
+/// a time at most 30 days ahead.
+#[utoipa::path(put, path = "/api/v1/tenant/support-access", tag = "admin",
+    request_body = crate::tenancy::support::SupportGrant,
+    responses((status = 200, body = crate::tenancy::support::SupportAccess), (status = 422, body = Problem)))]
+pub async fn grant_support_access(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(g): JsonBody<crate::tenancy::support::SupportGrant>,
+) -> Result<Json<crate::tenancy::support::SupportAccess>> {
+    Ok(Json(crate::tenancy::support::grant(&state, &ctx, g).await?))
+}
+
+/// Ends support access at once.
+#[utoipa::path(delete, path = "/api/v1/tenant/support-access", tag = "admin",
+    responses((status = 200, body = crate::tenancy::support::SupportAccess)))]
+pub async fn revoke_support_access(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<crate::tenancy::support::SupportAccess>> {
+    Ok(Json(crate::tenancy::support::revoke(&state, &ctx).await?))
+}

@@ -49,6 +49,8 @@ pub async fn ensure(
                 mfa_required: Set(false),
                 session_idle_seconds: Set(DEFAULT_IDLE_SECONDS),
                 session_absolute_seconds: Set(DEFAULT_ABSOLUTE_SECONDS),
+                support_access_until: Set(None),
+                support_access_role: Set(None),
             }
             .insert(&tx)
             .await?;

@@ -17,6 +17,11 @@ pub struct Model {
     pub mfa_required: bool,
     pub session_idle_seconds: i64,
     pub session_absolute_seconds: i64,
+    /// Until when the tenant lets its operators (its reseller's, or the
+    /// platform's) act inside it.
+    pub support_access_until: Option<DateTimeUtc>,
+    /// The tenant's role those operators act with.
+    pub support_access_role: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

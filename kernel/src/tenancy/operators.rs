@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 use crate::permissions::ObjectType;
 use crate::tenancy::plans::Plan;
 
-const PREFIX: &str = "trlop_";
+/// Operator keys start with this, so they are told apart from tenant keys.
+pub const PREFIX: &str = "trlop_";
 
 /// The authenticated operator of a request.
 #[derive(Debug, Clone)]
@@ -314,6 +315,8 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
         mfa_required: Set(false),
         session_idle_seconds: Set(crate::crm::tenants::DEFAULT_IDLE_SECONDS),
         session_absolute_seconds: Set(crate::crm::tenants::DEFAULT_ABSOLUTE_SECONDS),
+        support_access_until: Set(None),
+        support_access_role: Set(None),
     }
     .insert(&tx)
     .await
