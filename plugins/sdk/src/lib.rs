@@ -503,6 +503,120 @@ impl<G: Guest> guest::Guest for G {
     }
 }
 
+/// Typed views of the built-in records, for plugins that prefer structs to
+/// JSON. Fields the plugin was not granted are absent (`None` or empty);
+/// unknown fields are ignored, so a newer kernel adding fields does not
+/// break a plugin.
+pub mod types {
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value};
+
+    /// An email address of a contact.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Email {
+        pub address: String,
+        #[serde(default)]
+        pub primary: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub label: Option<String>,
+    }
+
+    /// A phone number of a contact.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Phone {
+        pub number: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub label: Option<String>,
+    }
+
+    /// A contact.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Contact {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        #[serde(default)]
+        pub first_name: Option<String>,
+        #[serde(default)]
+        pub last_name: Option<String>,
+        #[serde(default)]
+        pub emails: Vec<Email>,
+        #[serde(default)]
+        pub phones: Vec<Phone>,
+        #[serde(default)]
+        pub job_title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub lifecycle_stage: Option<String>,
+        #[serde(default)]
+        pub tags: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub owner_id: Option<String>,
+        /// Custom field values by key.
+        #[serde(default)]
+        pub custom: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub version: Option<i64>,
+    }
+
+    /// A deal (amounts are exact decimals as strings).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Deal {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        #[serde(default)]
+        pub name: Option<String>,
+        #[serde(default)]
+        pub amount: Option<String>,
+        #[serde(default)]
+        pub currency: Option<String>,
+        #[serde(default)]
+        pub pipeline_id: Option<String>,
+        #[serde(default)]
+        pub stage_id: Option<String>,
+        #[serde(default)]
+        pub contact_id: Option<String>,
+        #[serde(default)]
+        pub account_id: Option<String>,
+        #[serde(default)]
+        pub owner_id: Option<String>,
+        #[serde(default)]
+        pub custom: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub version: Option<i64>,
+    }
+
+    /// An activity (task, call, meeting, email, note).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Activity {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        #[serde(default)]
+        pub kind: Option<String>,
+        #[serde(default)]
+        pub subject: Option<String>,
+        #[serde(default)]
+        pub body: Option<String>,
+        #[serde(default)]
+        pub due_at: Option<String>,
+        #[serde(default)]
+        pub done: Option<bool>,
+        #[serde(default)]
+        pub contact_id: Option<String>,
+        #[serde(default)]
+        pub account_id: Option<String>,
+        #[serde(default)]
+        pub deal_id: Option<String>,
+        #[serde(default)]
+        pub custom: Map<String, Value>,
+    }
+}
+
+impl WriteEvent {
+    /// The record as it will be (or was) written, as a typed view.
+    pub fn after_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(self.after.clone()?).ok()
+    }
+}
+
 /// Records of the plugin's tenant, through the same services as the API:
 /// tenant scoping, granted object types and fields, validation, audit.
 pub mod records {
@@ -512,6 +626,11 @@ pub mod records {
     /// One record by id.
     pub fn get(object_type: &str, id: &str) -> Result<Value, Error> {
         Ok(parse_json(&wit::get(object_type, id)?))
+    }
+
+    /// One record by id as a typed view (`types::Contact`...).
+    pub fn get_as<T: serde::de::DeserializeOwned>(object_type: &str, id: &str) -> Result<T, Error> {
+        serde_json::from_value(get(object_type, id)?).map_err(|e| Error::Failed(e.to_string()))
     }
 
     /// Creates a record; returns it as stored.

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use trellis_plugin_sdk::records::Query;
 use trellis_plugin_sdk::{
     HookOutcome, Panel, Plugin, Request, Response, WriteEvent, WriteOp, host, kv, log, records,
-    register_plugin,
+    register_plugin, types,
 };
 
 struct Showcase;
@@ -81,11 +81,13 @@ impl Plugin for Showcase {
                     .get("id")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let contact = records::get("contact", id).map_err(|e| e.to_string())?;
-                let who = contact
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("them");
+                let contact: types::Contact =
+                    records::get_as("contact", id).map_err(|e| e.to_string())?;
+                let who = [contact.first_name, contact.last_name]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 records::create(
                     "activity",
                     &json!({"kind": "task", "subject": format!("Follow up with {who}"), "contact_id": id}),
