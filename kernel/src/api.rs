@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod export;
 pub mod extract;
 pub mod platform;
 pub mod plugins;
@@ -143,6 +144,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             admin::grant_support_access,
             admin::revoke_support_access
         ))
+        .routes(routes!(export::contacts))
+        .routes(routes!(export::accounts))
+        .routes(routes!(export::deals))
+        .routes(routes!(export::activities))
         .routes(routes!(admin::list_editions))
         .routes(routes!(admin::apply_edition))
         .routes(routes!(plugins::install, plugins::list_packages))

@@ -1,5 +1,5 @@
 //! The CRM core's domain services, one module per concept. Handlers, the CLI
-//! and (later) plugins all reach data through these.
+//! and plugins all reach data through these.
 
 pub mod accounts;
 pub mod activities;
@@ -7,6 +7,7 @@ pub mod checks;
 pub mod contacts;
 pub mod custom_fields;
 pub mod deals;
+pub mod export;
 pub mod field_definitions;
 pub mod links;
 pub mod listing;

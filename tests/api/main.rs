@@ -13,6 +13,7 @@ mod custom_fields;
 mod deals;
 mod editions;
 mod errors;
+mod export;
 mod lists;
 mod openapi;
 mod platform;
