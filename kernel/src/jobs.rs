@@ -223,13 +223,48 @@ async fn finish(
     Ok(())
 }
 
+/// How long finished jobs, plugin log lines and events are kept.
+const KEEP_DONE_JOBS: chrono::Duration = chrono::Duration::days(7);
+const KEEP_LOGS_AND_EVENTS: chrono::Duration = chrono::Duration::days(30);
+
+/// Deletes finished jobs, plugin log lines and events past their retention
+/// (failed jobs are kept as long as done ones: their error is the record).
+pub async fn prune(db: &DatabaseConnection) -> Result<u64> {
+    let now = crate::clock::now();
+    let jobs = job::Entity::delete_many()
+        .filter(job::Column::Status.is_in(["done", "failed"]))
+        .filter(job::Column::FinishedAt.lt(now - KEEP_DONE_JOBS))
+        .exec(db)
+        .await?
+        .rows_affected;
+    let logs = crate::entities::plugin_log::Entity::delete_many()
+        .filter(crate::entities::plugin_log::Column::At.lt(now - KEEP_LOGS_AND_EVENTS))
+        .exec(db)
+        .await?
+        .rows_affected;
+    let events = crate::entities::event::Entity::delete_many()
+        .filter(crate::entities::event::Column::At.lt(now - KEEP_LOGS_AND_EVENTS))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(jobs + logs + events)
+}
+
 /// Runs jobs in the background until the process ends: when woken by new
-/// work, and every second for jobs whose time has come.
+/// work, and every second for jobs whose time has come; prunes old rows
+/// hourly.
 pub fn spawn_runner(db: DatabaseConnection, rt: Arc<Runtime>) {
     tokio::spawn(async move {
+        let mut last_prune = std::time::Instant::now();
         loop {
             if let Err(e) = run_due(&db, &rt, 50).await {
                 tracing::error!("job runner: {e}");
+            }
+            if last_prune.elapsed() > std::time::Duration::from_secs(3600) {
+                last_prune = std::time::Instant::now();
+                if let Err(e) = prune(&db).await {
+                    tracing::error!("pruning jobs and logs: {e}");
+                }
             }
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(1), rt.work.notified()).await;

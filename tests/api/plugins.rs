@@ -642,3 +642,27 @@ async fn the_plan_limits_how_many_plugins_a_tenant_enables() {
     .assert_status(200);
     enable("tidy").await.assert_status(200);
 }
+
+#[tokio::test]
+async fn finished_jobs_and_old_plugin_logs_are_pruned() {
+    let app = TestApp::new().await;
+    app.enable_plugin("testing/crashy", json!(["records:contact:read"]), json!({}))
+        .await
+        .assert_status(200);
+    app.post("/api/v1/contacts", json!({"first_name": "Old"}))
+        .await
+        .assert_status(201);
+    app.run_jobs().await;
+    app.sql("UPDATE jobs SET status = 'failed', finished_at = '2000-01-01T00:00:00Z'")
+        .await;
+    app.sql("UPDATE plugin_logs SET at = '2000-01-01T00:00:00Z'")
+        .await;
+    assert!(app.sql_count("SELECT COUNT(*) AS n FROM plugin_logs").await > 0);
+    let pruned = trellis::jobs::prune(&app.state.db).await.unwrap();
+    assert!(pruned >= 2, "{pruned}");
+    assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM jobs").await, 0);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM plugin_logs").await,
+        0
+    );
+}
