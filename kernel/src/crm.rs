@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod cards;
 pub mod checks;
 pub mod contacts;
 pub mod custom_fields;

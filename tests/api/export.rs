@@ -157,3 +157,114 @@ async fn exports_keep_to_the_callers_permissions_and_field_rules() {
     .await
     .assert_problem(403, "forbidden");
 }
+
+fn prop<'a>(
+    props: &'a [ical::property::Property],
+    name: &str,
+) -> Vec<&'a ical::property::Property> {
+    props.iter().filter(|p| p.name == name).collect()
+}
+
+#[tokio::test]
+async fn contacts_export_as_vcards_and_activities_as_a_calendar() {
+    let app = TestApp::new().await;
+    let long_title = "Senior vice president of extraordinarily long job titles, regional, and more";
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace, Countess",
+                   "job_title": long_title, "tags": ["vip", "math"],
+                   "emails": [{"address": "ada@example.com", "primary": true}, {"address": "ada@work.example"}],
+                   "phones": [{"number": "+44 20 7946 0000"}]}),
+        )
+        .await;
+    app.create("/api/v1/contacts", json!({"first_name": "Bo"}))
+        .await;
+    let res = app.get("/api/v1/contacts/export?format=vcf").await;
+    res.assert_status(200);
+    assert!(
+        res.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/vcard")
+    );
+    let text = res.body.as_str().unwrap().to_owned();
+    assert!(
+        text.lines().all(|l| l.len() <= 76),
+        "lines are folded at 75 octets"
+    );
+    let cards: Vec<_> = ical::VcardParser::new(std::io::BufReader::new(text.as_bytes()))
+        .map(|c| c.unwrap())
+        .collect();
+    assert_eq!(cards.len(), 2);
+    let ada = cards
+        .iter()
+        .find(|card| !prop(&card.properties, "TITLE").is_empty())
+        .unwrap();
+    assert_eq!(
+        prop(&ada.properties, "VERSION")[0].value.as_deref(),
+        Some("4.0")
+    );
+    assert_eq!(
+        prop(&ada.properties, "N")[0].value.as_deref(),
+        Some("Lovelace\\, Countess;Ada;;;")
+    );
+    assert_eq!(prop(&ada.properties, "EMAIL").len(), 2);
+    assert_eq!(
+        prop(&ada.properties, "TITLE")[0].value.as_deref(),
+        Some(long_title.replace(',', "\\,").as_str())
+    );
+    assert_eq!(
+        prop(&ada.properties, "CATEGORIES")[0].value.as_deref(),
+        Some("vip,math")
+    );
+    assert_eq!(
+        prop(&ada.properties, "UID")[0].value.as_deref(),
+        Some(format!("urn:uuid:{}", c["id"].as_str().unwrap()).as_str())
+    );
+
+    app.create(
+        "/api/v1/activities",
+        json!({"kind": "task", "subject": "Send the contract; today", "due_at": "2026-12-01T09:00:00Z"}),
+    )
+    .await;
+    app.create(
+        "/api/v1/activities",
+        json!({"kind": "meeting", "subject": "Viewing", "starts_at": "2026-12-02T14:00:00Z", "ends_at": "2026-12-02T15:00:00Z"}),
+    )
+    .await;
+    app.create(
+        "/api/v1/activities",
+        json!({"kind": "note", "subject": "No time"}),
+    )
+    .await;
+    let res = app.get("/api/v1/activities/export?format=ics").await;
+    res.assert_status(200);
+    let text = res.body.as_str().unwrap().to_owned();
+    let cals: Vec<_> = ical::IcalParser::new(std::io::BufReader::new(text.as_bytes()))
+        .map(|c| c.unwrap())
+        .collect();
+    assert_eq!(cals.len(), 1);
+    let cal = &cals[0];
+    assert_eq!(cal.todos.len(), 1);
+    assert_eq!(cal.events.len(), 1);
+    assert_eq!(
+        prop(&cal.todos[0].properties, "SUMMARY")[0]
+            .value
+            .as_deref(),
+        Some("Send the contract\\; today")
+    );
+    assert_eq!(
+        prop(&cal.todos[0].properties, "DUE")[0].value.as_deref(),
+        Some("20261201T090000Z")
+    );
+    assert_eq!(
+        prop(&cal.events[0].properties, "DTEND")[0].value.as_deref(),
+        Some("20261202T150000Z")
+    );
+
+    // Each format for what it describes.
+    app.get("/api/v1/deals/export?format=vcf")
+        .await
+        .assert_problem(422, "validation_failed");
+}

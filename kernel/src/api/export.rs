@@ -23,7 +23,7 @@ async fn export_of<R: Record>(
     raw: Option<String>,
 ) -> Result<Response> {
     let (format, query) = export::list_query(raw.as_deref());
-    let format = Format::parse(format.as_deref())?;
+    let format = Format::parse(format.as_deref(), R::OBJECT)?;
     let stream = export::stream::<R>(state.db.clone(), ctx, format, query).await?;
     let name = format!(
         "{}-{}.{}",
@@ -47,10 +47,11 @@ async fn export_of<R: Record>(
 macro_rules! export_handler {
     ($name:ident, $rec:ty, $path:literal, $tag:literal) => {
         /// Every matching record (the list's `filter` and `sort`) as
-        /// `format=csv` (RFC 4180, default) or `format=jsonl`, streamed and
-        /// never truncated. Hidden fields are left out; the export is audited.
+        /// `format=csv` (RFC 4180, default), `jsonl`, `vcf` (contacts, vCard
+        /// 4.0) or `ics` (activities, iCalendar), streamed and never
+        /// truncated. Hidden fields are left out; the export is audited.
         #[utoipa::path(get, path = $path, tag = $tag,
-            params(("format" = Option<String>, Query, description = "csv or jsonl")),
+            params(("format" = Option<String>, Query, description = "csv, jsonl, vcf (contacts), ics (activities)")),
             responses((status = 200, content_type = "text/csv"), (status = 403, body = Problem), (status = 422, body = Problem)))]
         pub async fn $name(
             State(state): State<AppState>,

@@ -1,6 +1,7 @@
 //! Exporting a list view (its filters and sort) or a whole record type as
-//! CSV (RFC 4180) or JSON lines, streamed page by page so memory stays flat
-//! however many records match, and never truncated.
+//! CSV (RFC 4180), JSON lines, vCard 4.0 (contacts) or iCalendar
+//! (activities), streamed page by page so memory stays flat however many
+//! records match, and never truncated.
 //!
 //! Each page goes through the same list service as the API: tenant scope,
 //! record scope, hidden fields removed, sensitive values revealed only where
@@ -17,7 +18,7 @@ use crate::audit::{self, AuditAction, AuditEntry};
 use crate::context::RequestContext;
 use crate::crm::records::{self, Record};
 use crate::error::{Error, Result};
-use crate::permissions::{Action, FieldAccess};
+use crate::permissions::{Action, FieldAccess, ObjectType};
 
 /// Records fetched per page while streaming.
 const PAGE: u32 = 200;
@@ -27,25 +28,44 @@ const PAGE: u32 = 200;
 pub enum Format {
     Csv,
     JsonLines,
+    /// vCard 4.0 (RFC 6350), contacts only.
+    VCard,
+    /// iCalendar (RFC 5545), activities only: tasks as to-dos, the rest as
+    /// events; activities without a time are left out.
+    ICalendar,
 }
 
 impl Format {
-    pub fn parse(s: Option<&str>) -> Result<Format> {
-        match s.unwrap_or("csv") {
-            "csv" => Ok(Format::Csv),
-            "jsonl" => Ok(Format::JsonLines),
-            other => Err(Error::field(
-                "format",
-                "invalid_value",
-                format!("`{other}`: use csv or jsonl"),
-            )),
-        }
+    /// The format asked for, if `object` can be exported in it.
+    pub fn parse(s: Option<&str>, object: ObjectType) -> Result<Format> {
+        let f = match s.unwrap_or("csv") {
+            "csv" => Format::Csv,
+            "jsonl" => Format::JsonLines,
+            "vcf" | "vcard" if object == ObjectType::Contact => Format::VCard,
+            "ics" | "ical" if object == ObjectType::Activity => Format::ICalendar,
+            other => {
+                let mut options = vec!["csv", "jsonl"];
+                match object {
+                    ObjectType::Contact => options.push("vcf"),
+                    ObjectType::Activity => options.push("ics"),
+                    _ => {}
+                }
+                return Err(Error::field(
+                    "format",
+                    "invalid_value",
+                    format!("`{other}`: use {}", options.join(", ")),
+                ));
+            }
+        };
+        Ok(f)
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Csv => "text/csv; charset=utf-8",
             Format::JsonLines => "application/x-ndjson",
+            Format::VCard => "text/vcard; charset=utf-8",
+            Format::ICalendar => "text/calendar; charset=utf-8",
         }
     }
 
@@ -53,6 +73,8 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::JsonLines => "jsonl",
+            Format::VCard => "vcf",
+            Format::ICalendar => "ics",
         }
     }
 }
@@ -154,7 +176,10 @@ pub async fn stream<R: Record>(
     .await?;
     let header = match format {
         Format::Csv => Some(csv_line(cols.iter().cloned())?),
-        Format::JsonLines => None,
+        Format::ICalendar => Some(
+            b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Trellis//Trellis CRM//EN\r\n".to_vec(),
+        ),
+        Format::JsonLines | Format::VCard => None,
     };
     struct State {
         db: sea_orm::DatabaseConnection,
@@ -193,7 +218,14 @@ pub async fn stream<R: Record>(
                         out.extend(record.to_string().into_bytes());
                         out.push(b'\n');
                     }
+                    Format::VCard => out.extend(crate::crm::cards::vcard(record).into_bytes()),
+                    Format::ICalendar => {
+                        out.extend(crate::crm::cards::icalendar(record).into_bytes());
+                    }
                 }
+            }
+            if page.next_cursor.is_none() && format == Format::ICalendar {
+                out.extend(b"END:VCALENDAR\r\n");
             }
             match page.next_cursor {
                 Some(cursor) => {
