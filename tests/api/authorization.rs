@@ -585,3 +585,17 @@ async fn managing_users_does_not_let_anyone_hand_out_roles_they_lack() {
         .clone();
     assert_eq!(rep_now["roles"], json!(["sales_rep"]));
 }
+
+#[tokio::test]
+async fn the_built_in_admin_reaches_object_types_added_after_its_tenant_was_seeded() {
+    let app = TestApp::new().await;
+    // As stored by an older kernel: no `plugin` permissions at all.
+    app.sql(
+        "UPDATE roles SET permissions = '{\"contact\": {\"actions\": [\"read\"], \"scope\": \"all\"}}' WHERE key = 'admin'",
+    )
+    .await;
+    app.get("/api/v1/tenant/plugins").await.assert_status(200);
+    app.post("/api/v1/contacts", json!({"first_name": "Still admin"}))
+        .await
+        .assert_status(201);
+}

@@ -54,11 +54,25 @@ pub async fn ensure_built_in<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Res
 }
 
 fn rules_of(r: &role::Model) -> RoleRules {
-    RoleRules {
+    let mut rules = RoleRules {
         permissions: serde_json::from_value(r.permissions.clone()).unwrap_or_default(),
         field_rules: serde_json::from_value(r.field_rules.clone()).unwrap_or_default(),
         mfa_required: r.mfa_required,
+    };
+    // The built-in admin can do everything, including on object types added
+    // by a kernel upgrade after the tenant's roles were seeded.
+    if r.built_in && r.key == "admin" {
+        for o in ObjectType::ALL {
+            rules.permissions.insert(
+                o,
+                crate::permissions::ObjectRule {
+                    actions: Action::ALL.to_vec(),
+                    scope: crate::permissions::Scope::All,
+                },
+            );
+        }
     }
+    rules
 }
 
 /// The policy of a set of role keys in a tenant, through the process cache.
