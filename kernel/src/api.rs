@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod export;
 pub mod extract;
+pub mod objects;
 pub mod platform;
 pub mod plugins;
 pub mod privacy;
@@ -148,6 +149,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export::accounts))
         .routes(routes!(export::deals))
         .routes(routes!(export::activities))
+        .routes(routes!(objects::list_objects))
+        .routes(routes!(objects::get_object, objects::put_object))
+        .routes(routes!(objects::list_records, objects::create_record))
+        .routes(routes!(
+            objects::get_record,
+            objects::patch_record,
+            objects::delete_record
+        ))
         .routes(routes!(admin::list_editions))
         .routes(routes!(admin::apply_edition))
         .routes(routes!(plugins::install, plugins::list_packages))

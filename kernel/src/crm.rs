@@ -12,6 +12,7 @@ pub mod export;
 pub mod field_definitions;
 pub mod links;
 pub mod listing;
+pub mod objects;
 pub mod pipelines;
 pub mod privacy;
 pub mod records;

@@ -36,6 +36,9 @@ pub enum ObjectType {
     AuditLog,
     /// A plugin enabled for the tenant (managing it, its grants and logs).
     Plugin,
+    /// Records of the tenant's custom objects (one permission for all of
+    /// them; defining objects is `manage_settings`).
+    CustomObject,
 }
 
 impl ObjectType {
@@ -55,11 +58,12 @@ impl ObjectType {
             ObjectType::Tenant => "tenant",
             ObjectType::AuditLog => "audit_log",
             ObjectType::Plugin => "plugin",
+            ObjectType::CustomObject => "custom_object",
         }
     }
 
     /// Every object type, for permission tables and role editors.
-    pub const ALL: [ObjectType; 14] = [
+    pub const ALL: [ObjectType; 15] = [
         ObjectType::Contact,
         ObjectType::Account,
         ObjectType::Deal,
@@ -74,6 +78,7 @@ impl ObjectType {
         ObjectType::Tenant,
         ObjectType::AuditLog,
         ObjectType::Plugin,
+        ObjectType::CustomObject,
     ];
 
     pub fn parse(s: &str) -> Option<ObjectType> {
@@ -92,6 +97,7 @@ impl ObjectType {
             "tenant" => ObjectType::Tenant,
             "audit_log" => ObjectType::AuditLog,
             "plugin" => ObjectType::Plugin,
+            "custom_object" => ObjectType::CustomObject,
             _ => return None,
         })
     }
@@ -113,6 +119,7 @@ impl ObjectType {
             ObjectType::Tenant => "tenants",
             ObjectType::AuditLog => "audit_log",
             ObjectType::Plugin => "tenant_plugins",
+            ObjectType::CustomObject => "object_records",
         }
     }
 
@@ -215,6 +222,7 @@ pub fn built_in_roles() -> Vec<(&'static str, &'static str, RoleRules)> {
         ObjectType::Account,
         ObjectType::Deal,
         ObjectType::Activity,
+        ObjectType::CustomObject,
     ];
     let settings = [
         ObjectType::Pipeline,

@@ -15,6 +15,7 @@ mod m0005_platform_walls;
 mod m0006_plugins;
 mod m0007_editions;
 mod m0008_support_access;
+mod m0009_custom_objects;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_plugins::Migration),
             Box::new(m0007_editions::Migration),
             Box::new(m0008_support_access::Migration),
+            Box::new(m0009_custom_objects::Migration),
         ]
     }
 }

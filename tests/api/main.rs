@@ -15,6 +15,7 @@ mod editions;
 mod errors;
 mod export;
 mod lists;
+mod objects;
 mod openapi;
 mod platform;
 mod plugins;

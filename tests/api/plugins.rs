@@ -7,11 +7,13 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-const SHOWCASE_GRANTS: [&str; 9] = [
+const SHOWCASE_GRANTS: [&str; 11] = [
     "records:contact:read",
     "records:contact:create",
     "records:contact:update",
     "records:activity:create",
+    "records:custom_object:read",
+    "records:custom_object:create",
     "kv",
     "http:127.0.0.1:9",
     "email",
@@ -188,6 +190,39 @@ async fn the_showcase_plugin_uses_every_export_and_import() {
         "{}",
         refused.body
     );
+
+    // Its own custom object: declared when enabled, written through the
+    // host, hooked after writes.
+    let object = app.get("/api/v1/objects/showcase_note").await;
+    object.assert_status(200);
+    assert_eq!(object.body["fields"][0]["key"], "body");
+    let note = app
+        .post(
+            "/api/v1/plugins/showcase/note",
+            json!({"body": "Called back", "stars": 4}),
+        )
+        .await;
+    note.assert_status(201);
+    assert_eq!(note.body["custom"]["stars"], 4);
+    let bad = app
+        .post("/api/v1/plugins/showcase/note", json!({"stars": 9}))
+        .await;
+    assert!(
+        bad.body["error"].as_str().unwrap().starts_with("invalid"),
+        "{}",
+        bad.body
+    );
+    // A note written by someone else (the plugin's own writes do not call
+    // its own hooks) reaches its after-write hook.
+    let by_admin = app
+        .create(
+            "/api/v1/objects/showcase_note/records",
+            json!({"custom": {"body": "From the API"}}),
+        )
+        .await;
+    app.run_jobs().await;
+    let seen = app.get("/api/v1/plugins/showcase/kv/note_seen").await;
+    assert_eq!(seen.body, json!(by_admin["id"].as_str().unwrap()));
 
     // Panels on the record page.
     let panels = app.get(&format!("/api/v1/contacts/{id}/panels")).await;

@@ -629,7 +629,7 @@ pub fn check_definition(
     id: Uuid,
 ) -> std::result::Result<FieldDef, Vec<FieldError>> {
     let mut errors = Vec::new();
-    if !input.object_type.has_custom_fields() {
+    if !input.object_type.has_custom_fields() && input.object_type != ObjectType::CustomObject {
         errors.push(FieldError::new(
             "object_type",
             "invalid_value",

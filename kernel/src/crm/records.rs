@@ -435,7 +435,7 @@ async fn finish_writes<R: Record>(
 ) -> Result<()> {
     let mut docs = Vec::new();
     let mut entries = Vec::with_capacity(written.len());
-    let after_hooks = hooks::subscribed(tx, ctx, R::OBJECT, false).await?;
+    let after_hooks = hooks::subscribed(tx, ctx, &hooks::Target::of(R::OBJECT), false).await?;
     for (model, previous) in written {
         R::after_write(tx, ctx, model, previous.as_ref()).await?;
         docs.extend(R::search_document(model));
@@ -448,7 +448,7 @@ async fn finish_writes<R: Record>(
             hooks::queue_after_write(
                 tx,
                 ctx,
-                R::OBJECT,
+                &hooks::Target::of(R::OBJECT),
                 op,
                 R::id(model),
                 previous.as_ref().map(to_json::<R>),
@@ -487,7 +487,7 @@ async fn with_before_hooks<R: Record>(
     before: Option<&Value>,
     input: R::Input,
 ) -> Result<R::Input> {
-    if !hooks::subscribed(tx, ctx, R::OBJECT, true).await? {
+    if !hooks::subscribed(tx, ctx, &hooks::Target::of(R::OBJECT), true).await? {
         return Ok(input);
     }
     let after = serde_json::to_value(&input).map_err(|e| Error::Internal(e.to_string()))?;
@@ -506,7 +506,16 @@ async fn with_before_hooks<R: Record>(
     };
     let before = before.map(hidden);
     let mut seen = hidden(&after);
-    hooks::before_write(tx, ctx, R::OBJECT, op, id, before.as_ref(), &mut seen).await?;
+    hooks::before_write(
+        tx,
+        ctx,
+        &hooks::Target::of(R::OBJECT),
+        op,
+        id,
+        before.as_ref(),
+        &mut seen,
+    )
+    .await?;
     // The plugins' changes, on top of what they could not see (and may not
     // set).
     if let Some(custom) = seen.get_mut("custom").and_then(Value::as_object_mut) {
@@ -687,13 +696,13 @@ async fn delete_in<R: Record>(
             current: R::version(&existing),
         });
     }
-    if hooks::subscribed(tx, ctx, R::OBJECT, true).await? {
+    if hooks::subscribed(tx, ctx, &hooks::Target::of(R::OBJECT), true).await? {
         let mut none = Value::Null;
         let stored = to_json::<R>(&existing);
         hooks::before_write(
             tx,
             ctx,
-            R::OBJECT,
+            &hooks::Target::of(R::OBJECT),
             Op::Delete,
             Some(id),
             Some(&stored),
@@ -729,7 +738,7 @@ async fn delete_in<R: Record>(
     hooks::queue_after_write(
         tx,
         ctx,
-        R::OBJECT,
+        &hooks::Target::of(R::OBJECT),
         Op::Delete,
         id,
         Some(to_json::<R>(&existing)),

@@ -126,7 +126,10 @@ impl Grants {
         custom_keys: &HashMap<ObjectType, Vec<String>>,
     ) -> Policy {
         let mut rules = RoleRules::default();
-        for object in crate::plugins::manifest::RECORD_TYPES {
+        for object in crate::plugins::manifest::RECORD_TYPES
+            .iter()
+            .chain([&ObjectType::CustomObject])
+        {
             let actions: Vec<Action> = [
                 ("read", Action::Read),
                 ("create", Action::Create),

@@ -24,6 +24,31 @@ use crate::plugins::sandbox::{Call, HookOutcome, Reply, WriteEvent, WriteOp};
 /// How deep plugin writes may trigger further plugin hooks.
 pub const MAX_DEPTH: u8 = 2;
 
+/// What a hook is about: the record type (for permissions and field rules)
+/// and the name plugins see and subscribe with (the type's name, or a
+/// custom object's key).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub object: ObjectType,
+    pub name: std::borrow::Cow<'static, str>,
+}
+
+impl Target {
+    pub fn of(object: ObjectType) -> Self {
+        Target {
+            object,
+            name: std::borrow::Cow::Borrowed(object.as_str()),
+        }
+    }
+
+    pub fn custom(key: &str) -> Self {
+        Target {
+            object: ObjectType::CustomObject,
+            name: std::borrow::Cow::Owned(key.to_owned()),
+        }
+    }
+}
+
 /// What a write does, for hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -75,7 +100,7 @@ fn for_plugin(policy: &crate::permissions::Policy, object: ObjectType, v: &Value
 pub async fn subscribed<C: sea_orm::ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
-    object: ObjectType,
+    target: &Target,
     before: bool,
 ) -> Result<bool> {
     let Some(rt) = &ctx.plugins else {
@@ -88,7 +113,7 @@ pub async fn subscribed<C: sea_orm::ConnectionTrait>(
         .enabled_on(db, ctx.tenant_id)
         .await?
         .iter()
-        .any(|a| hooked(a, object, before) && !is_self(ctx, a.row.id)))
+        .any(|a| hooked(a, target, before) && !is_self(ctx, a.row.id)))
 }
 
 /// Runs the before-write hooks of `ctx`'s tenant on a record of `object`.
@@ -97,7 +122,7 @@ pub async fn subscribed<C: sea_orm::ConnectionTrait>(
 pub async fn before_write<C: sea_orm::ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
-    object: ObjectType,
+    target: &Target,
     op: Op,
     record_id: Option<Uuid>,
     before: Option<&Value>,
@@ -111,11 +136,12 @@ pub async fn before_write<C: sea_orm::ConnectionTrait>(
     }
     let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
     for active in enabled.iter() {
-        if !hooked(active, object, true) || is_self(ctx, active.row.id) {
+        if !hooked(active, target, true) || is_self(ctx, active.row.id) {
             continue;
         }
+        let object = target.object;
         let event = WriteEvent {
-            object_type: object.as_str().to_owned(),
+            object_type: target.name.to_string(),
             op: op.wit(),
             record_id: record_id.map(|i| i.to_string()),
             before: before.map(|b| for_plugin(&active.policy, object, b)),
@@ -224,8 +250,9 @@ fn check_patch(
 
 /// Whether writes of `object` call `active`: its manifest subscribes, and
 /// it was granted reading that type (a hook event is a read).
-fn hooked(active: &crate::plugins::runtime::Active, object: ObjectType, before: bool) -> bool {
-    active.manifest().hooks(object, before) && active.policy.allows(object, Action::Read)
+fn hooked(active: &crate::plugins::runtime::Active, target: &Target, before: bool) -> bool {
+    active.manifest().hooks(&target.name, before)
+        && active.policy.allows(target.object, Action::Read)
 }
 
 fn is_self(ctx: &RequestContext, tenant_plugin_id: Uuid) -> bool {
@@ -236,7 +263,7 @@ fn is_self(ctx: &RequestContext, tenant_plugin_id: Uuid) -> bool {
 pub async fn queue_after_write<C: sea_orm::ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
-    object: ObjectType,
+    target: &Target,
     op: Op,
     record_id: Uuid,
     before: Option<Value>,
@@ -250,7 +277,7 @@ pub async fn queue_after_write<C: sea_orm::ConnectionTrait>(
     }
     let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
     for active in enabled.iter() {
-        if !hooked(active, object, false) || is_self(ctx, active.row.id) {
+        if !hooked(active, target, false) || is_self(ctx, active.row.id) {
             continue;
         }
         crate::jobs::enqueue(
@@ -260,7 +287,8 @@ pub async fn queue_after_write<C: sea_orm::ConnectionTrait>(
             Some(&active.row.plugin_id),
             op.as_str(),
             json!({
-                "object_type": object.as_str(),
+                "object_type": target.name,
+                "kind": target.object.as_str(),
                 "record_id": record_id,
                 "before": before,
                 "after": after,
@@ -280,9 +308,14 @@ pub async fn deliver_after_write(
     op: &str,
     payload: &Value,
 ) -> std::result::Result<(), String> {
-    let object = payload
+    let name = payload
         .get("object_type")
         .and_then(Value::as_str)
+        .ok_or("the job names no record type")?;
+    let object = payload
+        .get("kind")
+        .and_then(Value::as_str)
+        .or(Some(name))
         .and_then(ObjectType::parse)
         .ok_or("the job names no record type")?;
     let op = Op::parse(op).ok_or("the job names no operation")?;
@@ -298,7 +331,7 @@ pub async fn deliver_after_write(
             .map(|v| for_plugin(&active.policy, object, v))
     };
     let event = WriteEvent {
-        object_type: object.as_str().to_owned(),
+        object_type: name.to_owned(),
         op: op.wit(),
         record_id: payload
             .get("record_id")

@@ -82,7 +82,7 @@ impl CallEnv {
     }
 
     /// Maps a service error to what the guest sees (auditing refusals).
-    async fn host_error(&self, what: &str, e: Error) -> HostError {
+    pub(crate) async fn host_error(&self, what: &str, e: Error) -> HostError {
         match e {
             Error::Forbidden(m) => self.denied(what, m).await,
             Error::NotFound(m) => HostError::NotFound(format!("no such {m}")),
@@ -112,6 +112,102 @@ fn record_type(name: &str) -> Result<ObjectType, HostError> {
                 message: format!("`{name}`: use contact, account, deal or activity"),
             }])
         })
+}
+
+/// Whether a record type name is a custom object's key (not a built-in).
+fn is_custom(name: &str) -> bool {
+    ObjectType::parse(name).is_none()
+}
+
+/// Record calls on custom objects, through `crm::objects`.
+mod custom {
+    use super::{CallEnv, HostError, parse_id, parse_json};
+    use crate::crm::objects::{self, RecordInput};
+
+    fn input(v: serde_json::Value, field: &str) -> Result<RecordInput, HostError> {
+        serde_json::from_value(v).map_err(|e| {
+            HostError::Invalid(vec![super::WitFieldError {
+                field: field.to_owned(),
+                code: "invalid_value".to_owned(),
+                message: e.to_string(),
+            }])
+        })
+    }
+
+    async fn map<T>(
+        env: &CallEnv,
+        key: &str,
+        action: &str,
+        r: crate::error::Result<T>,
+    ) -> Result<T, HostError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => Err(env
+                .host_error(&format!("records:custom_object:{action} ({key})"), e)
+                .await),
+        }
+    }
+
+    pub async fn get(env: &CallEnv, key: &str, id: &str) -> Result<String, HostError> {
+        let id = parse_id(id)?;
+        let r = objects::get(&env.db, &env.ctx, key, id).await;
+        map(env, key, "read", r).await.map(|v| v.to_string())
+    }
+
+    pub async fn query(
+        env: &CallEnv,
+        key: &str,
+        filter: &str,
+        sort: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<String, HostError> {
+        let raw = super::list_query(filter, sort, limit, cursor);
+        let r = objects::list(&env.db, &env.ctx, key, Some(&raw)).await;
+        let page = map(env, key, "read", r).await?;
+        serde_json::to_string(&page).map_err(|e| HostError::Failed(e.to_string()))
+    }
+
+    pub async fn create(env: &CallEnv, key: &str, fields: &str) -> Result<String, HostError> {
+        let v = input(parse_json(fields, "fields")?, "fields")?;
+        let r = objects::create(&env.db, &env.ctx, key, v).await;
+        map(env, key, "create", r).await.map(|v| v.to_string())
+    }
+
+    pub async fn update(
+        env: &CallEnv,
+        key: &str,
+        id: &str,
+        patch: &str,
+        version: i64,
+    ) -> Result<String, HostError> {
+        let id = parse_id(id)?;
+        let v = input(parse_json(patch, "patch")?, "patch")?;
+        let r = objects::update(&env.db, &env.ctx, key, id, v, version).await;
+        map(env, key, "update", r).await.map(|v| v.to_string())
+    }
+
+    pub async fn delete(env: &CallEnv, key: &str, id: &str) -> Result<(), HostError> {
+        let id = parse_id(id)?;
+        let r = objects::delete(&env.db, &env.ctx, key, id).await;
+        map(env, key, "delete", r).await
+    }
+}
+
+/// A list query string from a plugin's query call.
+fn list_query(filter: &str, sort: &str, limit: u32, cursor: Option<&str>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for f in filter.lines().map(str::trim).filter(|f| !f.is_empty()) {
+        q.append_pair("filter", f);
+    }
+    if !sort.is_empty() {
+        q.append_pair("sort", sort);
+    }
+    q.append_pair("limit", &limit.clamp(1, 200).to_string());
+    if let Some(c) = cursor {
+        q.append_pair("cursor", c);
+    }
+    q.finish()
 }
 
 fn parse_id(id: &str) -> Result<Uuid, HostError> {
@@ -170,6 +266,9 @@ impl wit_records::Host for State {
     async fn get(&mut self, object_type: String, id: String) -> HostResult<String> {
         self.count_call()?;
         let env = self.env.clone();
+        if is_custom(&object_type) {
+            return Ok(custom::get(&env, &object_type, &id).await);
+        }
         let object = match record_type(&object_type) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
@@ -201,24 +300,16 @@ impl wit_records::Host for State {
     ) -> HostResult<String> {
         self.count_call()?;
         let env = self.env.clone();
+        if is_custom(&object_type) {
+            return Ok(
+                custom::query(&env, &object_type, &filter, &sort, limit, cursor.as_deref()).await,
+            );
+        }
         let object = match record_type(&object_type) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
         };
-        let raw = {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            for f in filter.lines().map(str::trim).filter(|f| !f.is_empty()) {
-                q.append_pair("filter", f);
-            }
-            if !sort.is_empty() {
-                q.append_pair("sort", &sort);
-            }
-            q.append_pair("limit", &limit.clamp(1, 200).to_string());
-            if let Some(c) = &cursor {
-                q.append_pair("cursor", c);
-            }
-            q.finish()
-        };
+        let raw = list_query(&filter, &sort, limit, cursor.as_deref());
         let page =
             with_record_type!(object, R => records::list::<R>(&env.db, &env.ctx, Some(&raw)).await);
         Ok(match page {
@@ -232,6 +323,9 @@ impl wit_records::Host for State {
     async fn create(&mut self, object_type: String, fields: String) -> HostResult<String> {
         self.count_call()?;
         let env = self.env.clone();
+        if is_custom(&object_type) {
+            return Ok(custom::create(&env, &object_type, &fields).await);
+        }
         let object = match record_type(&object_type) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
@@ -263,6 +357,9 @@ impl wit_records::Host for State {
     ) -> HostResult<String> {
         self.count_call()?;
         let env = self.env.clone();
+        if is_custom(&object_type) {
+            return Ok(custom::update(&env, &object_type, &id, &patch, version).await);
+        }
         let object = match record_type(&object_type) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
@@ -287,6 +384,9 @@ impl wit_records::Host for State {
     async fn delete(&mut self, object_type: String, id: String) -> HostResult<()> {
         self.count_call()?;
         let env = self.env.clone();
+        if is_custom(&object_type) {
+            return Ok(custom::delete(&env, &object_type, &id).await);
+        }
         let object = match record_type(&object_type) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),

@@ -47,6 +47,10 @@ pub struct Manifest {
     pub schedules: Vec<Schedule>,
     #[serde(default)]
     pub custom_fields: Vec<CustomFieldDecl>,
+    /// Custom objects the plugin declares (created, or given new fields,
+    /// when it is enabled or upgraded).
+    #[serde(default)]
+    pub custom_objects: Vec<CustomObjectDecl>,
     /// JSON Schema the tenant's configuration must satisfy.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -132,6 +136,18 @@ pub struct Schedule {
 /// `POST /api/v1/custom-fields`.
 pub type CustomFieldDecl = crate::crm::custom_fields::CustomFieldInput;
 
+/// A custom object the plugin declares.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomObjectDecl {
+    pub key: String,
+    pub label: String,
+    pub plural_label: String,
+    /// As `PUT /api/v1/objects/{key}` takes them.
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<serde_json::Value>,
+}
+
 /// Per-invocation limits a manifest asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -189,7 +205,7 @@ impl Manifest {
             ));
         }
         for (object, actions) in &self.capabilities.records {
-            record_type(object, "manifest.capabilities.records")?;
+            grantable_type(object, "manifest.capabilities.records")?;
             for a in actions {
                 if !["read", "create", "update", "delete"].contains(&a.as_str()) {
                     return Err(Error::field(
@@ -201,7 +217,7 @@ impl Manifest {
             }
         }
         for object in self.capabilities.fields.keys() {
-            record_type(object, "manifest.capabilities.fields")?;
+            grantable_type(object, "manifest.capabilities.fields")?;
         }
         for (i, h) in self.capabilities.http.iter().enumerate() {
             if h.is_empty() || h.contains('/') || h.contains('*') {
@@ -218,7 +234,27 @@ impl Manifest {
             .iter()
             .chain(&self.hooks.after_write)
         {
-            record_type(t, "manifest.hooks")?;
+            // A built-in record type, or a custom object's key.
+            let hookable = match ObjectType::parse(t) {
+                Some(o) => RECORD_TYPES.contains(&o),
+                None => is_object_key(t),
+            };
+            if !hookable {
+                return Err(Error::field(
+                    "manifest.hooks",
+                    "invalid_value",
+                    format!("`{t}`: use contact, account, deal, activity or a custom object's key"),
+                ));
+            }
+        }
+        for (i, o) in self.custom_objects.iter().enumerate() {
+            if !is_object_key(&o.key) {
+                return Err(Error::field(
+                    format!("manifest.custom_objects[{i}].key"),
+                    "invalid_value",
+                    "lower-case letters, digits and `_`, not a built-in type",
+                ));
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             if let Some(req) = &r.requires
@@ -305,15 +341,35 @@ impl Manifest {
         out
     }
 
-    /// Whether writes of `object` call the plugin before (`before`) or after.
-    pub fn hooks(&self, object: ObjectType, before: bool) -> bool {
+    /// Whether writes of `name` (a record type, or a custom object's key)
+    /// call the plugin before (`before`) or after.
+    pub fn hooks(&self, name: &str, before: bool) -> bool {
         let list = if before {
             &self.hooks.before_write
         } else {
             &self.hooks.after_write
         };
-        list.iter().any(|t| t == object.as_str())
+        list.iter().any(|t| t == name)
     }
+}
+
+/// Whether `name` can be a custom object's key.
+fn is_object_key(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && ObjectType::parse(name).is_none()
+}
+
+/// A type a plugin can be granted records of: the built-in record types,
+/// and `custom_object` for every custom object.
+fn grantable_type(name: &str, field: &str) -> Result<ObjectType> {
+    if name == ObjectType::CustomObject.as_str() {
+        return Ok(ObjectType::CustomObject);
+    }
+    record_type(name, field)
 }
 
 fn record_type(name: &str, field: &str) -> Result<ObjectType> {
@@ -357,8 +413,8 @@ mod tests {
                 "http:api.example.com"
             ]
         );
-        assert!(m.hooks(ObjectType::Contact, true));
-        assert!(!m.hooks(ObjectType::Contact, false));
+        assert!(m.hooks("contact", true));
+        assert!(!m.hooks("contact", false));
     }
 
     #[test]

@@ -344,6 +344,22 @@ pub async fn enable(
     if !limits.is_object() {
         return Err(Error::field("limits", "invalid_type", "expected an object"));
     }
+    // Plugin-declared custom objects: created, or given the fields a newer
+    // version adds (existing fields keep their type).
+    for o in &manifest.custom_objects {
+        let system = RequestContext::system(ctx.tenant_id);
+        crate::crm::objects::put_object(
+            &state.db,
+            &system,
+            &o.key,
+            crate::crm::objects::ObjectInput {
+                label: o.label.clone(),
+                plural_label: o.plural_label.clone(),
+                fields: o.fields.clone(),
+            },
+        )
+        .await?;
+    }
     // Plugin-declared fields, created once; an existing field of the same
     // key is left as the tenant has it.
     for decl in &manifest.custom_fields {

@@ -50,6 +50,10 @@ impl Plugin for Showcase {
     /// follow-up for VIPs.
     fn after_write(&mut self, event: WriteEvent) -> Result<(), String> {
         let id = event.record_id.clone().unwrap_or_default();
+        if event.object_type == "showcase_note" {
+            // Its own custom object: remember the last note written.
+            return kv::set("note_seen", id.as_bytes()).map_err(|e| e.to_string());
+        }
         kv::set("last_write", id.as_bytes()).map_err(|e| e.to_string())?;
         // What this plugin keeps about the person (see personal_data).
         let name = event.after_str("name").unwrap_or_default();
@@ -137,6 +141,13 @@ impl Plugin for Showcase {
                 Ok(None) => Response::status(404),
                 Err(e) => Response::json(500, &json!({"error": e.to_string()})),
             },
+            ("POST", "/note") => {
+                let body = request.json().unwrap_or(Value::Null);
+                match records::create("showcase_note", &json!({"custom": body})) {
+                    Ok(note) => Response::json(201, &note),
+                    Err(e) => Response::json(422, &json!({"error": e.to_string()})),
+                }
+            }
             ("POST", "/webhook") => match kv::set("webhook", &request.body) {
                 Ok(()) => Response::status(202),
                 Err(e) => Response::json(500, &json!({"error": e.to_string()})),
