@@ -218,7 +218,14 @@ pub async fn apply(state: &AppState, ctx: &RequestContext, edition: &Edition) ->
             report.kept.push(key);
             continue;
         }
-        let packages = crate::plugins::registry::packages(state).await?;
+        let mut packages = crate::plugins::registry::packages(state).await?;
+        if !packages.iter().any(|x| x.plugin_id == p.id)
+            && let Some(b) = crate::plugins::bundled::find(&p.id)
+        {
+            // Shipped with the kernel: installed the first time it is needed.
+            crate::plugins::registry::install(state, b.manifest, b.component.to_vec()).await?;
+            packages = crate::plugins::registry::packages(state).await?;
+        }
         let Some(package) = packages.iter().find(|x| x.plugin_id == p.id) else {
             return Err(Error::field(
                 "plugins",

@@ -11,6 +11,7 @@
 //! - [`hooks`]: before-write and after-write hooks on records.
 //! - [`registry`]: installing packages and enabling them per tenant.
 
+pub mod bundled;
 pub mod engine;
 pub mod grants;
 pub mod hooks;

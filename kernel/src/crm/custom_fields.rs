@@ -636,17 +636,30 @@ pub fn check_definition(
             "custom fields exist on contact, account, deal and activity",
         ));
     }
+    // Custom objects may keep a standard's field names (RESO's `ListPrice`,
+    // FHIR's `birthDate`): upper-case letters are allowed there. Keys reach
+    // SQL only inside quoted JSON paths, so the character set stays this
+    // narrow either way.
+    let upper = input.object_type == ObjectType::CustomObject;
     let key_ok = input.key.len() <= 63
-        && input.key.starts_with(|c: char| c.is_ascii_lowercase())
         && input
             .key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            .starts_with(|c: char| c.is_ascii_lowercase() || (upper && c.is_ascii_uppercase()))
+        && input.key.chars().all(|c| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == '_'
+                || (upper && c.is_ascii_uppercase())
+        });
     if !key_ok {
         errors.push(FieldError::new(
             "key",
             "invalid_format",
-            "use lower case letters, digits and _, starting with a letter (at most 63)",
+            if upper {
+                "use letters, digits and _, starting with a letter (at most 63)"
+            } else {
+                "use lower case letters, digits and _, starting with a letter (at most 63)"
+            },
         ));
     }
     if input.label.trim().is_empty() {
