@@ -128,3 +128,80 @@ async fn new_listings_and_price_changes_task_the_agents_of_matching_buyers() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn commissions_follow_the_worked_examples_through_the_plugin() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    // $500,000 at 6 %, 50/50 sides, 70/30 agent split: the agent gets $10,500.
+    let res = app
+        .post(
+            "/api/v1/plugins/real-estate/commission",
+            json!({"price": "500000", "gross_percent": "6", "side_percent": "50",
+                   "plan": {"kind": "fixed", "agent": "70"}}),
+        )
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.body["gross"], "30000.00");
+    assert_eq!(res.body["agent"], "10500.00");
+    assert_eq!(res.body["brokerage"], "4500.00");
+    // $12,000 gross, 25 % referral off the top, the rest 50/50: $4,500.
+    let res = app
+        .post(
+            "/api/v1/plugins/real-estate/commission",
+            json!({"gross_flat": "12000", "referral_percent": "25", "plan": {"kind": "fixed", "agent": "50"}}),
+        )
+        .await;
+    assert_eq!(res.body["agent"], "4500.00");
+    // A cap reached in this deal.
+    let res = app
+        .post(
+            "/api/v1/plugins/real-estate/commission",
+            json!({"gross_flat": "15000", "ytd_company": "18500",
+                   "plan": {"kind": "capped", "agent": "70", "cap": "20000", "post_cap": "100"}}),
+        )
+        .await;
+    assert_eq!(res.body["brokerage"], "1500.00");
+    assert_eq!(res.body["agent"], "13500.00");
+    // Bad input is named; callers who may not read deals are refused.
+    let res = app
+        .post(
+            "/api/v1/plugins/real-estate/commission",
+            json!({"gross_percent": 6.5, "plan": {"kind": "fixed", "agent": "70"}}),
+        )
+        .await;
+    res.assert_status(422);
+    assert!(
+        res.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("gross_percent"),
+        "{}",
+        res.body
+    );
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "contacts_only", "name": "Contacts only",
+               "permissions": {"contact": {"actions": ["read"], "scope": "all"}}}),
+    )
+    .await
+    .assert_status(200);
+    let user = app
+        .user(
+            "default",
+            "c@example.com",
+            "a long test passphrase",
+            &["contacts_only"],
+        )
+        .await;
+    let key = app.key_for("default", user, &["contacts_only"]).await;
+    app.send(
+        axum::http::Method::POST,
+        "/api/v1/plugins/real-estate/commission",
+        Some(&key),
+        Some(json!({"gross_flat": "1", "plan": {"kind": "fixed", "agent": "50"}})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+}

@@ -11,10 +11,13 @@
 //!   fields) it meets are found, and each buyer's agent gets a task, once per
 //!   listing and buyer. A panel on the contact lists the buyer's matches.
 
+mod commission;
+
 use serde_json::{Map, Value, json};
 use trellis_plugin_sdk::records::Query;
 use trellis_plugin_sdk::{
-    FieldError, HookOutcome, Panel, Plugin, WriteEvent, WriteOp, kv, log, records, register_plugin,
+    FieldError, HookOutcome, Panel, Plugin, Request, Response, WriteEvent, WriteOp, kv, log,
+    records, register_plugin,
 };
 
 /// RESO `StandardStatus`: enumeration spelling and display spelling.
@@ -276,6 +279,22 @@ impl Plugin for RealEstate {
             event.record_id.as_deref().unwrap_or("?")
         ));
         Ok(())
+    }
+
+    /// `POST /commission`: a transaction's commission breakdown (see
+    /// `commission.rs` for the order of operations).
+    fn handle_http(&mut self, request: Request) -> Response {
+        if request.method != "POST" || request.path != "/commission" {
+            return Response::status(404);
+        }
+        let body = match request.json() {
+            Ok(b) => b,
+            Err(e) => return Response::json(400, &json!({"error": format!("not JSON: {e}")})),
+        };
+        match commission::from_json(&body).and_then(|a| commission::compute(&a)) {
+            Ok(b) => Response::json(200, &commission::to_json(&b)),
+            Err(e) => Response::json(422, &json!({"error": e})),
+        }
     }
 
     fn panels(&mut self, object_type: &str, record: &Value) -> Vec<Panel> {
