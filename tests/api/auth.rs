@@ -781,3 +781,39 @@ async fn a_role_can_require_mfa_for_its_holders_only() {
         .await
         .assert_status(200);
 }
+
+#[tokio::test]
+async fn a_chosen_development_token_works_like_an_api_key() {
+    let app = TestApp::new().await;
+    let (tenant, admin) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    trellis::crm::tenants::ensure_token(
+        &app.state.db,
+        &tenant,
+        &admin,
+        "development",
+        "dev-secret",
+        &["admin"],
+    )
+    .await
+    .unwrap();
+    app.send(
+        Method::GET,
+        "/api/v1/contacts",
+        Some("dev-secret"),
+        None,
+        &[],
+    )
+    .await
+    .assert_status(200);
+    app.send(
+        Method::GET,
+        "/api/v1/contacts",
+        Some("not-the-secret"),
+        None,
+        &[],
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+}

@@ -31,9 +31,12 @@ pub fn generate_with_prefix(prefix: &str) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Whether a bearer credential is an API key (rather than an access token).
+/// Whether a bearer credential is an API key (rather than an access
+/// token). Keys the kernel generates start with `trl_`; a development token
+/// chosen with `--dev-token` may be anything that is not shaped like a JWT
+/// (three dot-separated parts).
 pub fn is_api_key(credential: &str) -> bool {
-    credential.starts_with(PREFIX)
+    credential.starts_with(PREFIX) || credential.split('.').count() != 3
 }
 
 /// The stored form of a token.
