@@ -25,8 +25,14 @@ fn main() {
         "cargo:rerun-if-changed={}",
         plugins.join("Cargo.lock").display()
     );
-    for dir in ["sdk", "showcase", "testing"] {
-        println!("cargo:rerun-if-changed={}", plugins.join(dir).display());
+    // Every plugin crate (and the SDK): whatever sits in `plugins/` but its
+    // own build output.
+    if let Ok(entries) = std::fs::read_dir(&plugins) {
+        for e in entries.flatten() {
+            if e.path().is_dir() && e.file_name() != "target" {
+                println!("cargo:rerun-if-changed={}", e.path().display());
+            }
+        }
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 

@@ -205,3 +205,39 @@ async fn commissions_follow_the_worked_examples_through_the_plugin() {
     .await
     .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn buyers_are_scored_on_fit_and_engagement() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Dee", "custom": {"pre_approved": true, "buyer_max_price": "400000", "buyer_cities": "Leeds"}}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    app.run_jobs().await;
+    let scored = app.get(&format!("/api/v1/contacts/{id}")).await;
+    let logs = app.get("/api/v1/tenant/plugins/real-estate/logs").await;
+    assert_eq!(scored.body["custom"]["lead_score"], 50, "{}", logs.body);
+    app.create(
+        "/api/v1/activities",
+        json!({"kind": "call", "subject": "Viewing feedback", "contact_id": id, "done": true}),
+    )
+    .await;
+    app.run_jobs().await;
+    let scored = app.get(&format!("/api/v1/contacts/{id}")).await;
+    assert_eq!(scored.body["custom"]["lead_score"], 58);
+    // The score is the plugin's write, on the record.
+    let trail = app
+        .get(&format!("/api/v1/audit?record_id={id}&action=update"))
+        .await;
+    assert!(
+        trail.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor_kind"] == "plugin")
+    );
+}

@@ -80,7 +80,99 @@ fn custom<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
 
 struct RealEstate;
 
+/// A buyer's score from 0 to 100: fit (up to 60: pre-approval, a budget,
+/// places, bedrooms, property types) and engagement (up to 40: calls and
+/// meetings done in the last 90 days count 8 each, emails 4).
+fn buyer_score(contact: &Value, activities: &[Value], now_ms: i64) -> i64 {
+    let set = |k: &str| match custom(contact, k) {
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Bool(b)) => *b,
+        Some(_) => true,
+        None => false,
+    };
+    let mut fit = 0;
+    for (k, points) in [
+        ("pre_approved", 25),
+        ("buyer_max_price", 15),
+        ("buyer_cities", 10),
+        ("buyer_min_beds", 5),
+        ("buyer_property_types", 5),
+    ] {
+        if set(k) {
+            fit += points;
+        }
+    }
+    let since = now_ms - 90 * 86_400_000;
+    let mut engagement = 0;
+    for a in activities {
+        let when = ["done_at", "starts_at", "created_at"]
+            .iter()
+            .find_map(|k| a.get(*k).and_then(Value::as_str))
+            .and_then(parse_ms);
+        if when.is_none_or(|w| w < since) {
+            continue;
+        }
+        engagement += match a.get("kind").and_then(Value::as_str) {
+            Some("call" | "meeting") if a.get("done").and_then(Value::as_bool) == Some(true) => 8,
+            Some("email") => 4,
+            _ => 0,
+        };
+    }
+    fit + engagement.min(40)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time
+/// (`2026-11-24T10:00:00Z`, fractions ignored).
+fn parse_ms(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.trim_end_matches('Z');
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec = t
+        .next()
+        .and_then(|x| x.split('.').next()?.parse::<i64>().ok())
+        .unwrap_or(0);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000)
+}
+
 impl RealEstate {
+    /// Recomputes a buyer's score and stores it when it changed.
+    fn rescore(contact_id: &str) -> Result<(), String> {
+        let contact = records::get("contact", contact_id).map_err(|e| e.to_string())?;
+        let activities = Query::new("activity")
+            .filter("contact_id", "eq", contact_id)
+            .limit(200)
+            .fetch()
+            .map_err(|e| e.to_string())?
+            .data;
+        let score = buyer_score(&contact, &activities, trellis_plugin_sdk::host::now_ms());
+        if custom(&contact, "lead_score").and_then(Value::as_i64) == Some(score) {
+            return Ok(());
+        }
+        let version = contact.get("version").and_then(Value::as_i64).unwrap_or(0);
+        records::update(
+            "contact",
+            contact_id,
+            &json!({"custom": {"lead_score": score}}),
+            version,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
     /// Whether a buyer's criteria (the edition's contact fields) fit a
     /// listing. Criteria a buyer left empty fit everything.
     fn fits(buyer: &Value, listing: &Value) -> bool {
@@ -257,8 +349,24 @@ impl Plugin for RealEstate {
     }
 
     fn after_write(&mut self, event: WriteEvent) -> Result<(), String> {
-        if event.object_type != "listing" || event.op == WriteOp::Delete {
+        if event.op == WriteOp::Delete {
             return Ok(());
+        }
+        match event.object_type.as_str() {
+            "contact" => {
+                return match event.record_id.as_deref() {
+                    Some(id) => Self::rescore(id),
+                    None => Ok(()),
+                };
+            }
+            "activity" => {
+                return match event.after_str("contact_id") {
+                    Some(id) => Self::rescore(id),
+                    None => Ok(()),
+                };
+            }
+            "listing" => {}
+            _ => return Ok(()),
         }
         let Some(listing) = &event.after else {
             return Ok(());
@@ -351,6 +459,25 @@ mod tests {
             Some("ActiveUnderContract")
         );
         assert_eq!(standard_status("Sold"), None);
+    }
+
+    #[test]
+    fn buyers_score_on_fit_and_recent_engagement() {
+        let now = parse_ms("2026-11-24T12:00:00Z").unwrap();
+        assert_eq!(parse_ms("1970-01-02T00:00:01Z"), Some(86_401_000));
+        let buyer = json!({"custom": {"pre_approved": true, "buyer_max_price": "400000", "buyer_cities": "Leeds"}});
+        assert_eq!(buyer_score(&buyer, &[], now), 50);
+        let recent = json!({"kind": "call", "done": true, "done_at": "2026-11-20T09:00:00Z"});
+        let old = json!({"kind": "call", "done": true, "done_at": "2026-01-01T09:00:00Z"});
+        let email = json!({"kind": "email", "created_at": "2026-11-23T09:00:00Z"});
+        assert_eq!(buyer_score(&buyer, &[recent.clone(), old, email], now), 62);
+        let many = vec![recent; 10];
+        assert_eq!(
+            buyer_score(&buyer, &many, now),
+            90,
+            "engagement is capped at 40"
+        );
+        assert_eq!(buyer_score(&json!({"custom": {}}), &[], now), 0);
     }
 
     #[test]
