@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -22,14 +22,14 @@ use hyper_util::rt::TokioExecutor;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value as DbValue,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value as DbValue};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 #[path = "common/figures.rs"]
 mod figures;
+#[path = "common/scratch.rs"]
+mod scratch;
 
 use figures::{fmt, measure};
 use trellis::auth::tokens;
@@ -100,66 +100,15 @@ async fn main() -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
         .try_init();
-    let scratch = Scratch::create(args.postgres.as_deref()).await?;
+    let scratch = scratch::Scratch::new(args.postgres.as_deref(), "trellis_bench").await?;
     let result = run(&args, &scratch.url).await;
     if args.keep {
         println!("kept: {}", scratch.url);
-        if let Some(dir) = scratch._dir {
-            let _ = dir.keep();
-        }
+        scratch.keep();
     } else {
-        scratch.drop_db().await;
+        scratch.remove().await;
     }
     result
-}
-
-/// The scratch database of one run.
-struct Scratch {
-    url: String,
-    admin: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Scratch {
-    async fn create(postgres: Option<&str>) -> Result<Scratch> {
-        match postgres {
-            Some(admin_url) => {
-                let name = format!("trellis_bench_{}", std::process::id());
-                let admin = Database::connect(admin_url)
-                    .await
-                    .context("connecting to PostgreSQL")?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await?;
-                Ok(Scratch {
-                    url: trellis::db::with_database(admin_url, &name),
-                    admin: Some((admin_url.to_owned(), name)),
-                    _dir: None,
-                })
-            }
-            None => {
-                let dir = tempfile::tempdir()?;
-                Ok(Scratch {
-                    url: format!(
-                        "sqlite://{}?mode=rwc",
-                        dir.path().join("bench.db").display()
-                    ),
-                    admin: None,
-                    _dir: Some(dir),
-                })
-            }
-        }
-    }
-
-    async fn drop_db(&self) {
-        if let Some((admin_url, name)) = &self.admin
-            && let Ok(admin) = Database::connect(admin_url).await
-        {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-        }
-    }
 }
 
 async fn run(args: &Args, url: &str) -> Result<()> {

@@ -18,6 +18,8 @@
 mod figures;
 #[path = "common/http.rs"]
 mod http;
+#[path = "common/scratch.rs"]
+mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +28,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use axum::http::Method;
 use clap::Parser;
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
 use figures::{Figures, fmt, measure};
@@ -75,37 +76,9 @@ fn manifest_text(dir: &str) -> Result<String> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let (url, dir, admin) = match &args.postgres {
-        Some(admin_url) => {
-            let name = format!("trellis_plugbench_{}", uuid::Uuid::new_v4().simple());
-            Database::connect(admin_url)
-                .await?
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
-            (
-                trellis::db::with_database(admin_url, &name),
-                None,
-                Some((admin_url.clone(), name)),
-            )
-        }
-        None => {
-            let dir = tempfile::tempdir()?;
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.db").display()
-            );
-            (url, Some(dir), None)
-        }
-    };
-    let result = run(&args, &url).await;
-    if let Some((admin_url, name)) = admin
-        && let Ok(db) = Database::connect(&admin_url).await
-    {
-        let _ = db
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-    }
-    drop(dir);
+    let scratch = scratch::Scratch::new(args.postgres.as_deref(), "trellis_plugbench").await?;
+    let result = run(&args, &scratch.url).await;
+    scratch.remove().await;
     result
 }
 

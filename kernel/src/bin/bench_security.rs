@@ -19,6 +19,8 @@
 mod figures;
 #[path = "common/http.rs"]
 mod http;
+#[path = "common/scratch.rs"]
+mod scratch;
 
 use std::time::Instant;
 
@@ -29,8 +31,7 @@ use axum::http::Method;
 use clap::Parser;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 
@@ -69,37 +70,9 @@ const PW: &str = "correct horse battery staple";
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let (url, dir, admin) = match &args.postgres {
-        Some(admin_url) => {
-            let name = format!("trellis_secbench_{}", uuid::Uuid::new_v4().simple());
-            Database::connect(admin_url)
-                .await?
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
-            (
-                trellis::db::with_database(admin_url, &name),
-                None,
-                Some((admin_url.clone(), name)),
-            )
-        }
-        None => {
-            let dir = tempfile::tempdir()?;
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.db").display()
-            );
-            (url, Some(dir), None)
-        }
-    };
-    let result = run(&args, &url).await;
-    if let Some((admin_url, name)) = admin
-        && let Ok(db) = Database::connect(&admin_url).await
-    {
-        let _ = db
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-    }
-    drop(dir);
+    let scratch = scratch::Scratch::new(args.postgres.as_deref(), "trellis_secbench").await?;
+    let result = run(&args, &scratch.url).await;
+    scratch.remove().await;
     result
 }
 

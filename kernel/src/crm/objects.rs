@@ -10,8 +10,8 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -521,9 +521,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    if let Some(rt) = &ctx.plugins {
-        rt.work.notify_one();
-    }
+    records::kick_jobs(ctx);
     Ok(reveal(db, ctx, std::slice::from_ref(&m), false)
         .await?
         .remove(0))
@@ -624,9 +622,7 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
-    if let Some(rt) = &ctx.plugins {
-        rt.work.notify_one();
-    }
+    records::kick_jobs(ctx);
     Ok(reveal(db, ctx, std::slice::from_ref(&m), false)
         .await?
         .remove(0))
@@ -724,28 +720,8 @@ pub async fn list(
     let query = ListQuery::parse(raw_query, FIELDS, &defs, "-created_at")?;
     let filters = query.filter_condition(dialect)?;
     let base = visible(db, ctx, key).await?;
-    let total = if query.count {
-        Some(base.clone().filter(filters.clone()).count(db).await?)
-    } else {
-        None
-    };
-    let mut select = base.filter(filters);
-    if let Some(c) = query.cursor_condition(dialect)? {
-        select = select.filter(c);
-    }
-    for (expr, order, nulls) in query.order(dialect) {
-        select = match nulls {
-            Some(n) => select.order_by_with_nulls(expr, order, n),
-            None => select.order_by(expr, order),
-        };
-    }
-    let mut rows = select.limit(query.limit + 1).all(db).await?;
-    let has_more = rows.len() as u64 > query.limit;
-    rows.truncate(query.limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(query.next_cursor(&record_json(last), last.id)),
-        _ => None,
-    };
+    let (rows, next_cursor, total) =
+        records::page_of(db, base, filters, &query, |m| (record_json(m), m.id)).await?;
     Ok(Page {
         data: reveal(db, ctx, &rows, true).await?,
         next_cursor,

@@ -537,7 +537,7 @@ async fn with_before_hooks<R: Record>(
 
 /// Wakes this process's job runner after a commit that may have queued
 /// after-write hooks.
-fn kick_jobs(ctx: &RequestContext) {
+pub(crate) fn kick_jobs(ctx: &RequestContext) {
     if let Some(rt) = &ctx.plugins {
         rt.work.notify_one();
     }
@@ -803,6 +803,34 @@ pub async fn list<R: Record>(
         filters = filters.add(Expr::cust(dialect.custom_member(&key, sensitive::BIDX)).eq(index));
     }
     let base = visible::<R, _>(db, ctx).await?;
+    let (rows, next_cursor, total) = page_of(db, base, filters, &query, |m: &R::Model| {
+        (to_json::<R>(m), R::id(m))
+    })
+    .await?;
+    Ok(Page {
+        data: reveal_many::<R>(db, ctx, &rows, true).await?,
+        next_cursor,
+        total,
+    })
+}
+
+/// One page of `base` under a parsed list query: the filters, the cursor,
+/// the sort, one row more than the page to know whether another follows,
+/// and the total when asked. `key` gives a row's JSON (for the cursor's
+/// sort values) and id. Returns the rows, the next cursor and the total.
+pub(crate) async fn page_of<E, F>(
+    db: &DatabaseConnection,
+    base: sea_orm::Select<E>,
+    filters: sea_orm::Condition,
+    query: &ListQuery,
+    key: F,
+) -> Result<(Vec<E::Model>, Option<String>, Option<u64>)>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    F: Fn(&E::Model) -> (Value, Uuid),
+{
+    let dialect = Dialect(db.get_database_backend());
     let total = if query.count {
         Some(base.clone().filter(filters.clone()).count(db).await?)
     } else {
@@ -822,14 +850,13 @@ pub async fn list<R: Record>(
     let has_more = rows.len() as u64 > query.limit;
     rows.truncate(query.limit as usize);
     let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(query.next_cursor(&to_json::<R>(last), R::id(last))),
+        Some(last) if has_more => {
+            let (json, id) = key(last);
+            Some(query.next_cursor(&json, id))
+        }
         _ => None,
     };
-    Ok(Page {
-        data: reveal_many::<R>(db, ctx, &rows, true).await?,
-        next_cursor,
-        total,
-    })
+    Ok((rows, next_cursor, total))
 }
 
 /// Deserializes a request value, naming the failing field on error.
