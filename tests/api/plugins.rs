@@ -501,6 +501,15 @@ async fn plugin_management_needs_the_rights_and_checks_configuration() {
         .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.error_fields(), ["config.greeting"]);
+    // A host the manifest does not list cannot be granted (not configurable).
+    let res = app
+        .put(
+            "/api/v1/tenant/plugins/showcase",
+            json!({"grants": ["http:other.example"]}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["grants[0]"]);
     app.put("/api/v1/tenant/plugins/nothing", json!({"grants": []}))
         .await
         .assert_problem(404, "not_found");
@@ -699,5 +708,60 @@ async fn finished_jobs_and_old_plugin_logs_are_pruned() {
     assert_eq!(
         app.sql_count("SELECT COUNT(*) AS n FROM plugin_logs").await,
         0
+    );
+}
+
+#[tokio::test]
+async fn a_configurable_plugin_reaches_only_the_hosts_its_admin_names() {
+    let app = TestApp::new().await;
+    let port = hello_server().await;
+    // The author cannot know the tenant's server: the manifest lists no
+    // host but asks to be configurable.
+    app.install_plugin("showcase", |m| {
+        m.replace(
+            "http = [\"127.0.0.1:9\"]",
+            "http = []\nhttp_configurable = true",
+        )
+    })
+    .await
+    .assert_status(201);
+    let host = format!("http:127.0.0.1:{port}");
+    let mut grants: Vec<String> = SHOWCASE_GRANTS
+        .iter()
+        .filter(|g| !g.starts_with("http:"))
+        .map(|g| (*g).to_owned())
+        .collect();
+    let with_bad_host = [grants.clone(), vec!["http:evil.example/x".to_owned()]].concat();
+    let res = app
+        .put(
+            "/api/v1/tenant/plugins/showcase",
+            json!({"grants": with_bad_host}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    grants.push(host);
+    app.put("/api/v1/tenant/plugins/showcase", json!({"grants": grants}))
+        .await
+        .assert_status(200);
+    let fetched = app
+        .post(
+            "/api/v1/plugins/showcase/fetch",
+            json!({"url": format!("http://127.0.0.1:{port}/x")}),
+        )
+        .await;
+    assert_eq!(fetched.body, json!({"status": 200, "body": "hello"}));
+    let refused = app
+        .post(
+            "/api/v1/plugins/showcase/fetch",
+            json!({"url": "http://127.0.0.1:1/x"}),
+        )
+        .await;
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied"),
+        "{}",
+        refused.body
     );
 }

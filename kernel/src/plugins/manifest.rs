@@ -79,6 +79,11 @@ pub struct Capabilities {
     /// scheme's default).
     #[serde(default)]
     pub http: Vec<String>,
+    /// Outbound HTTP to hosts the tenant's admin names when enabling the
+    /// plugin (an MLS server, an ERP), which its author cannot know: the
+    /// admin may grant `http:HOST` for hosts of their choosing.
+    #[serde(default)]
+    pub http_configurable: bool,
     #[serde(default)]
     pub email: bool,
     #[serde(default)]
@@ -220,7 +225,7 @@ impl Manifest {
             grantable_type(object, "manifest.capabilities.fields")?;
         }
         for (i, h) in self.capabilities.http.iter().enumerate() {
-            if h.is_empty() || h.contains('/') || h.contains('*') {
+            if !is_host(h) {
                 return Err(Error::field(
                     format!("manifest.capabilities.http[{i}]"),
                     "invalid_value",
@@ -351,6 +356,15 @@ impl Manifest {
         };
         list.iter().any(|t| t == name)
     }
+}
+
+/// Whether `h` names a host for the outbound allow-list: a host name (and
+/// `:port`), no scheme, path, credentials or wildcard.
+pub fn is_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
 }
 
 /// Whether `name` can be a custom object's key.
