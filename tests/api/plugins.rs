@@ -40,6 +40,32 @@ async fn hello_server() -> u16 {
     port
 }
 
+/// The showcase's `/fetch` reaches the hello server on `port` and is
+/// refused (audited `denied`) anywhere else.
+async fn fetches_only_the_granted_host(app: &TestApp, port: u16) {
+    let fetched = app
+        .post(
+            "/api/v1/plugins/showcase/fetch",
+            json!({"url": format!("http://127.0.0.1:{port}/x")}),
+        )
+        .await;
+    assert_eq!(fetched.body, json!({"status": 200, "body": "hello"}));
+    let refused = app
+        .post(
+            "/api/v1/plugins/showcase/fetch",
+            json!({"url": "http://127.0.0.1:1/x"}),
+        )
+        .await;
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied"),
+        "{}",
+        refused.body
+    );
+}
+
 async fn showcase(app: &TestApp, port: u16) {
     app.install_plugin("showcase", |m| {
         m.replace("127.0.0.1:9", &format!("127.0.0.1:{port}"))
@@ -169,27 +195,7 @@ async fn the_showcase_plugin_uses_every_export_and_import() {
     .assert_problem(403, "forbidden");
 
     // Outbound HTTP: the granted host answers; any other is refused.
-    let fetched = app
-        .post(
-            "/api/v1/plugins/showcase/fetch",
-            json!({"url": format!("http://127.0.0.1:{port}/x")}),
-        )
-        .await;
-    assert_eq!(fetched.body, json!({"status": 200, "body": "hello"}));
-    let refused = app
-        .post(
-            "/api/v1/plugins/showcase/fetch",
-            json!({"url": "http://127.0.0.1:1/x"}),
-        )
-        .await;
-    assert!(
-        refused.body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("denied"),
-        "{}",
-        refused.body
-    );
+    fetches_only_the_granted_host(&app, port).await;
 
     // Its own custom object: declared when enabled, written through the
     // host, hooked after writes.
@@ -743,25 +749,5 @@ async fn a_configurable_plugin_reaches_only_the_hosts_its_admin_names() {
     app.put("/api/v1/tenant/plugins/showcase", json!({"grants": grants}))
         .await
         .assert_status(200);
-    let fetched = app
-        .post(
-            "/api/v1/plugins/showcase/fetch",
-            json!({"url": format!("http://127.0.0.1:{port}/x")}),
-        )
-        .await;
-    assert_eq!(fetched.body, json!({"status": 200, "body": "hello"}));
-    let refused = app
-        .post(
-            "/api/v1/plugins/showcase/fetch",
-            json!({"url": "http://127.0.0.1:1/x"}),
-        )
-        .await;
-    assert!(
-        refused.body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("denied"),
-        "{}",
-        refused.body
-    );
+    fetches_only_the_granted_host(&app, port).await;
 }
