@@ -498,30 +498,7 @@ pub async fn create(
     }
     .insert(&tx)
     .await?;
-    let written = record_json(&m);
-    audit::write(
-        &tx,
-        ctx,
-        vec![AuditEntry::new(
-            ObjectType::CustomObject,
-            m.id,
-            AuditAction::Create,
-            json!({"object": key, "after": written}),
-        )],
-    )
-    .await?;
-    hooks::queue_after_write(
-        &tx,
-        ctx,
-        &hooks::Target::custom(key),
-        Op::Create,
-        m.id,
-        None,
-        Some(written),
-    )
-    .await?;
-    tx.commit().await?;
-    records::kick_jobs(ctx);
+    finish(tx, ctx, key, None, Some(&m)).await?;
     Ok(reveal(db, ctx, std::slice::from_ref(&m), false)
         .await?
         .remove(0))
@@ -600,29 +577,7 @@ pub async fn update(
         version: version + 1,
         ..existing.clone()
     };
-    audit::write(
-        &tx,
-        ctx,
-        vec![AuditEntry::new(
-            ObjectType::CustomObject,
-            id,
-            AuditAction::Update,
-            audit::diff(&record_json(&existing), &record_json(&m)),
-        )],
-    )
-    .await?;
-    hooks::queue_after_write(
-        &tx,
-        ctx,
-        &hooks::Target::custom(key),
-        Op::Update,
-        id,
-        Some(record_json(&existing)),
-        Some(record_json(&m)),
-    )
-    .await?;
-    tx.commit().await?;
-    records::kick_jobs(ctx);
+    finish(tx, ctx, key, Some(&existing), Some(&m)).await?;
     Ok(reveal(db, ctx, std::slice::from_ref(&m), false)
         .await?
         .remove(0))
@@ -659,14 +614,48 @@ pub async fn delete(
         .filter(object_record::Column::Id.eq(id))
         .exec(&tx)
         .await?;
+    finish(tx, ctx, key, Some(&existing), None).await
+}
+
+/// After a record's row was written: its audit entry, its after-write
+/// hooks (queued in the same transaction), the commit, and a nudge to the
+/// job runner. `before` is absent on create, `after` on delete.
+async fn finish(
+    tx: sea_orm::DatabaseTransaction,
+    ctx: &RequestContext,
+    key: &str,
+    before: Option<&object_record::Model>,
+    after: Option<&object_record::Model>,
+) -> Result<()> {
+    let (id, op, action, changes) = match (before, after) {
+        (None, Some(a)) => (
+            a.id,
+            Op::Create,
+            AuditAction::Create,
+            json!({"object": key, "after": record_json(a)}),
+        ),
+        (Some(b), Some(a)) => (
+            a.id,
+            Op::Update,
+            AuditAction::Update,
+            audit::diff(&record_json(b), &record_json(a)),
+        ),
+        (Some(b), None) => (
+            b.id,
+            Op::Delete,
+            AuditAction::Delete,
+            json!({"object": key, "before": record_json(b)}),
+        ),
+        (None, None) => return Err(Error::Internal("a write with no record".to_owned())),
+    };
     audit::write(
         &tx,
         ctx,
         vec![AuditEntry::new(
             ObjectType::CustomObject,
             id,
-            AuditAction::Delete,
-            json!({"object": key, "before": record_json(&existing)}),
+            action,
+            changes,
         )],
     )
     .await?;
@@ -674,13 +663,14 @@ pub async fn delete(
         &tx,
         ctx,
         &hooks::Target::custom(key),
-        Op::Delete,
+        op,
         id,
-        Some(record_json(&existing)),
-        None,
+        before.map(record_json),
+        after.map(record_json),
     )
     .await?;
     tx.commit().await?;
+    records::kick_jobs(ctx);
     Ok(())
 }
 

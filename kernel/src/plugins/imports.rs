@@ -81,8 +81,21 @@ impl CallEnv {
         }
     }
 
+    /// A service's result as the guest sees it; a refusal is audited under
+    /// `what` (the capability the call exercised).
+    pub(crate) async fn service<T>(
+        &self,
+        what: &str,
+        r: crate::error::Result<T>,
+    ) -> Result<T, HostError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.host_error(what, e).await),
+        }
+    }
+
     /// Maps a service error to what the guest sees (auditing refusals).
-    pub(crate) async fn host_error(&self, what: &str, e: Error) -> HostError {
+    async fn host_error(&self, what: &str, e: Error) -> HostError {
         match e {
             Error::Forbidden(m) => self.denied(what, m).await,
             Error::NotFound(m) => HostError::NotFound(format!("no such {m}")),
@@ -124,6 +137,11 @@ mod custom {
     use super::{CallEnv, HostError, parse_id, parse_json};
     use crate::crm::objects::{self, RecordInput};
 
+    /// The capability a custom-object call exercises, for the audit trail.
+    fn what(key: &str, action: &str) -> String {
+        format!("records:custom_object:{action} ({key})")
+    }
+
     fn input(v: serde_json::Value, field: &str) -> Result<RecordInput, HostError> {
         serde_json::from_value(v).map_err(|e| {
             HostError::Invalid(vec![super::WitFieldError {
@@ -134,44 +152,26 @@ mod custom {
         })
     }
 
-    async fn map<T>(
-        env: &CallEnv,
-        key: &str,
-        action: &str,
-        r: crate::error::Result<T>,
-    ) -> Result<T, HostError> {
-        match r {
-            Ok(v) => Ok(v),
-            Err(e) => Err(env
-                .host_error(&format!("records:custom_object:{action} ({key})"), e)
-                .await),
-        }
-    }
-
     pub async fn get(env: &CallEnv, key: &str, id: &str) -> Result<String, HostError> {
         let id = parse_id(id)?;
         let r = objects::get(&env.db, &env.ctx, key, id).await;
-        map(env, key, "read", r).await.map(|v| v.to_string())
+        env.service(&what(key, "read"), r)
+            .await
+            .map(|v| v.to_string())
     }
 
-    pub async fn query(
-        env: &CallEnv,
-        key: &str,
-        filter: &str,
-        sort: &str,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<String, HostError> {
-        let raw = super::list_query(filter, sort, limit, cursor);
-        let r = objects::list(&env.db, &env.ctx, key, Some(&raw)).await;
-        let page = map(env, key, "read", r).await?;
+    pub async fn query(env: &CallEnv, key: &str, raw: &str) -> Result<String, HostError> {
+        let r = objects::list(&env.db, &env.ctx, key, Some(raw)).await;
+        let page = env.service(&what(key, "read"), r).await?;
         serde_json::to_string(&page).map_err(|e| HostError::Failed(e.to_string()))
     }
 
     pub async fn create(env: &CallEnv, key: &str, fields: &str) -> Result<String, HostError> {
         let v = input(parse_json(fields, "fields")?, "fields")?;
         let r = objects::create(&env.db, &env.ctx, key, v).await;
-        map(env, key, "create", r).await.map(|v| v.to_string())
+        env.service(&what(key, "create"), r)
+            .await
+            .map(|v| v.to_string())
     }
 
     pub async fn update(
@@ -184,13 +184,15 @@ mod custom {
         let id = parse_id(id)?;
         let v = input(parse_json(patch, "patch")?, "patch")?;
         let r = objects::update(&env.db, &env.ctx, key, id, v, version).await;
-        map(env, key, "update", r).await.map(|v| v.to_string())
+        env.service(&what(key, "update"), r)
+            .await
+            .map(|v| v.to_string())
     }
 
     pub async fn delete(env: &CallEnv, key: &str, id: &str) -> Result<(), HostError> {
         let id = parse_id(id)?;
         let r = objects::delete(&env.db, &env.ctx, key, id).await;
-        map(env, key, "delete", r).await
+        env.service(&what(key, "delete"), r).await
     }
 }
 
@@ -262,32 +264,20 @@ async fn one_json<R: records::Record>(
 
 impl types::Host for State {}
 
+impl From<sea_orm::DbErr> for HostError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        HostError::Failed(e.to_string())
+    }
+}
+
+// Each host function counts the call (a trap past the cap) and hands the
+// work to a function of its own, whose refusals and failures reach the
+// guest as its `host-error`.
+
 impl wit_records::Host for State {
     async fn get(&mut self, object_type: String, id: String) -> HostResult<String> {
         self.count_call()?;
-        let env = self.env.clone();
-        if is_custom(&object_type) {
-            return Ok(custom::get(&env, &object_type, &id).await);
-        }
-        let object = match record_type(&object_type) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e)),
-        };
-        let id = match parse_id(&id) {
-            Ok(i) => i,
-            Err(e) => return Ok(Err(e)),
-        };
-        let got = with_record_type!(object, R => async {
-            let m = records::get::<R>(&env.db, &env.ctx, id).await?;
-            one_json::<R>(&env, m, true).await
-        }
-        .await);
-        Ok(match got {
-            Ok(s) => Ok(s),
-            Err(e) => Err(env
-                .host_error(&format!("records:{object_type}:read"), e)
-                .await),
-        })
+        Ok(record_get(&self.env.clone(), &object_type, &id).await)
     }
 
     async fn query(
@@ -299,53 +289,13 @@ impl wit_records::Host for State {
         cursor: Option<String>,
     ) -> HostResult<String> {
         self.count_call()?;
-        let env = self.env.clone();
-        if is_custom(&object_type) {
-            return Ok(
-                custom::query(&env, &object_type, &filter, &sort, limit, cursor.as_deref()).await,
-            );
-        }
-        let object = match record_type(&object_type) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e)),
-        };
         let raw = list_query(&filter, &sort, limit, cursor.as_deref());
-        let page =
-            with_record_type!(object, R => records::list::<R>(&env.db, &env.ctx, Some(&raw)).await);
-        Ok(match page {
-            Ok(p) => serde_json::to_string(&p).map_err(|e| HostError::Failed(e.to_string())),
-            Err(e) => Err(env
-                .host_error(&format!("records:{object_type}:read"), e)
-                .await),
-        })
+        Ok(record_query(&self.env.clone(), &object_type, &raw).await)
     }
 
     async fn create(&mut self, object_type: String, fields: String) -> HostResult<String> {
         self.count_call()?;
-        let env = self.env.clone();
-        if is_custom(&object_type) {
-            return Ok(custom::create(&env, &object_type, &fields).await);
-        }
-        let object = match record_type(&object_type) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e)),
-        };
-        let value = match parse_json(&fields, "fields") {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let made = with_record_type!(object, R => async {
-            let input = records::from_json::<<R as records::Record>::Input>(value)?;
-            let m = records::create::<R>(&env.db, &env.ctx, input).await?;
-            one_json::<R>(&env, m, false).await
-        }
-        .await);
-        Ok(match made {
-            Ok(s) => Ok(s),
-            Err(e) => Err(env
-                .host_error(&format!("records:{object_type}:create"), e)
-                .await),
-        })
+        Ok(record_create(&self.env.clone(), &object_type, &fields).await)
     }
 
     async fn update(
@@ -356,146 +306,188 @@ impl wit_records::Host for State {
         version: i64,
     ) -> HostResult<String> {
         self.count_call()?;
-        let env = self.env.clone();
-        if is_custom(&object_type) {
-            return Ok(custom::update(&env, &object_type, &id, &patch, version).await);
-        }
-        let object = match record_type(&object_type) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (id, patch) = match (parse_id(&id), parse_json(&patch, "patch")) {
-            (Ok(i), Ok(p)) => (i, p),
-            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
-        };
-        let done = with_record_type!(object, R => async {
-            let m = records::update::<R>(&env.db, &env.ctx, id, patch, version, false).await?;
-            one_json::<R>(&env, m, false).await
-        }
-        .await);
-        Ok(match done {
-            Ok(s) => Ok(s),
-            Err(e) => Err(env
-                .host_error(&format!("records:{object_type}:update"), e)
-                .await),
-        })
+        Ok(record_update(&self.env.clone(), &object_type, &id, &patch, version).await)
     }
 
     async fn delete(&mut self, object_type: String, id: String) -> HostResult<()> {
         self.count_call()?;
-        let env = self.env.clone();
-        if is_custom(&object_type) {
-            return Ok(custom::delete(&env, &object_type, &id).await);
-        }
-        let object = match record_type(&object_type) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e)),
-        };
-        let id = match parse_id(&id) {
-            Ok(i) => i,
-            Err(e) => return Ok(Err(e)),
-        };
-        let done =
-            with_record_type!(object, R => records::delete::<R>(&env.db, &env.ctx, id, None).await);
-        Ok(match done {
-            Ok(()) => Ok(()),
-            Err(e) => Err(env
-                .host_error(&format!("records:{object_type}:delete"), e)
-                .await),
-        })
+        Ok(record_delete(&self.env.clone(), &object_type, &id).await)
     }
+}
+
+async fn record_get(env: &CallEnv, object_type: &str, id: &str) -> Result<String, HostError> {
+    if is_custom(object_type) {
+        return custom::get(env, object_type, id).await;
+    }
+    let object = record_type(object_type)?;
+    let id = parse_id(id)?;
+    let got = with_record_type!(object, R => async {
+        let m = records::get::<R>(&env.db, &env.ctx, id).await?;
+        one_json::<R>(env, m, true).await
+    }
+    .await);
+    env.service(&format!("records:{object_type}:read"), got)
+        .await
+}
+
+async fn record_query(env: &CallEnv, object_type: &str, raw: &str) -> Result<String, HostError> {
+    if is_custom(object_type) {
+        return custom::query(env, object_type, raw).await;
+    }
+    let object = record_type(object_type)?;
+    let page =
+        with_record_type!(object, R => records::list::<R>(&env.db, &env.ctx, Some(raw)).await);
+    let page = env
+        .service(&format!("records:{object_type}:read"), page)
+        .await?;
+    serde_json::to_string(&page).map_err(|e| HostError::Failed(e.to_string()))
+}
+
+async fn record_create(
+    env: &CallEnv,
+    object_type: &str,
+    fields: &str,
+) -> Result<String, HostError> {
+    if is_custom(object_type) {
+        return custom::create(env, object_type, fields).await;
+    }
+    let object = record_type(object_type)?;
+    let value = parse_json(fields, "fields")?;
+    let made = with_record_type!(object, R => async {
+        let input = records::from_json::<<R as records::Record>::Input>(value)?;
+        let m = records::create::<R>(&env.db, &env.ctx, input).await?;
+        one_json::<R>(env, m, false).await
+    }
+    .await);
+    env.service(&format!("records:{object_type}:create"), made)
+        .await
+}
+
+async fn record_update(
+    env: &CallEnv,
+    object_type: &str,
+    id: &str,
+    patch: &str,
+    version: i64,
+) -> Result<String, HostError> {
+    if is_custom(object_type) {
+        return custom::update(env, object_type, id, patch, version).await;
+    }
+    let object = record_type(object_type)?;
+    let id = parse_id(id)?;
+    let patch = parse_json(patch, "patch")?;
+    let done = with_record_type!(object, R => async {
+        let m = records::update::<R>(&env.db, &env.ctx, id, patch, version, false).await?;
+        one_json::<R>(env, m, false).await
+    }
+    .await);
+    env.service(&format!("records:{object_type}:update"), done)
+        .await
+}
+
+async fn record_delete(env: &CallEnv, object_type: &str, id: &str) -> Result<(), HostError> {
+    if is_custom(object_type) {
+        return custom::delete(env, object_type, id).await;
+    }
+    let object = record_type(object_type)?;
+    let id = parse_id(id)?;
+    let done =
+        with_record_type!(object, R => records::delete::<R>(&env.db, &env.ctx, id, None).await);
+    env.service(&format!("records:{object_type}:delete"), done)
+        .await
 }
 
 impl kv::Host for State {
     async fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("kv").await {
-            return Ok(Err(e));
-        }
-        let row = plugin_kv::Entity::find()
-            .filter(plugin_kv::Column::TenantId.eq(env.ctx.tenant_id))
-            .filter(plugin_kv::Column::PluginId.eq(env.plugin_id.as_str()))
-            .filter(plugin_kv::Column::Key.eq(key.as_str()))
-            .one(&env.db)
-            .await;
-        Ok(row
-            .map(|r| r.map(|r| r.value))
-            .map_err(|e| HostError::Failed(e.to_string())))
+        Ok(kv_get(&self.env.clone(), &key).await)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> HostResult<()> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("kv").await {
-            return Ok(Err(e));
-        }
-        if key.is_empty() || key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
-            return Ok(Err(HostError::Limit(format!(
-                "keys are 1-{MAX_KV_KEY} bytes and values at most {MAX_KV_VALUE} bytes"
-            ))));
-        }
-        let row = plugin_kv::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(env.ctx.tenant_id),
-            plugin_id: Set(env.plugin_id.clone()),
-            key: Set(key),
-            value: Set(value),
-            updated_at: Set(crate::clock::now()),
-        };
-        let done = plugin_kv::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    plugin_kv::Column::TenantId,
-                    plugin_kv::Column::PluginId,
-                    plugin_kv::Column::Key,
-                ])
-                .update_columns([plugin_kv::Column::Value, plugin_kv::Column::UpdatedAt])
-                .to_owned(),
-            )
-            .exec_without_returning(&env.db)
-            .await;
-        Ok(done
-            .map(|_| ())
-            .map_err(|e| HostError::Failed(e.to_string())))
+        Ok(kv_set(&self.env.clone(), key, value).await)
     }
 
     async fn delete(&mut self, key: String) -> HostResult<()> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("kv").await {
-            return Ok(Err(e));
-        }
-        let done = plugin_kv::Entity::delete_many()
-            .filter(plugin_kv::Column::TenantId.eq(env.ctx.tenant_id))
-            .filter(plugin_kv::Column::PluginId.eq(env.plugin_id.as_str()))
-            .filter(plugin_kv::Column::Key.eq(key.as_str()))
-            .exec(&env.db)
-            .await;
-        Ok(done
-            .map(|_| ())
-            .map_err(|e| HostError::Failed(e.to_string())))
+        Ok(kv_delete(&self.env.clone(), &key).await)
     }
 
     async fn list_keys(&mut self, prefix: String, limit: u32) -> HostResult<Vec<String>> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("kv").await {
-            return Ok(Err(e));
-        }
-        let keys = plugin_kv::Entity::find()
-            .select_only()
-            .column(plugin_kv::Column::Key)
-            .filter(plugin_kv::Column::TenantId.eq(env.ctx.tenant_id))
-            .filter(plugin_kv::Column::PluginId.eq(env.plugin_id.as_str()))
-            .filter(plugin_kv::Column::Key.starts_with(prefix.as_str()))
-            .order_by_asc(plugin_kv::Column::Key)
-            .limit(u64::from(limit.clamp(1, 1000)))
-            .into_tuple::<String>()
-            .all(&env.db)
-            .await;
-        Ok(keys.map_err(|e| HostError::Failed(e.to_string())))
+        Ok(kv_keys(&self.env.clone(), &prefix, limit).await)
     }
+}
+
+/// The plugin's own entries for its tenant (after checking the grant).
+async fn kv_entries(env: &CallEnv) -> Result<sea_orm::Select<plugin_kv::Entity>, HostError> {
+    env.require("kv").await?;
+    Ok(plugin_kv::Entity::find()
+        .filter(plugin_kv::Column::TenantId.eq(env.ctx.tenant_id))
+        .filter(plugin_kv::Column::PluginId.eq(env.plugin_id.as_str())))
+}
+
+async fn kv_get(env: &CallEnv, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let row = kv_entries(env)
+        .await?
+        .filter(plugin_kv::Column::Key.eq(key))
+        .one(&env.db)
+        .await?;
+    Ok(row.map(|r| r.value))
+}
+
+async fn kv_set(env: &CallEnv, key: String, value: Vec<u8>) -> Result<(), HostError> {
+    env.require("kv").await?;
+    if key.is_empty() || key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
+        return Err(HostError::Limit(format!(
+            "keys are 1-{MAX_KV_KEY} bytes and values at most {MAX_KV_VALUE} bytes"
+        )));
+    }
+    let row = plugin_kv::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(env.ctx.tenant_id),
+        plugin_id: Set(env.plugin_id.clone()),
+        key: Set(key),
+        value: Set(value),
+        updated_at: Set(crate::clock::now()),
+    };
+    plugin_kv::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                plugin_kv::Column::TenantId,
+                plugin_kv::Column::PluginId,
+                plugin_kv::Column::Key,
+            ])
+            .update_columns([plugin_kv::Column::Value, plugin_kv::Column::UpdatedAt])
+            .to_owned(),
+        )
+        .exec_without_returning(&env.db)
+        .await?;
+    Ok(())
+}
+
+async fn kv_delete(env: &CallEnv, key: &str) -> Result<(), HostError> {
+    env.require("kv").await?;
+    plugin_kv::Entity::delete_many()
+        .filter(plugin_kv::Column::TenantId.eq(env.ctx.tenant_id))
+        .filter(plugin_kv::Column::PluginId.eq(env.plugin_id.as_str()))
+        .filter(plugin_kv::Column::Key.eq(key))
+        .exec(&env.db)
+        .await?;
+    Ok(())
+}
+
+async fn kv_keys(env: &CallEnv, prefix: &str, limit: u32) -> Result<Vec<String>, HostError> {
+    Ok(kv_entries(env)
+        .await?
+        .select_only()
+        .column(plugin_kv::Column::Key)
+        .filter(plugin_kv::Column::Key.starts_with(prefix))
+        .order_by_asc(plugin_kv::Column::Key)
+        .limit(u64::from(limit.clamp(1, 1000)))
+        .into_tuple::<String>()
+        .all(&env.db)
+        .await?)
 }
 
 impl log::Host for State {
@@ -553,20 +545,7 @@ impl host::Host for State {
 
     async fn send_email(&mut self, to: String, subject: String, body: String) -> HostResult<()> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("email").await {
-            return Ok(Err(e));
-        }
-        if !to.contains('@') || to.len() > 320 || to.contains(['\r', '\n']) {
-            return Ok(Err(HostError::Invalid(vec![WitFieldError {
-                field: "to".to_owned(),
-                code: "invalid_format".to_owned(),
-                message: "not an email address".to_owned(),
-            }])));
-        }
-        let queued =
-            crate::directory::users::send(&env.db, env.ctx.tenant_id, &to, &subject, &body).await;
-        Ok(queued.map_err(|e| HostError::Failed(e.to_string())))
+        Ok(send_email(&self.env.clone(), &to, &subject, &body).await)
     }
 
     async fn enqueue_job(
@@ -576,52 +555,64 @@ impl host::Host for State {
         delay_ms: u64,
     ) -> HostResult<String> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("jobs").await {
-            return Ok(Err(e));
-        }
-        let payload = match parse_json(&payload, "payload") {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let delay = chrono::Duration::milliseconds(delay_ms.min(30 * 86_400_000) as i64);
-        let queued = crate::jobs::enqueue(
-            &env.db,
-            env.ctx.tenant_id,
-            crate::jobs::Kind::PluginJob,
-            Some(&env.plugin_id),
-            &name,
-            payload,
-            crate::clock::now() + delay,
-        )
-        .await;
-        Ok(queued
-            .map(|id| id.to_string())
-            .map_err(|e| HostError::Failed(e.to_string())))
+        Ok(enqueue_job(&self.env.clone(), &name, &payload, delay_ms).await)
     }
 
     async fn emit_event(&mut self, name: String, payload: String) -> HostResult<()> {
         self.count_call()?;
-        let env = self.env.clone();
-        if let Err(e) = env.require("events").await {
-            return Ok(Err(e));
-        }
-        let payload = match parse_json(&payload, "payload") {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let row = event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(env.ctx.tenant_id),
-            source: Set(format!("plugin:{}", env.plugin_id)),
-            name: Set(format!("{}.{name}", env.plugin_id)),
-            payload: Set(payload),
-            at: Set(crate::clock::now()),
-        };
-        Ok(row
-            .insert(&env.db)
-            .await
-            .map(|_| ())
-            .map_err(|e| HostError::Failed(e.to_string())))
+        Ok(emit_event(&self.env.clone(), &name, &payload).await)
     }
+}
+
+async fn send_email(env: &CallEnv, to: &str, subject: &str, body: &str) -> Result<(), HostError> {
+    env.require("email").await?;
+    if !to.contains('@') || to.len() > 320 || to.contains(['\r', '\n']) {
+        return Err(HostError::Invalid(vec![WitFieldError {
+            field: "to".to_owned(),
+            code: "invalid_format".to_owned(),
+            message: "not an email address".to_owned(),
+        }]));
+    }
+    crate::directory::users::send(&env.db, env.ctx.tenant_id, to, subject, body)
+        .await
+        .map_err(|e| HostError::Failed(e.to_string()))
+}
+
+async fn enqueue_job(
+    env: &CallEnv,
+    name: &str,
+    payload: &str,
+    delay_ms: u64,
+) -> Result<String, HostError> {
+    env.require("jobs").await?;
+    let payload = parse_json(payload, "payload")?;
+    let delay = chrono::Duration::milliseconds(delay_ms.min(30 * 86_400_000) as i64);
+    crate::jobs::enqueue(
+        &env.db,
+        env.ctx.tenant_id,
+        crate::jobs::Kind::PluginJob,
+        Some(&env.plugin_id),
+        name,
+        payload,
+        crate::clock::now() + delay,
+    )
+    .await
+    .map(|id| id.to_string())
+    .map_err(|e| HostError::Failed(e.to_string()))
+}
+
+async fn emit_event(env: &CallEnv, name: &str, payload: &str) -> Result<(), HostError> {
+    env.require("events").await?;
+    let payload = parse_json(payload, "payload")?;
+    event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(env.ctx.tenant_id),
+        source: Set(format!("plugin:{}", env.plugin_id)),
+        name: Set(format!("{}.{name}", env.plugin_id)),
+        payload: Set(payload),
+        at: Set(crate::clock::now()),
+    }
+    .insert(&env.db)
+    .await?;
+    Ok(())
 }
