@@ -181,6 +181,10 @@ pub fn router(state: AppState) -> Router {
     let (router, doc) = api_routes().split_for_parts();
     let doc_json = doc.to_pretty_json().unwrap_or_default();
     let max_body = state.config.max_body_bytes;
+    let pages = crate::web::pages_layer(
+        state.clone(),
+        crate::web::router().with_state(state.clone()),
+    );
     router
         .route(
             "/api/openapi.json",
@@ -195,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Error::RouteNotFound })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+        .merge(pages)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -236,7 +241,9 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.starts_with("application/problem+json") || v.starts_with("application/json")
+            v.starts_with("application/problem+json")
+                || v.starts_with("application/json")
+                || v.starts_with("text/html")
         });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;

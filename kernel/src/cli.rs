@@ -105,6 +105,11 @@ pub enum Command {
         #[command(subcommand)]
         command: EditionCommand,
     },
+    /// Scaffold and check white-label themes (see docs/themes.md).
+    Theme {
+        #[command(subcommand)]
+        command: ThemeCommand,
+    },
     /// Create tenants from the server (as the platform operator).
     Tenant {
         #[command(subcommand)]
@@ -130,6 +135,25 @@ pub enum TenantCommand {
         #[arg(long)]
         edition: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThemeCommand {
+    /// Create a theme folder DIR/NAME from the default theme's manifest,
+    /// ready to edit.
+    New {
+        name: String,
+        /// Where theme folders live (the kernel loads them from
+        /// `themes_dir` / TRELLIS_THEMES_DIR).
+        #[arg(long, default_value = "themes")]
+        dir: std::path::PathBuf,
+    },
+    /// Check a theme folder as the kernel would load it; exits 1 listing
+    /// each problem with its file and line.
+    Check { path: std::path::PathBuf },
+    /// List the themes this kernel loads (shipped and `themes_dir`), and
+    /// those it leaves out with why.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     init_logging(config.log_format);
     match cli.command {
+        Command::Theme { command } => theme_command(&config, command),
         Command::Serve { demo, edition, .. } => serve(config, demo, edition).await,
         Command::Edition { command } => edition_command(config, command).await,
         Command::Tenant {
@@ -534,9 +559,21 @@ async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::R
             applied.kept.len()
         );
     }
+    // A demo admin without a password gets one, shown once, so the web UI
+    // can be tried at once.
+    let mut demo_password = None;
     if demo {
         tracing::info!("seeding demo data (first start only)");
         report_seed(seed::demo(&state.db, tenant.id, admin.id, demo_size).await?);
+        if admin.password_hash.is_none() {
+            let password = tokens::generate()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(20)
+                .collect::<String>();
+            crate::auth::login::set_password(&state, tenant.id, &admin.email, &password).await?;
+            demo_password = Some(password);
+        }
     }
     let token = match dev_token {
         Some(t) => t,
@@ -564,11 +601,16 @@ async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::R
     println!(
         "  try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/contacts?limit=5"
     );
-    println!(
-        "  sign in as {}: set a password with `trellis user password --email {}`",
-        tenants::ADMIN_EMAIL,
-        tenants::ADMIN_EMAIL
-    );
+    match &demo_password {
+        Some(p) => println!(
+            "  web UI: http://{bind}/login as {} with the password {p} (shown once; change it with `trellis user password`)",
+            admin.email
+        ),
+        None => println!(
+            "  web UI: http://{bind}/login as {} (set a password with `trellis user password --email {}`)",
+            admin.email, admin.email
+        ),
+    }
     // The peer address is the client IP for audit and login throttling
     // (unless `trust_forwarded_for` names a proxy's header instead).
     let app = state
@@ -631,4 +673,44 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+fn theme_command(config: &Config, command: ThemeCommand) -> anyhow::Result<()> {
+    use crate::web::themes;
+    match command {
+        ThemeCommand::New { name, dir } => {
+            let path = themes::scaffold(&dir, &name).map_err(|e| anyhow::anyhow!(e))?;
+            println!("created {}", path.display());
+            println!(
+                "edit theme.toml and theme.css; copy templates from themes/default/templates to override them"
+            );
+            println!("check it with: trellis theme check {}", path.display());
+            Ok(())
+        }
+        ThemeCommand::Check { path } => match themes::check(&path) {
+            Ok(name) => {
+                println!("{}: ok ({name})", path.display());
+                Ok(())
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                anyhow::bail!("{} problem(s) in {}", problems.len(), path.display())
+            }
+        },
+        ThemeCommand::List => {
+            let loaded = themes::Themes::load(config.themes_dir.as_deref())?;
+            for t in loaded.all() {
+                println!(
+                    "{}\t{}\t{}",
+                    t.key, t.manifest.name, t.manifest.product_name
+                );
+            }
+            for p in loaded.problems() {
+                eprintln!("left out: {p}");
+            }
+            Ok(())
+        }
+    }
 }

@@ -58,6 +58,9 @@ pub struct Config {
     pub secure_cookies: bool,
     /// The URL users reach the UI at, for links in emails.
     pub public_url: String,
+    /// A folder of the reseller's own themes (each a folder with a
+    /// `theme.toml`), loaded beside the shipped ones.
+    pub themes_dir: Option<std::path::PathBuf>,
     /// The plugin host.
     pub plugins: PluginConfig,
 }
@@ -167,6 +170,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             secure_cookies: false,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            themes_dir: None,
             plugins: PluginConfig::default(),
         }
     }
@@ -277,6 +281,9 @@ impl Config {
         }
         if let Some(v) = lookup("TRELLIS_DEV_TOKEN") {
             self.dev_token = Some(v);
+        }
+        if let Some(v) = lookup("TRELLIS_THEMES_DIR") {
+            self.themes_dir = Some(v.into());
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ pub mod objects;
 pub mod pipelines;
 pub mod privacy;
 pub mod records;
+pub mod search;
 pub mod sensitive;
 pub mod tenants;
 pub mod timeline;

@@ -26,6 +26,7 @@ pub mod plugin_log;
 pub mod plugin_package;
 pub mod reseller;
 pub mod role;
+pub mod saved_view;
 pub mod session;
 pub mod signing_key;
 pub mod stage;

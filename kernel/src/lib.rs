@@ -26,6 +26,7 @@ pub mod permissions;
 pub mod plugins;
 pub mod seed;
 pub mod tenancy;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub access: Arc<auth::access::AccessTokens>,
     /// The plugin host.
     pub plugins: Option<Arc<plugins::Runtime>>,
+    /// The UI's themes (shipped and the reseller's own).
+    pub themes: Arc<web::themes::Themes>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
         access.reload(&db, &keyring).await?;
         let plugins =
             plugins::Runtime::new(db.clone(), keyring.clone(), config.plugins.settings(ttl))?;
+        let themes = Arc::new(web::themes::Themes::load(config.themes_dir.as_deref())?);
         Ok(AppState {
             plugins: Some(plugins),
             db,
@@ -71,6 +75,7 @@ impl AppState {
             caches: Arc::new(cache::Caches::new(ttl)),
             keyring,
             access,
+            themes,
         })
     }
 

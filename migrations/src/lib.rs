@@ -16,6 +16,7 @@ mod m0006_plugins;
 mod m0007_editions;
 mod m0008_support_access;
 mod m0009_custom_objects;
+mod m0010_themes;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_editions::Migration),
             Box::new(m0008_support_access::Migration),
             Box::new(m0009_custom_objects::Migration),
+            Box::new(m0010_themes::Migration),
         ]
     }
 }

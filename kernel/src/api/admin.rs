@@ -157,6 +157,8 @@ pub struct TenantSettings {
     pub mfa_required: bool,
     pub session_idle_seconds: i64,
     pub session_absolute_seconds: i64,
+    /// The tenant's own theme; none: its reseller's or the default.
+    pub theme: Option<String>,
 }
 
 fn settings_out(t: &tenant::Model) -> TenantSettings {
@@ -171,6 +173,7 @@ fn settings_out(t: &tenant::Model) -> TenantSettings {
         mfa_required: t.mfa_required,
         session_idle_seconds: t.session_idle_seconds,
         session_absolute_seconds: t.session_absolute_seconds,
+        theme: t.theme.clone(),
     }
 }
 
@@ -193,10 +196,13 @@ pub struct TenantSettingsPatch {
     pub session_idle_seconds: Option<i64>,
     /// 5 min to 90 days.
     pub session_absolute_seconds: Option<i64>,
+    /// The white-label theme (a loaded theme's folder name); empty: the
+    /// reseller's or the default.
+    pub theme: Option<String>,
 }
 
-/// Changes the tenant's name, MFA requirement and session timeouts (plan,
-/// status and domain belong to the operator).
+/// Changes the tenant's name, MFA requirement, session timeouts and theme
+/// (plan, status and domain belong to the operator).
 #[utoipa::path(patch, path = "/api/v1/tenant", tag = "admin", request_body = TenantSettingsPatch,
     responses((status = 200, body = TenantSettings), (status = 422, body = Problem)))]
 pub async fn update_tenant(
@@ -204,9 +210,19 @@ pub async fn update_tenant(
     ctx: RequestContext,
     JsonBody(p): JsonBody<TenantSettingsPatch>,
 ) -> Result<Json<TenantSettings>> {
+    let saved = update_settings(&state, &ctx, p).await?;
+    Ok(Json(settings_out(&saved)))
+}
+
+/// Applies a settings patch to the caller's tenant, audited.
+pub async fn update_settings(
+    state: &AppState,
+    ctx: &RequestContext,
+    p: TenantSettingsPatch,
+) -> Result<tenant::Model> {
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     ctx.require(ObjectType::Tenant, Action::ManageSettings)?;
-    let tx = crate::db::tenant_tx(&state.db, &ctx).await?;
+    let tx = crate::db::tenant_tx(&state.db, ctx).await?;
     let t = tenant::Entity::find_by_id(ctx.tenant_id)
         .one(&tx)
         .await?
@@ -214,7 +230,10 @@ pub async fn update_tenant(
     let before = json!(settings_out(&t));
     let mut a: tenant::ActiveModel = t.into();
     if let Some(n) = p.name {
-        a.name = Set(n);
+        if n.trim().is_empty() {
+            return Err(Error::field("name", "required", "the name cannot be blank"));
+        }
+        a.name = Set(n.trim().to_owned());
     }
     if let Some(m) = p.mfa_required {
         a.mfa_required = Set(m);
@@ -239,10 +258,24 @@ pub async fn update_tenant(
         }
         a.session_absolute_seconds = Set(s);
     }
+    if let Some(theme) = p.theme {
+        let theme = theme.trim().to_owned();
+        if theme.is_empty() {
+            a.theme = Set(None);
+        } else if state.themes.contains(&theme) {
+            a.theme = Set(Some(theme));
+        } else {
+            return Err(Error::field(
+                "theme",
+                "unknown_theme",
+                format!("no loaded theme is called `{theme}`"),
+            ));
+        }
+    }
     let saved = a.update(&tx).await?;
     audit::write(
         &tx,
-        &ctx,
+        ctx,
         vec![AuditEntry::new(
             ObjectType::Tenant,
             ctx.tenant_id,
@@ -253,7 +286,7 @@ pub async fn update_tenant(
     .await?;
     tx.commit().await?;
     state.caches.tenants.remove(&ctx.tenant_id);
-    Ok(Json(settings_out(&saved)))
+    Ok(saved)
 }
 
 /// Searches the audit trail, newest first.

@@ -302,14 +302,14 @@ pub struct PanelItemOut {
 /// Panels of every enabled plugin that reads the record's type, given the
 /// record as that plugin may see it. A failing plugin's panels are left
 /// out (and its failure recorded), never the page.
-async fn panels_of<R: Record>(
+pub async fn panels_of<R: Record>(
     state: &AppState,
     ctx: &RequestContext,
     id: Uuid,
-) -> Result<Json<Vec<PluginPanels>>> {
+) -> Result<Vec<PluginPanels>> {
     let m = records::get::<R>(&state.db, ctx, id).await?;
     let Some(rt) = state.plugins.clone() else {
-        return Ok(Json(Vec::new()));
+        return Ok(Vec::new());
     };
     let stored = records::to_json::<R>(&m);
     let mut out = Vec::new();
@@ -353,7 +353,7 @@ async fn panels_of<R: Record>(
             });
         }
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 macro_rules! panels_handler {
@@ -366,7 +366,7 @@ macro_rules! panels_handler {
             ctx: RequestContext,
             Path(id): Path<Uuid>,
         ) -> Result<Json<Vec<PluginPanels>>> {
-            panels_of::<$rec>(&state, &ctx, id).await
+            panels_of::<$rec>(&state, &ctx, id).await.map(Json)
         }
     };
 }

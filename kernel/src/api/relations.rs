@@ -14,16 +14,13 @@ use crate::AppState;
 use crate::api::extract::{JsonBody, expected_version};
 use crate::api::records::{TimelineParams, with_etag};
 use crate::context::RequestContext;
-use crate::crm::accounts::Accounts;
 use crate::crm::accounts::{self, Hierarchy};
-use crate::crm::contacts::Contacts;
 use crate::crm::deals::{self, Deals, StageMove};
 use crate::crm::links::{self, AccountLink, AccountLinkInput, Relationship, RelationshipInput};
-use crate::crm::records;
 use crate::crm::timeline::{self, TimelineEntry};
-use crate::db::search::{self, SearchHit};
+use crate::db::search::SearchHit;
 use crate::error::{Error, Problem, Result};
-use crate::permissions::{Action, ObjectType, Scope};
+use crate::permissions::{Action, ObjectType};
 
 /// Search query.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,77 +66,10 @@ pub async fn search(
             types.push(object.as_str());
         }
     }
-    // A caller limited by record scope or hidden fields sees only hits it
-    // may reach, and only hits its visible fields explain: matching on a
-    // hidden value would reveal it.
-    let restricted =
-        |o: ObjectType| ctx.policy.scope(o) != Scope::All || ctx.policy.field_rules(o).is_some();
-    let any_restricted = types
-        .iter()
-        .filter_map(|t| ObjectType::parse(t))
-        .any(restricted);
-    let fetch = if any_restricted {
-        (limit * 3).min(300)
-    } else {
-        limit
-    };
-    let hits = search::query(&state.db, ctx.tenant_id, &p.q, &types, fetch).await?;
-    if !any_restricted {
-        return Ok(Json(hits));
-    }
-    let mut out = Vec::new();
-    for mut hit in hits {
-        let Some(object) = ObjectType::parse(&hit.object_type) else {
-            continue;
-        };
-        if restricted(object) {
-            let visible = match object {
-                ObjectType::Contact => {
-                    records::visible_json::<Contacts>(&state.db, &ctx, hit.id).await?
-                }
-                ObjectType::Account => {
-                    records::visible_json::<Accounts>(&state.db, &ctx, hit.id).await?
-                }
-                _ => records::visible_json::<Deals>(&state.db, &ctx, hit.id).await?,
-            };
-            let Some(visible) = visible else { continue };
-            let words = search::words_of(&visible);
-            if !search::explains(&words, &p.q) {
-                continue;
-            }
-            // The title is derived too (a contact's name): rebuilt from
-            // what is visible when it repeats a hidden value.
-            if !search::explains(&words, &hit.title) {
-                hit.title = visible_title(&visible);
-            }
-            if hit
-                .subtitle
-                .as_deref()
-                .is_some_and(|s| !search::explains(&words, s))
-            {
-                hit.subtitle = None;
-            }
-        }
-        out.push(hit);
-        if out.len() as u64 >= limit {
-            break;
-        }
-    }
-    Ok(Json(out))
-}
-
-/// A search hit's title from the visible fields of its record.
-fn visible_title(visible: &serde_json::Value) -> String {
-    let text = |k: &str| visible.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    text("name")
-        .or_else(|| {
-            let parts: Vec<String> = ["first_name", "last_name"]
-                .into_iter()
-                .filter_map(text)
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
-        })
-        .unwrap_or_else(|| "(restricted)".to_owned())
+    let types: Vec<ObjectType> = types.iter().filter_map(|t| ObjectType::parse(t)).collect();
+    Ok(Json(
+        crate::crm::search::records(&state.db, &ctx, &p.q, &types, limit).await?,
+    ))
 }
 
 fn timeline_limit(p: &TimelineParams) -> Result<u64> {

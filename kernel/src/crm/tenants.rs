@@ -38,6 +38,7 @@ pub async fn ensure(
         Some(t) => t,
         None => {
             let t = tenant::ActiveModel {
+                theme: Set(None),
                 id: Set(Uuid::now_v7()),
                 slug: Set(slug.to_owned()),
                 name: Set(name.to_owned()),

@@ -100,6 +100,15 @@ impl Dialect {
         }
     }
 
+    /// The `YYYY-MM` month of a date or timestamp column, for grouping by
+    /// month (SQLite stores both as ISO text, which sorts and cuts the same).
+    pub fn year_month(self, column: &str) -> String {
+        match self.0 {
+            DbBackend::Postgres => format!("to_char(\"{column}\", 'YYYY-MM')"),
+            _ => format!("substr(\"{column}\", 1, 7)"),
+        }
+    }
+
     /// Case-insensitive "contains" / "starts with" on a text expression, with
     /// one `?` placeholder for the pattern.
     pub fn ilike(self, expr: &str) -> String {

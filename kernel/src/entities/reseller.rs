@@ -10,6 +10,9 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// The white-label theme (a folder of `themes/`); none: the default
+    /// (for a tenant: its reseller's).
+    pub theme: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,9 @@ pub struct Model {
     pub support_access_until: Option<DateTimeUtc>,
     /// The tenant's role those operators act with.
     pub support_access_role: Option<String>,
+    /// The white-label theme (a folder of `themes/`); none: the default
+    /// (for a tenant: its reseller's).
+    pub theme: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

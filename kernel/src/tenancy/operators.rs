@@ -156,6 +156,7 @@ pub async fn create_reseller(
     op.require_platform()?;
     check_slug("slug", &input.slug)?;
     let r = reseller::ActiveModel {
+        theme: Set(None),
         id: Set(Uuid::now_v7()),
         slug: Set(input.slug),
         name: Set(input.name),
@@ -304,6 +305,7 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
     let tx = crate::db::write_tx(&state.db).await?;
     let now = crate::clock::now();
     let t = tenant::ActiveModel {
+        theme: Set(None),
         id: Set(Uuid::now_v7()),
         slug: Set(input.slug),
         name: Set(input.name),

@@ -1,0 +1,1201 @@
+//! The web UI through HTTP as a browser speaks it: cookies, forms with
+//! CSRF tokens, redirects and HTML. Every page is rendered in every shipped
+//! theme; forms show the services' validation errors next to their fields;
+//! themes are chosen per tenant and by hostname, and a broken theme is
+//! reported and never takes the UI down.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::{Value, json};
+
+use crate::support::{Response, TestApp};
+
+const PW: &str = "a long test passphrase";
+
+/// A browser's view of the site: its cookies, and the host it asks for.
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: HashMap<String, String>,
+    host: Option<String>,
+}
+
+/// A page as the browser got it.
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: axum::http::HeaderMap,
+    pub html: String,
+}
+
+impl Page {
+    /// The value of the first `name="_csrf"` input.
+    pub fn csrf(&self) -> String {
+        attr_after(&self.html, "name=\"_csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF token on the page:\n{}", self.html))
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status (location {:?}):\n{}",
+            self.location, self.html
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn contains(&self, text: &str) -> &Self {
+        assert!(
+            self.html.contains(text),
+            "the page lacks {text:?}:\n{}",
+            self.html
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn lacks(&self, text: &str) -> &Self {
+        assert!(
+            !self.html.contains(text),
+            "the page shows {text:?}:\n{}",
+            self.html
+        );
+        self
+    }
+}
+
+/// The text after `marker` up to the next `"`, with HTML entities decoded
+/// as a browser would.
+fn attr_after(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let rest = &html[start..];
+    Some(unescape(&rest[..rest.find('"')?]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            cookies: HashMap::new(),
+            host: None,
+        }
+    }
+
+    pub fn at_host(app: &'a TestApp, host: &str) -> Self {
+        Browser {
+            host: Some(host.to_owned()),
+            ..Browser::new(app)
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(h) = &self.host {
+            req = req.header("host", h.as_str());
+        }
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header("cookie", jar.join("; "));
+        }
+        let req = match form {
+            Some(fields) => {
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields.iter().copied())
+                    .finish();
+                req.header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+            }
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res: Response = self.app.raw(req).await;
+        for c in res.headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") || value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let html = match res.body {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        Page {
+            status: res.status.as_u16(),
+            location: res
+                .headers
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            headers: res.headers,
+            html,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, path, Some(form)).await
+    }
+
+    /// Submits a form of the page at `page_path` with its CSRF token.
+    pub async fn submit(&mut self, page_path: &str, action: &str, form: &[(&str, &str)]) -> Page {
+        let token = self.get(page_path).await.csrf();
+        let mut fields: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
+        fields.extend_from_slice(form);
+        self.post(action, &fields).await
+    }
+
+    /// Signs in through the login page; `code` is a TOTP or recovery code.
+    pub async fn sign_in(&mut self, email: &str, password: &str, code: Option<&str>) -> Page {
+        self.submit(
+            "/login",
+            "/login",
+            &[
+                ("email", email),
+                ("password", password),
+                ("code", code.unwrap_or("")),
+                ("next", "/"),
+            ],
+        )
+        .await
+    }
+}
+
+/// An admin user with a password, signed in.
+async fn admin_browser(app: &TestApp) -> Browser<'_> {
+    app.user("default", "boss@example.com", PW, &["admin"])
+        .await;
+    let mut b = Browser::new(app);
+    b.sign_in("boss@example.com", PW, None).await.assert(303);
+    b
+}
+
+#[tokio::test]
+async fn pages_ask_for_sign_in_and_the_login_form_needs_its_token_and_the_password() {
+    let app = TestApp::new().await;
+    app.user("default", "ann@example.com", PW, &["sales_rep"])
+        .await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/contacts?sort=-created_at").await;
+    page.assert(303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/login?next=%2Fcontacts%3Fsort%3D-created_at")
+    );
+
+    let login = b.get("/login").await;
+    login
+        .assert(200)
+        .contains("<form method=\"post\" action=\"/login\"");
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(login.headers["x-frame-options"], "DENY");
+    assert_eq!(login.headers["cache-control"], "no-store");
+
+    // Without the token of the visitor's cookie: refused, nothing checked.
+    b.post("/login", &[("email", "ann@example.com"), ("password", PW)])
+        .await
+        .assert(403)
+        .contains("security token");
+    // A token from elsewhere is no better.
+    b.post(
+        "/login",
+        &[
+            ("_csrf", "forged-forged-forged-forged"),
+            ("email", "ann@example.com"),
+            ("password", PW),
+        ],
+    )
+    .await
+    .assert(403);
+
+    let wrong = b.sign_in("ann@example.com", "not the password", None).await;
+    wrong
+        .assert(401)
+        .contains("The email or password is wrong.")
+        .contains("value=\"ann@example.com\"");
+
+    let token = b.get("/login").await.csrf();
+    let ok = b
+        .post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", "ann@example.com"),
+                ("password", PW),
+                ("next", "/contacts?sort=-created_at"),
+            ],
+        )
+        .await;
+    ok.assert(303);
+    assert_eq!(ok.location.as_deref(), Some("/contacts?sort=-created_at"));
+    assert!(b.cookies.contains_key("trellis_session"), "{:?}", b.cookies);
+
+    // A `next` naming another site goes home instead.
+    let token = b.get("/login").await.csrf();
+    let away = b
+        .post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", "ann@example.com"),
+                ("password", PW),
+                ("next", "//evil.example/phish"),
+            ],
+        )
+        .await;
+    assert_eq!(away.location.as_deref(), Some("/"));
+
+    b.get("/contacts")
+        .await
+        .assert(200)
+        .contains("<h1>Contacts</h1>");
+    let out = b.submit("/contacts", "/logout", &[]).await;
+    out.assert(303);
+    assert_eq!(out.location.as_deref(), Some("/login?notice=signed_out"));
+    b.get("/contacts").await.assert(303);
+}
+
+#[tokio::test]
+async fn mfa_is_set_up_from_the_profile_with_a_qr_code_and_then_asked_at_sign_in() {
+    let app = TestApp::new().await;
+    let mut b = admin_browser(&app).await;
+    let profile = b.get("/profile").await;
+    profile
+        .assert(200)
+        .contains("Set up two-factor authentication");
+    let enrol = b.submit("/profile", "/profile/mfa/enroll", &[]).await;
+    enrol
+        .assert(200)
+        .contains("src=\"data:image&#x2f;svg+xml;base64,");
+    let secret = attr_after(&enrol.html, "name=\"secret\" value=\"").unwrap();
+    let uri = attr_after(&enrol.html, "name=\"uri\" value=\"").unwrap();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+
+    // A wrong code keeps the same enrolment on the page.
+    let wrong = b
+        .post(
+            "/profile/mfa/activate",
+            &[
+                ("_csrf", &enrol.csrf()),
+                ("code", "000000"),
+                ("secret", &secret),
+                ("uri", &uri),
+            ],
+        )
+        .await;
+    wrong
+        .assert(422)
+        .contains("does not match")
+        .contains(&secret);
+
+    let bytes = totp_rs::Secret::try_from_base32(&secret)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let code = trellis::auth::totp::code_at(&bytes, now);
+    let on = b
+        .post(
+            "/profile/mfa/activate",
+            &[
+                ("_csrf", &enrol.csrf()),
+                ("code", &code),
+                ("secret", &secret),
+                ("uri", &uri),
+            ],
+        )
+        .await;
+    on.assert(200).contains("Two-factor authentication is on.");
+    let codes: Vec<String> = on
+        .html
+        .split("<ul class=\"codes\">")
+        .nth(1)
+        .unwrap()
+        .split("</ul>")
+        .next()
+        .unwrap()
+        .split("<li>")
+        .skip(1)
+        .map(|s| s.split("</li>").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{codes:?}");
+
+    b.submit("/profile", "/logout", &[]).await.assert(303);
+    let without = b.sign_in("boss@example.com", PW, None).await;
+    without
+        .assert(401)
+        .contains("Enter the code from your authenticator app");
+    // The next step's code (one step of skew is allowed; this step's code
+    // was used to turn MFA on and cannot be replayed).
+    let next_code = trellis::auth::totp::code_at(&bytes, now + 30);
+    b.sign_in("boss@example.com", PW, Some(&next_code))
+        .await
+        .assert(303);
+    b.get("/").await.assert(200).contains("Dashboard");
+    b.submit("/", "/logout", &[]).await;
+    // A recovery code works once.
+    b.sign_in("boss@example.com", PW, Some(&codes[0]))
+        .await
+        .assert(303);
+    b.submit("/", "/logout", &[]).await;
+    b.sign_in("boss@example.com", PW, Some(&codes[0]))
+        .await
+        .assert(401);
+}
+
+/// Data for every page: a pipeline, related contacts, an account tree, a
+/// deal, an activity due, a custom field.
+async fn seed(app: &TestApp) -> HashMap<&'static str, String> {
+    let pipeline = app.sales_pipeline().await;
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "beds", "label": "Bedrooms wanted", "field_type": "integer"}),
+    )
+    .await
+    .assert_status(201);
+    let parent = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Northwind Holdings", "domain": "northwind.example"}),
+        )
+        .await;
+    let child = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Northwind Retail", "parent_id": parent["id"]}),
+        )
+        .await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace",
+                   "emails": [{"address": "ada@example.com", "primary": true}],
+                   "custom": {"beds": 3}}),
+        )
+        .await;
+    let charles = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Charles", "last_name": "Babbage"}),
+        )
+        .await;
+    app.post(
+        &format!(
+            "/api/v1/contacts/{}/relationships",
+            ada["id"].as_str().unwrap()
+        ),
+        json!({"to_contact_id": charles["id"], "kind": "colleague"}),
+    )
+    .await
+    .assert_status(201);
+    let deal = app
+        .create(
+            "/api/v1/deals",
+            json!({"name": "Analytical Engine", "amount": "125000.50", "currency": "GBP",
+                   "pipeline_id": pipeline["id"], "contact_id": ada["id"], "account_id": child["id"]}),
+        )
+        .await;
+    let activity = app
+        .create(
+            "/api/v1/activities",
+            json!({"kind": "call", "subject": "Call Ada about the engine",
+                   "due_at": (chrono::Utc::now() + chrono::Duration::hours(3)).to_rfc3339(),
+                   "contact_id": ada["id"], "deal_id": deal["id"]}),
+        )
+        .await;
+    let mut ids = HashMap::new();
+    ids.insert("pipeline", pipeline["id"].as_str().unwrap().to_owned());
+    ids.insert("contact", ada["id"].as_str().unwrap().to_owned());
+    ids.insert("account", child["id"].as_str().unwrap().to_owned());
+    ids.insert("parent", parent["id"].as_str().unwrap().to_owned());
+    ids.insert("deal", deal["id"].as_str().unwrap().to_owned());
+    ids.insert("activity", activity["id"].as_str().unwrap().to_owned());
+    ids
+}
+
+#[tokio::test]
+async fn every_page_renders_in_every_shipped_theme() {
+    let app = TestApp::new().await;
+    let ids = seed(&app).await;
+    let mut b = admin_browser(&app).await;
+    let themes: Vec<(String, String)> = app
+        .state
+        .themes
+        .all()
+        .map(|t| (t.key.clone(), t.manifest.product_name.clone()))
+        .collect();
+    assert!(
+        themes.len() >= 3,
+        "the default and two white-label themes ship: {themes:?}"
+    );
+    assert!(
+        app.state.themes.problems().is_empty(),
+        "{:?}",
+        app.state.themes.problems()
+    );
+    let (c, a, d, act) = (
+        &ids["contact"],
+        &ids["account"],
+        &ids["deal"],
+        &ids["activity"],
+    );
+    let pages: Vec<(String, &str)> = vec![
+        ("/".into(), "Pipeline value by stage"),
+        ("/contacts".into(), "Ada Lovelace"),
+        ("/contacts?q=lovelace".into(), "Ada Lovelace"),
+        ("/contacts?filter=custom.beds:gte:2".into(), "Ada Lovelace"),
+        (format!("/contacts/{c}"), "Bedrooms wanted"),
+        (format!("/contacts/{c}/edit"), ">ada@example.com</textarea>"),
+        ("/contacts/new".into(), "New contact"),
+        ("/accounts".into(), "Northwind Retail"),
+        (format!("/accounts/{a}"), "Account hierarchy"),
+        (format!("/accounts/{a}/edit"), "Parent account"),
+        ("/accounts/new".into(), "New account"),
+        ("/deals".into(), "Analytical Engine"),
+        (format!("/deals/{d}"), "Stage history"),
+        (format!("/deals/{d}/edit"), "125000.5"),
+        ("/deals/new".into(), "New deal"),
+        ("/activities".into(), "Call Ada about the engine"),
+        (format!("/activities/{act}"), "Call Ada about the engine"),
+        (format!("/activities/{act}/edit"), "Due (UTC)"),
+        ("/activities/new".into(), "New activity"),
+        (
+            format!("/board?pipeline={}", ids["pipeline"]),
+            "Qualification",
+        ),
+        ("/profile".into(), "Where you are signed in"),
+        ("/settings/general".into(), "Workspace name"),
+        ("/settings/users".into(), "boss@example.com"),
+        ("/settings/roles".into(), "sales_rep"),
+        ("/settings/fields".into(), "Bedrooms wanted"),
+        ("/settings/pipelines".into(), "Proposal"),
+        ("/settings/plugins".into(), "Plugins"),
+        ("/settings/audit".into(), "Audit log"),
+    ];
+    for (key, product) in &themes {
+        app.patch("/api/v1/tenant", json!({"theme": key}))
+            .await
+            .assert_status(200);
+        for (path, expect) in &pages {
+            let page = b.get(path).await;
+            assert_eq!(page.status, 200, "{path} in {key}:\n{}", page.html);
+            assert!(
+                page.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html"),
+                "{path}"
+            );
+            assert!(
+                page.headers.contains_key("content-security-policy"),
+                "{path}"
+            );
+            page.contains(&format!("/ui/assets/{key}/style.css?v="))
+                .contains(product.as_str())
+                .contains(expect);
+            // Nothing unrendered or printed as a bare `none`.
+            page.lacks("{{").lacks("{%").lacks(">none<");
+        }
+        // Pages for visitors, in the same theme (the default tenant).
+        let mut visitor = Browser::new(&app);
+        for (path, expect) in [
+            ("/login", "Sign in to"),
+            ("/password-reset", "Reset your password"),
+            ("/reset-password?token=abc", "Choose a new password"),
+            ("/accept-invitation?token=abc", "Accept your invitation"),
+        ] {
+            visitor
+                .get(path)
+                .await
+                .assert(200)
+                .contains(expect)
+                .contains(product.as_str())
+                .contains(&format!("/ui/assets/{key}/style.css"));
+        }
+        // An error page keeps the theme too.
+        let missing = b.get(&format!("/contacts/{}", uuid::Uuid::now_v7())).await;
+        missing
+            .assert(404)
+            .contains("contact not found")
+            .contains(product.as_str());
+        // The theme's assets.
+        let version = attr_after(&missing.html, &format!("/ui/assets/{key}/style.css?v=")).unwrap();
+        let css = b
+            .get(&format!("/ui/assets/{key}/style.css?v={version}"))
+            .await;
+        css.assert(200).contains("--primary:");
+        assert!(
+            css.headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        b.get(&format!("/ui/assets/{key}/logo"))
+            .await
+            .assert(200)
+            .contains("<svg");
+    }
+    b.get("/ui/app.js")
+        .await
+        .assert(200)
+        .contains("pointerdown");
+    b.get("/ui/assets/no-such-theme/style.css")
+        .await
+        .assert(404);
+}
+
+#[tokio::test]
+async fn a_record_form_shows_errors_next_to_the_fields_keeps_the_input_and_saves_custom_fields() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "beds", "label": "Bedrooms wanted",
+               "field_type": "integer", "required": true, "min": "1", "max": "20"}),
+    )
+    .await
+    .assert_status(201);
+    let mut b = admin_browser(&app).await;
+    let form = b.get("/contacts/new").await;
+    form.assert(200)
+        .contains("<label for=\"f-custom-beds\">Bedrooms wanted")
+        .contains("<label for=\"f-emails\">");
+    let bad = b
+        .post(
+            "/contacts/new",
+            &[
+                ("_csrf", &form.csrf()),
+                ("first_name", "Grace"),
+                ("last_name", "Hopper"),
+                ("emails", "not-an-email"),
+                ("custom.beds", "40"),
+                ("lifecycle_stage", "lead"),
+            ],
+        )
+        .await;
+    bad.assert(422)
+        .contains("id=\"f-emails-error\"")
+        .contains("id=\"f-custom-beds-error\"")
+        .contains("value=\"Grace\"")
+        .contains("not-an-email")
+        .contains("Please correct 2 fields");
+    assert_eq!(app.count_contacts().await, 0, "nothing was written");
+
+    let ok = b
+        .post(
+            "/contacts/new",
+            &[
+                ("_csrf", &form.csrf()),
+                ("first_name", "Grace"),
+                ("last_name", "Hopper"),
+                ("emails", "grace@example.com\ngrace@navy.example"),
+                ("phones", "+1 555 0100"),
+                ("custom.beds", "4"),
+                ("lifecycle_stage", "customer"),
+                ("tags", "navy, compilers"),
+                ("do_not_call", "true"),
+            ],
+        )
+        .await;
+    ok.assert(303);
+    let location = ok.location.clone().unwrap();
+    let id = location.trim_start_matches("/contacts/").to_owned();
+    let stored = app.get(&format!("/api/v1/contacts/{id}")).await.body;
+    assert_eq!(stored["email"], "grace@example.com");
+    assert_eq!(stored["emails"].as_array().unwrap().len(), 2);
+    assert_eq!(stored["custom"]["beds"], 4);
+    assert_eq!(stored["lifecycle_stage"], "customer");
+    assert_eq!(stored["tags"], json!(["navy", "compilers"]));
+    assert_eq!(stored["do_not_call"], true);
+    assert_eq!(stored["do_not_email"], false);
+    b.get(&location)
+        .await
+        .assert(200)
+        .contains("Bedrooms wanted")
+        .contains("<dd>4</dd>")
+        .contains("Customer");
+
+    // Editing with a stale version is a conflict shown above the form.
+    let edit = b.get(&format!("{location}/edit")).await;
+    edit.assert(200).contains("name=\"version\" value=\"1\"");
+    app.patch(
+        &format!("/api/v1/contacts/{id}"),
+        json!({"version": 1, "job_title": "Admiral"}),
+    )
+    .await
+    .assert_status(200);
+    let stale = b
+        .post(
+            &format!("{location}/edit"),
+            &[
+                ("_csrf", &edit.csrf()),
+                ("version", "1"),
+                ("first_name", "Grace B."),
+                ("emails", "grace@example.com"),
+                ("custom.beds", "4"),
+            ],
+        )
+        .await;
+    stale.assert(422).contains("changed by someone else");
+    let fresh = b.get(&format!("{location}/edit")).await;
+    let saved = b
+        .post(
+            &format!("{location}/edit"),
+            &[
+                ("_csrf", &fresh.csrf()),
+                ("version", "2"),
+                ("first_name", "Grace B."),
+                ("last_name", "Hopper"),
+                ("job_title", "Admiral"),
+                ("emails", "grace@example.com"),
+                ("custom.beds", "5"),
+                ("lifecycle_stage", "customer"),
+            ],
+        )
+        .await;
+    saved.assert(303);
+    let stored = app.get(&format!("/api/v1/contacts/{id}")).await.body;
+    assert_eq!(stored["first_name"], "Grace B.");
+    assert_eq!(stored["custom"]["beds"], 5);
+    assert_eq!(stored["version"], 3);
+}
+
+#[tokio::test]
+async fn forms_without_this_sessions_token_are_refused() {
+    let app = TestApp::new().await;
+    let mut b = admin_browser(&app).await;
+    b.post("/contacts/new", &[("first_name", "Eve")])
+        .await
+        .assert(403);
+    // Another session's token does not fit this session.
+    app.user("default", "other@example.com", PW, &["admin"])
+        .await;
+    let mut other = Browser::new(&app);
+    other
+        .sign_in("other@example.com", PW, None)
+        .await
+        .assert(303);
+    let foreign = other.get("/contacts/new").await.csrf();
+    b.post(
+        "/contacts/new",
+        &[("_csrf", &foreign), ("first_name", "Eve")],
+    )
+    .await
+    .assert(403);
+    assert_eq!(app.count_contacts().await, 0);
+}
+
+#[tokio::test]
+async fn the_board_moves_deals_by_form_and_by_script_and_keeps_the_stage_history() {
+    let app = TestApp::new().await;
+    let pipeline = app.sales_pipeline().await;
+    let stage = |name: &str| {
+        pipeline["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let deal = app
+        .create(
+            "/api/v1/deals",
+            json!({"name": "Difference Engine", "amount": "900", "currency": "GBP", "pipeline_id": pipeline["id"]}),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap();
+    let mut b = admin_browser(&app).await;
+    let board_path = format!("/board?pipeline={}", pipeline["id"].as_str().unwrap());
+    let board = b.get(&board_path).await;
+    board
+        .assert(200)
+        .contains("Difference Engine")
+        .contains("Move Difference Engine to");
+    let moved = b
+        .post(
+            &format!("/deals/{id}/move"),
+            &[
+                ("_csrf", &board.csrf()),
+                ("stage_id", &stage("Proposal")),
+                ("version", "1"),
+            ],
+        )
+        .await;
+    moved.assert(303);
+    assert_eq!(moved.location.as_deref(), Some(board_path.as_str()));
+
+    // The script's request asks for JSON.
+    let token = board.csrf();
+    let body = format!("_csrf={token}&stage_id={}&version=2", stage("Won"));
+    let send = |body: String| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/deals/{id}/move"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json");
+        let jar: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req = req.header("cookie", jar.join("; "));
+        req.body(Body::from(body)).unwrap()
+    };
+    let res = app.raw(send(body.clone())).await;
+    res.assert_status(200);
+    assert_eq!(res.body["version"], 3);
+    // Replaying the same move with its old version is a conflict.
+    let again = app.raw(send(body)).await;
+    again.assert_status(409);
+    assert_eq!(again.body["code"], "version_conflict");
+    // A lost stage needs a reason.
+    let lost = app
+        .raw(send(format!(
+            "_csrf={token}&stage_id={}&version=3",
+            stage("Lost")
+        )))
+        .await;
+    lost.assert_status(422);
+    assert!(
+        lost.body["message"].as_str().unwrap().contains("lost"),
+        "{}",
+        lost.body
+    );
+
+    let history = app.get(&format!("/api/v1/deals/{id}/stage-history")).await;
+    let moves = history.body.as_array().unwrap();
+    assert_eq!(moves.len(), 3, "created, proposal, won: {}", history.body);
+    assert_eq!(moves[2]["to_stage_id"], json!(stage("Won")));
+}
+
+#[tokio::test]
+async fn the_hostname_picks_the_tenants_theme_and_a_reseller_brands_its_tenants() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let (tenant, _) =
+        trellis::crm::tenants::ensure(db, "harborco", "Harbor Co", "admin@harborco.test")
+            .await
+            .unwrap();
+    let mut t: trellis::entities::tenant::ActiveModel = tenant.clone().into();
+    t.hostname = Set(Some("crm.harbor.example".to_owned()));
+    t.theme = Set(Some("harbor".to_owned()));
+    t.update(db).await.unwrap();
+    app.state.caches.tenants.remove(&tenant.id);
+
+    let harbor = app.state.themes.get(Some("harbor"));
+    let default = app.state.themes.default_theme();
+    assert_ne!(harbor.manifest.product_name, default.manifest.product_name);
+    Browser::at_host(&app, "crm.harbor.example")
+        .get("/login")
+        .await
+        .assert(200)
+        .contains(&harbor.manifest.product_name)
+        .contains("/ui/assets/harbor/style.css");
+    Browser::new(&app)
+        .get("/login")
+        .await
+        .assert(200)
+        .contains(&format!("Sign in to {}", default.manifest.product_name))
+        .lacks("/ui/assets/harbor/");
+
+    // A reseller's theme brands its tenants that chose none.
+    let reseller = trellis::entities::reseller::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        slug: Set("meadowsales".to_owned()),
+        name: Set("Meadow Sales".to_owned()),
+        created_at: Set(trellis::clock::now()),
+        theme: Set(Some("meadow".to_owned())),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let (farm, _) = trellis::crm::tenants::ensure(db, "farm", "Farm", "admin@farm.test")
+        .await
+        .unwrap();
+    let mut f: trellis::entities::tenant::ActiveModel = farm.clone().into();
+    f.hostname = Set(Some("crm.farm.example".to_owned()));
+    f.reseller_id = Set(Some(reseller.id));
+    f.update(db).await.unwrap();
+    app.state.caches.tenants.remove(&farm.id);
+    Browser::at_host(&app, "crm.farm.example")
+        .get("/login")
+        .await
+        .assert(200)
+        .contains(&app.state.themes.get(Some("meadow")).manifest.product_name);
+
+    // The API refuses a theme that is not loaded.
+    app.patch("/api/v1/tenant", json!({"theme": "no-such-theme"}))
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
+/// Writes a theme folder under `dir` with `files`.
+fn write_theme(dir: &std::path::Path, name: &str, files: &[(&str, &str)]) {
+    let root = dir.join(name);
+    std::fs::create_dir_all(root.join("templates")).unwrap();
+    for (path, text) in files {
+        std::fs::write(root.join(path), text).unwrap();
+    }
+}
+
+fn manifest(extra: &str, text: &str) -> String {
+    format!(
+        "name = \"Test\"\nproduct_name = \"Testing CRM\"\n{extra}\n[colors]\nprimary = \"#1f4fd1\"\non_primary = \"#ffffff\"\naccent = \"#0f7b6c\"\nbackground = \"#ffffff\"\nsurface = \"#ffffff\"\ntext = \"{text}\"\nmuted = \"#555555\"\nborder = \"#cccccc\"\ndanger = \"#b3261e\"\nsuccess = \"#1b6e3a\"\n"
+    )
+}
+
+#[tokio::test]
+async fn a_broken_theme_is_reported_with_file_and_line_and_the_default_serves_its_tenants() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let dir = tempfile::tempdir().unwrap();
+    let ok = manifest("", "#111111");
+    write_theme(
+        dir.path(),
+        "syntax",
+        &[
+            ("theme.toml", &ok),
+            (
+                "templates/login.html",
+                "{% extends \"base.html\" %}\n{% block content %}\n{% if %}\n{% endblock %}\n",
+            ),
+        ],
+    );
+    write_theme(
+        dir.path(),
+        "unknown-var",
+        &[
+            ("theme.toml", &ok),
+            (
+                "templates/dashboard.html",
+                "{% extends \"base.html\" %}\n{% block content %}\n<p>{{ page.title }}</p>\n<p>{{ page.revenue }}</p>\n{% endblock %}\n",
+            ),
+        ],
+    );
+    write_theme(
+        dir.path(),
+        "unknown-filter",
+        &[
+            ("theme.toml", &ok),
+            (
+                "templates/error.html",
+                "{% extends \"base.html\" %}\n{% block content %}\n{{ page.message|shout }}\n{% endblock %}\n",
+            ),
+        ],
+    );
+    write_theme(
+        dir.path(),
+        "low-contrast",
+        &[("theme.toml", &manifest("", "#eeeeee"))],
+    );
+    write_theme(
+        dir.path(),
+        "missing-logo",
+        &[("theme.toml", &manifest("logo = \"logo.png\"", "#111111"))],
+    );
+    // Passes the checks at load, fails when the page renders.
+    write_theme(
+        dir.path(),
+        "fails-late",
+        &[
+            ("theme.toml", &ok),
+            (
+                "templates/list.html",
+                "{% extends \"base.html\" %}\n{% block content %}\n{{ page.title.first.deeper }}\n{% endblock %}\n",
+            ),
+        ],
+    );
+    let path = dir.path().to_owned();
+    let app = TestApp::with_config(|c| c.themes_dir = Some(path)).await;
+    let problems: Vec<String> = app
+        .state
+        .themes
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let has = |needle: &str| {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "no problem mentions {needle:?}: {problems:#?}"
+        )
+    };
+    has("syntax/templates/login.html:3:");
+    has("unknown-var/templates/dashboard.html:4: unknown variable `page.revenue`");
+    has("unknown-filter/templates/error.html:3: unknown filter `shout`");
+    has("low-contrast/theme.toml:");
+    has("contrast");
+    has("missing-logo/theme.toml:3: `logo` names `logo.png`, which is not in the theme folder");
+    for left_out in [
+        "syntax",
+        "unknown-var",
+        "unknown-filter",
+        "low-contrast",
+        "missing-logo",
+    ] {
+        assert!(
+            !app.state.themes.contains(left_out),
+            "{left_out} must be left out"
+        );
+    }
+    assert!(app.state.themes.contains("fails-late"));
+
+    // A tenant set to a left-out theme, or to one failing at render, gets
+    // the default theme's pages.
+    let mut b = admin_browser(&app).await;
+    for theme in ["unknown-var", "fails-late"] {
+        let t = trellis::crm::tenants::cached(&app.state, b_tenant(&app).await)
+            .await
+            .unwrap();
+        let mut a: trellis::entities::tenant::ActiveModel = t.into();
+        a.theme = Set(Some(theme.to_owned()));
+        a.update(&app.state.db).await.unwrap();
+        app.state.caches.tenants.clear();
+        let dash = b.get("/").await;
+        dash.assert(200);
+        let list = b.get("/contacts").await;
+        list.assert(200).contains("<h1>Contacts</h1>");
+        if theme == "fails-late" {
+            list.contains("/ui/assets/default/style.css");
+        }
+    }
+}
+
+async fn b_tenant(app: &TestApp) -> uuid::Uuid {
+    let (t, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    t.id
+}
+
+#[tokio::test]
+async fn hidden_fields_never_reach_the_pages() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "net_worth", "label": "Net worth", "field_type": "currency"}),
+    )
+    .await
+    .assert_status(201);
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "junior", "name": "Junior",
+               "permissions": {"contact": {"actions": ["read", "update", "create"], "scope": "all"}},
+               "field_rules": {"contact": {"custom.net_worth": "hidden", "job_title": "read_only"}}}),
+    )
+    .await
+    .assert_status(200);
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Scrooge", "job_title": "Banker", "custom": {"net_worth": "987654321.00"}}),
+        )
+        .await;
+    let net_worth = c["custom"]["net_worth"].clone();
+    let id = c["id"].as_str().unwrap();
+    app.user("default", "junior@example.com", PW, &["junior"])
+        .await;
+    let mut b = Browser::new(&app);
+    b.sign_in("junior@example.com", PW, None).await.assert(303);
+    for path in [
+        format!("/contacts/{id}"),
+        format!("/contacts/{id}/edit"),
+        "/contacts".to_owned(),
+        "/contacts/new".to_owned(),
+    ] {
+        b.get(&path)
+            .await
+            .assert(200)
+            .lacks("987654321")
+            .lacks("Net worth");
+    }
+    // The read-only field is shown but not editable, and a forged value
+    // for it is ignored rather than written.
+    let edit = b.get(&format!("/contacts/{id}/edit")).await;
+    let input = edit.html.split("id=\"f-job_title\"").nth(1).unwrap();
+    let input = &input[..input.find('>').unwrap()];
+    assert!(
+        input.contains("value=\"Banker\"") && input.contains("readonly"),
+        "{input}"
+    );
+    let saved = b
+        .post(
+            &format!("/contacts/{id}/edit"),
+            &[
+                ("_csrf", &edit.csrf()),
+                ("version", "1"),
+                ("first_name", "Scrooge"),
+                ("job_title", "Philanthropist"),
+                ("custom.net_worth", "0"),
+                ("lifecycle_stage", "lead"),
+            ],
+        )
+        .await;
+    saved.assert(303);
+    let stored = app.get(&format!("/api/v1/contacts/{id}")).await.body;
+    assert_eq!(stored["job_title"], "Banker");
+    assert_eq!(stored["custom"]["net_worth"], net_worth);
+    // The navigation offers only what the role may read.
+    b.get("/")
+        .await
+        .assert(200)
+        .lacks("href=\"/deals\"")
+        .lacks("href=\"/settings\"");
+    b.get("/settings/users").await.assert(403);
+}
+
+#[test]
+fn the_theme_command_scaffolds_and_checks_themes() {
+    let bin = env!("CARGO_BIN_EXE_trellis");
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(bin)
+        .args(["theme", "new", "acme", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let checked = std::process::Command::new(bin)
+        .args(["theme", "check"])
+        .arg(dir.path().join("acme"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&checked.stdout).contains(": ok"));
+
+    // Break it: a template with a syntax error on line 2.
+    std::fs::write(
+        dir.path().join("acme/templates/error.html"),
+        "{% extends \"base.html\" %}\n{% block content %}{{ page.message }\n{% endblock %}\n",
+    )
+    .unwrap();
+    let broken = std::process::Command::new(bin)
+        .args(["theme", "check"])
+        .arg(dir.path().join("acme"))
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(err.contains("acme/templates/error.html:2:"), "{err}");
+
+    for shipped in ["harbor", "meadow"] {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../themes")
+            .join(shipped);
+        let out = std::process::Command::new(bin)
+            .args(["theme", "check"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shipped}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_sums_exact_amounts_within_the_callers_scope() {
+    let app = TestApp::new().await;
+    let pipeline = app.sales_pipeline().await;
+    let stage = |name: &str| {
+        pipeline["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .clone()
+    };
+    let today = chrono::Utc::now().date_naive().to_string();
+    app.put(
+        "/api/v1/roles",
+        json!({"key": "closer", "name": "Closer",
+               "permissions": {"deal": {"actions": ["read", "update"], "scope": "own"},
+                               "pipeline": {"actions": ["read"], "scope": "all"}}}),
+    )
+    .await
+    .assert_status(200);
+    let rep = app
+        .user("default", "rep@example.com", PW, &["closer"])
+        .await;
+    for (name, amount, currency, stage_name, owner) in [
+        ("A", "1000.25", "GBP", "Proposal", None),
+        ("B", "500", "GBP", "Qualification", None),
+        ("C", "2000", "GBP", "Proposal", None),
+        ("D", "999", "USD", "Proposal", None),
+        ("E", "300", "GBP", "Proposal", Some(rep)),
+    ] {
+        let d = app
+            .create(
+                "/api/v1/deals",
+                json!({"name": name, "amount": amount, "currency": currency, "pipeline_id": pipeline["id"],
+                       "stage_id": stage(stage_name), "expected_close_date": today, "owner_id": owner}),
+            )
+            .await;
+        if name == "C" {
+            app.post(
+                &format!("/api/v1/deals/{}/move", d["id"].as_str().unwrap()),
+                json!({"stage_id": stage("Won"), "version": 1}),
+            )
+            .await
+            .assert_status(200);
+        }
+    }
+    let row =
+        |label: &str, amount: &str| format!("<th scope=\"row\">{label}</th><td>{amount}</td>");
+    let mut b = admin_browser(&app).await;
+    let page = b.get("/").await;
+    page.assert(200)
+        .contains("Pipeline value by stage (GBP)")
+        .contains(&row("Proposal", "GBP 1,300.25"))
+        .contains(&row("Qualification", "GBP 500.00"))
+        .contains(&row("Won", "GBP 2,000.00"))
+        // Won this month; the forecast weighs open deals by probability:
+        // 1300.25 × 50 % + 500 × 10 % = 700.125, shown to the cent.
+        .contains(&row(&today[..7], "GBP 2,000.00"))
+        .contains(&row(&today[..7], "GBP 700.12"))
+        .contains("<strong>GBP 700.12</strong> of GBP 1,800.25 open");
+
+    // A caller whose deal scope is `own` sees only its own deals.
+    let mut r = Browser::new(&app);
+    r.sign_in("rep@example.com", PW, None).await.assert(303);
+    r.get("/")
+        .await
+        .assert(200)
+        .contains(&row("Proposal", "GBP 300.00"))
+        .contains(&row("Won", "GBP 0.00"))
+        .lacks("1,300.25");
+}
