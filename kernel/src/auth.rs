@@ -3,6 +3,7 @@
 //! function every authenticated request passes, [`authenticate`].
 
 pub mod access;
+pub mod api_keys;
 pub mod jwt;
 pub mod login;
 pub mod password;

@@ -1199,3 +1199,214 @@ async fn the_dashboard_sums_exact_amounts_within_the_callers_scope() {
         .contains(&row("Won", "GBP 0.00"))
         .lacks("1,300.25");
 }
+
+#[tokio::test]
+async fn admins_manage_roles_pipelines_api_keys_and_plugins_from_settings() {
+    let app = TestApp::new().await;
+    let mut b = admin_browser(&app).await;
+
+    // A role with field permissions, made in the role editor.
+    let form = b.get("/settings/roles/new").await;
+    form.assert(200).contains("What the role may do");
+    let bad = b
+        .post(
+            "/settings/roles/new",
+            &[
+                ("_csrf", &form.csrf()),
+                ("key", "viewer"),
+                ("name", "Viewer"),
+                ("perm.contact", "read"),
+                ("scope.contact", "own"),
+                ("field_rules", "contact.email hidden"),
+            ],
+        )
+        .await;
+    bad.assert(422)
+        .contains("line 1: write `object.field: hidden`");
+    b.post(
+        "/settings/roles/new",
+        &[
+            ("_csrf", &form.csrf()),
+            ("key", "viewer"),
+            ("name", "Viewer"),
+            ("perm.contact", "read"),
+            ("perm.contact", "export"),
+            ("scope.contact", "own"),
+            (
+                "field_rules",
+                "contact.email: hidden\ncontact.job_title: read_only",
+            ),
+        ],
+    )
+    .await
+    .assert(200)
+    .contains("The role Viewer is saved.");
+    let roles = app.get("/api/v1/roles").await.body;
+    let viewer = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "viewer")
+        .unwrap();
+    assert_eq!(
+        viewer["permissions"]["contact"]["actions"],
+        json!(["read", "export"])
+    );
+    assert_eq!(viewer["permissions"]["contact"]["scope"], "own");
+    assert_eq!(viewer["field_rules"]["contact"]["email"], "hidden");
+    assert_eq!(viewer["field_rules"]["contact"]["job_title"], "read_only");
+    // The editor shows it back as it is stored.
+    b.get("/settings/roles/viewer")
+        .await
+        .assert(200)
+        .contains("contact.email: hidden\ncontact.job_title: read_only");
+
+    // A pipeline added, then edited: a renamed stage is a new stage, a kept
+    // name keeps its id.
+    let p = b
+        .submit(
+            "/settings/pipelines",
+            "/settings/pipelines",
+            &[
+                ("name", "Renewals"),
+                (
+                    "stages",
+                    "Due | 20 | open\nRenewed | 100 | won\nChurned | 0 | lost",
+                ),
+            ],
+        )
+        .await;
+    p.assert(200).contains("The pipeline Renewals is added.");
+    let list = app.get("/api/v1/pipelines").await.body;
+    let renewals = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Renewals")
+        .unwrap()
+        .clone();
+    let due_id = renewals["stages"][0]["id"].clone();
+    let rid = renewals["id"].as_str().unwrap();
+    let edit_path = format!("/settings/pipelines/{rid}");
+    b.get(&edit_path)
+        .await
+        .assert(200)
+        .contains("Due | 20 | open");
+    b.submit(
+        &edit_path,
+        &edit_path,
+        &[
+            ("name", "Renewals"),
+            ("version", "1"),
+            (
+                "stages",
+                "Due | 30 | open\nNegotiating | 60 | open\nRenewed | 100 | won\nChurned | 0 | lost",
+            ),
+        ],
+    )
+    .await
+    .assert(200)
+    .contains("is saved");
+    let after = app.get(&format!("/api/v1/pipelines/{rid}")).await.body;
+    assert_eq!(after["stages"][0]["id"], due_id);
+    assert_eq!(after["stages"][0]["probability"], 30);
+    assert_eq!(after["stages"][1]["name"], "Negotiating");
+    b.submit(
+        &edit_path,
+        &edit_path,
+        &[
+            ("name", "Renewals"),
+            ("version", "2"),
+            ("stages", "Due | lots | open"),
+        ],
+    )
+    .await
+    .assert(422)
+    .contains("line 1: the probability is a whole number");
+
+    // An API key, shown once, that works and can be revoked.
+    let made = b
+        .submit(
+            "/settings/api-keys",
+            "/settings/api-keys",
+            &[("name", "zapier"), ("scopes", "contact:read")],
+        )
+        .await;
+    made.assert(200).contains("it is not shown again");
+    let key = made.html.split("not shown again: ").nth(1).unwrap();
+    let key = &key[..key.find('<').unwrap()];
+    let res = app
+        .send(Method::GET, "/api/v1/contacts", Some(key), None, &[])
+        .await;
+    res.assert_status(200);
+    app.send(Method::GET, "/api/v1/deals", Some(key), None, &[])
+        .await
+        .assert_status(403);
+    let keys = b.get("/settings/api-keys").await;
+    keys.assert(200).contains("zapier").lacks(key);
+    let listed = app.get("/api/v1/api-keys").await.body;
+    let zapier = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "zapier")
+        .unwrap();
+    let revoke = format!(
+        "/settings/api-keys/{}/revoke",
+        zapier["id"].as_str().unwrap()
+    );
+    assert!(unescape(&keys.html).contains(&format!("action=\"{revoke}\"")));
+    b.post(&revoke, &[("_csrf", &keys.csrf())])
+        .await
+        .assert(303);
+    app.send(Method::GET, "/api/v1/contacts", Some(key), None, &[])
+        .await
+        .assert_status(401);
+
+    // A plugin enabled with the capabilities checked (two keys: the
+    // manifest asks, the admin grants); one it did not ask for is refused.
+    app.install_plugin("showcase", |m| m)
+        .await
+        .assert_status(201);
+    let plugins = b.get("/settings/plugins").await;
+    plugins
+        .assert(200)
+        .contains("showcase 0.1.0 (not enabled)")
+        .contains("value=\"kv\"");
+    b.post(
+        "/settings/plugins/showcase/enable",
+        &[
+            ("_csrf", &plugins.csrf()),
+            ("grants", "kv"),
+            ("grants", "records:deal:delete"),
+            ("config", "{}"),
+        ],
+    )
+    .await
+    .assert(422);
+    b.post(
+        "/settings/plugins/showcase/enable",
+        &[
+            ("_csrf", &plugins.csrf()),
+            ("grants", "kv"),
+            ("config", "not json"),
+        ],
+    )
+    .await
+    .assert(422)
+    .contains("not JSON");
+    b.post(
+        "/settings/plugins/showcase/enable",
+        &[
+            ("_csrf", &plugins.csrf()),
+            ("grants", "kv"),
+            ("config", "{}"),
+        ],
+    )
+    .await
+    .assert(200)
+    .contains("showcase is enabled");
+    let tp = app.get("/api/v1/tenant/plugins").await.body;
+    assert_eq!(tp[0]["enabled"], true);
+    assert_eq!(tp[0]["grants"], json!(["kv"]));
+}

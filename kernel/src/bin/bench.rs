@@ -243,6 +243,7 @@ async fn run(args: &Args, url: &str) -> Result<()> {
         client: Client::builder(TokioExecutor::new()).build_http(),
         base: format!("http://{addr}"),
         auth: format!("Bearer {token}"),
+        cookie: None,
     };
 
     let mut rows = Vec::new();
@@ -457,6 +458,44 @@ async fn run(args: &Args, url: &str) -> Result<()> {
     })
     .await?;
 
+    // The web UI's pages, signed in with a browser session (server time
+    // seen from a client on loopback: rendering included).
+    let password = "bench passphrase of some length";
+    trellis::auth::login::set_password(&state, tenant.id, &admin.email, password).await?;
+    let session = http.session(&admin.email, password).await?;
+    let page = Http {
+        auth: String::new(),
+        cookie: Some(session),
+        ..http.clone()
+    };
+    let mut pages = Vec::new();
+    let id0 = sample_ids[0];
+    for (name, path) in [
+        ("contacts list, first page", "/contacts".to_owned()),
+        (
+            "contacts list, custom filter",
+            "/contacts?filter=custom.tier:eq:gold".to_owned(),
+        ),
+        (
+            "contacts list, page 1,000",
+            format!("/contacts?cursor={}", urlencode(&cursor)),
+        ),
+        (
+            "contacts list, search",
+            format!("/contacts?q={}", fragments[0]),
+        ),
+        ("contact detail", format!("/contacts/{id0}")),
+        ("dashboard", "/".to_owned()),
+        ("pipeline board", format!("/board?pipeline={}", pipeline.id)),
+    ] {
+        let figures = measure(samples.min(500), |_| {
+            let (page, path) = (page.clone(), path.clone());
+            async move { page.html(&path).await.map(|_| ()) }
+        })
+        .await?;
+        pages.push((name, figures));
+    }
+
     println!();
     println!("seeding through the services: {seed_rate:.0} contacts/s, {deal_rate:.0} deals/s");
     println!();
@@ -493,6 +532,20 @@ async fn run(args: &Args, url: &str) -> Result<()> {
         "get by id with {conc} clients: API {api_tp:.0} req/s, raw {raw_tp:.0} q/s, ratio {:.2}",
         api_tp / raw_tp
     );
+    println!();
+    println!(
+        "{:<30} {:>10} {:>10} {:>10}",
+        "web UI page (sequential)", "p50", "p99", "pages/s"
+    );
+    for (name, f) in &pages {
+        println!(
+            "{:<30} {:>10} {:>10} {:>10.0}",
+            name,
+            fmt(f.p50),
+            fmt(f.p99),
+            f.per_sec
+        );
+    }
     Ok(())
 }
 
@@ -541,9 +594,52 @@ struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
     auth: String,
+    /// A browser session's cookie, for the UI's pages.
+    cookie: Option<String>,
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 impl Http {
+    /// Signs in with a password; returns the session cookie (`name=value`).
+    async fn session(&self, email: &str, password: &str) -> Result<String> {
+        let req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(format!("{}/api/v1/auth/login", self.base))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                json!({"email": email, "password": password}).to_string(),
+            )))?;
+        let res = self.client.request(req).await?;
+        let cookie = res
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
+        match cookie {
+            Some(c) if res.status().is_success() => Ok(c),
+            _ => bail!("signing in failed: {}", res.status()),
+        }
+    }
+
+    /// A page of the UI as HTML.
+    async fn html(&self, path: &str) -> Result<Bytes> {
+        let req = hyper::Request::builder()
+            .uri(format!("{}{path}", self.base))
+            .header("cookie", self.cookie.as_deref().unwrap_or(""))
+            .body(Full::new(Bytes::new()))?;
+        let res = self.client.request(req).await?;
+        let status = res.status();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{path}: {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes)
+    }
+
     async fn send(&self, method: hyper::Method, path: &str, body: Option<Value>) -> Result<Value> {
         let mut req = hyper::Request::builder()
             .method(method)

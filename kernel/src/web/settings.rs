@@ -23,7 +23,8 @@ use crate::web::{PageError, Ui};
 
 type PageResult = Result<Response, PageError>;
 
-/// The sections, with the object type and action that opens each.
+/// The sections, with the object type and action that opens each (API
+/// keys: every user has their own).
 const SECTIONS: &[(&str, &str, ObjectType, Action)] = &[
     ("general", "Workspace", ObjectType::Tenant, Action::Read),
     ("users", "Users", ObjectType::User, Action::Read),
@@ -36,25 +37,40 @@ const SECTIONS: &[(&str, &str, ObjectType, Action)] = &[
     ),
     ("pipelines", "Pipelines", ObjectType::Pipeline, Action::Read),
     ("plugins", "Plugins", ObjectType::Plugin, Action::Read),
+    ("api-keys", "API keys", ObjectType::ApiKey, Action::Read),
     ("audit", "Audit log", ObjectType::AuditLog, Action::Read),
 ];
 
+/// Whether the caller may open a section.
+fn opens(ctx: &RequestContext, key: &str, object: ObjectType, action: Action) -> bool {
+    key == "api-keys" || ctx.can(object, action)
+}
+
 /// Whether the caller sees any settings section.
 pub fn visible(ctx: &RequestContext) -> bool {
-    SECTIONS.iter().any(|(_, _, o, a)| ctx.can(*o, *a))
+    SECTIONS
+        .iter()
+        .any(|(k, _, o, a)| *k != "api-keys" && ctx.can(*o, *a))
 }
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings", get(index))
         .route("/settings/{section}", get(section).post(save))
+        .route("/settings/api-keys/{id}/revoke", post(revoke_key))
+        .route("/settings/roles/{key}", get(role_page).post(save_role))
+        .route(
+            "/settings/pipelines/{id}",
+            get(pipeline_page).post(save_pipeline),
+        )
+        .route("/settings/plugins/{id}/enable", post(enable_plugin))
         .route("/settings/plugins/{id}/disable", post(disable_plugin))
 }
 
 fn sections(ctx: &RequestContext, current: &str) -> Vec<Value> {
     SECTIONS
         .iter()
-        .filter(|(_, _, o, a)| ctx.can(*o, *a))
+        .filter(|(k, _, o, a)| opens(ctx, k, *o, *a))
         .map(|(key, label, _, _)| {
             json!({"key": key, "label": label, "href": format!("/settings/{key}"), "current": *key == current})
         })
@@ -62,7 +78,10 @@ fn sections(ctx: &RequestContext, current: &str) -> Vec<Value> {
 }
 
 async fn index(ui: Ui) -> PageResult {
-    match SECTIONS.iter().find(|(_, _, o, a)| ui.ctx.can(*o, *a)) {
+    match SECTIONS
+        .iter()
+        .find(|(k, _, o, a)| opens(&ui.ctx, k, *o, *a))
+    {
         Some((key, ..)) => Ok(Redirect::to(&format!("/settings/{key}")).into_response()),
         None => Err(Error::Forbidden("your roles open no settings".to_owned()).into()),
     }
@@ -103,7 +122,9 @@ async fn section(
     let Some((_, _, object, action)) = SECTIONS.iter().find(|(k, ..)| *k == key) else {
         return Err(Error::NotFound("settings section").into());
     };
-    ui.ctx.require(*object, *action)?;
+    if !opens(&ui.ctx, &key, *object, *action) {
+        ui.ctx.require(*object, *action)?;
+    }
     let page = page_of(&state, &ui, &key, json!({}), None, raw.as_deref()).await?;
     Ok(render(&state, &ui, &key, page))
 }
@@ -158,8 +179,9 @@ async fn page_of(
         "users" => users(state, ui, errors, notice).await,
         "roles" => roles(state, ui).await,
         "fields" => fields(state, ui, errors, notice).await,
-        "pipelines" => pipelines(state, ui).await,
-        "plugins" => plugins(state, ui).await,
+        "pipelines" => pipelines(state, ui, errors, notice).await,
+        "plugins" => plugins(state, ui, errors, notice).await,
+        "api-keys" => api_keys(state, ui, errors, notice).await,
         _ => audit(state, ui, raw).await,
     }
 }
@@ -177,6 +199,8 @@ async fn save(
         "general" => save_general(&state, &ui, &form).await,
         "users" => invite(&state, &ui, &form).await,
         "fields" => create_field(&state, &ui, &form).await,
+        "pipelines" => pipeline_save(&state, &ui, None, &form).await,
+        "api-keys" => create_key(&state, &ui, &form).await,
         _ => return Err(Error::MethodNotAllowed.into()),
     };
     match result {
@@ -287,10 +311,19 @@ async fn roles(state: &AppState, ui: &Ui) -> Result<Value, Error> {
                         .join("; ")
                 })
                 .unwrap_or_default();
-            json!({"cells": [r.name, r.key, if r.built_in { "Built-in" } else { "Custom" }, summary]})
+            json!({"cells": [r.name, r.key, if r.built_in { "Built-in" } else { "Custom" }, summary],
+                   "link": format!("/settings/roles/{}", r.key)})
         })
         .collect();
-    Ok(json!({"columns": ["Name", "Key", "Kind", "Permissions"], "rows": rows}))
+    Ok(json!({
+        "columns": ["Name", "Key", "Kind", "Permissions"],
+        "rows": rows,
+        "form": {"kind": "links", "links": if ui.ctx.can(ObjectType::Role, Action::ManageSettings) {
+            json!([{"href": "/settings/roles/new", "label": "New role"}])
+        } else {
+            json!([])
+        }},
+    }))
 }
 
 async fn fields(
@@ -360,39 +393,334 @@ async fn create_field(state: &AppState, ui: &Ui, form: &FormData) -> Result<Stri
     Ok(format!("The field {} is added.", f.label))
 }
 
-async fn pipelines(state: &AppState, ui: &Ui) -> Result<Value, Error> {
+async fn pipelines(
+    state: &AppState,
+    ui: &Ui,
+    errors: Value,
+    notice: Option<&str>,
+) -> Result<Value, Error> {
     let list = crate::crm::pipelines::list(&state.db, &ui.ctx).await?;
     let rows: Vec<Value> = list
         .iter()
-        .flat_map(|p| {
-            p.stages.iter().map(move |s| {
-                json!({"cells": [p.name, s.name, format!("{}%", s.probability), forms::label(&serde_json::to_value(s.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())]})
-            })
+        .map(|p| {
+            let stages: Vec<String> = p
+                .stages
+                .iter()
+                .map(|s| format!("{} ({}%, {})", s.name, s.probability, kind_name(s.kind)))
+                .collect();
+            json!({"cells": [p.name, stages.join(" → ")], "link": format!("/settings/pipelines/{}", p.id)})
         })
         .collect();
-    Ok(json!({"columns": ["Pipeline", "Stage", "Win probability", "Kind"], "rows": rows}))
+    Ok(json!({
+        "columns": ["Pipeline", "Stages"],
+        "rows": rows,
+        "form": {
+            "kind": "pipeline",
+            "action": "/settings/pipelines",
+            "title": "Add a pipeline",
+            "can_edit": ui.ctx.can(ObjectType::Pipeline, Action::ManageSettings),
+            "name": "",
+            "stages": "Qualification | 10 | open\nProposal | 50 | open\nWon | 100 | won\nLost | 0 | lost",
+            "version": null,
+        },
+        "errors": errors,
+        "notice": notice,
+    }))
 }
 
-async fn plugins(state: &AppState, ui: &Ui) -> Result<Value, Error> {
+fn kind_name(k: crate::crm::pipelines::StageKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Stages written one per line as `Name | probability | kind`; a stage
+/// keeps its id (and its deals) when its name stays.
+fn parse_stages(
+    text: &str,
+    existing: &[crate::crm::pipelines::Stage],
+) -> Result<Vec<crate::crm::pipelines::StageInput>, Error> {
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let parts: Vec<&str> = line.split('|').map(str::trim).collect();
+        let bad = |why: &str| {
+            Error::field(
+                "stages",
+                "invalid_value",
+                format!(
+                    "line {}: {why} (write `Name | probability | open, won or lost`)",
+                    i + 1
+                ),
+            )
+        };
+        let [name, probability, kind] = parts[..] else {
+            return Err(bad("three parts separated by |"));
+        };
+        let probability: i32 = probability
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| bad("the probability is a whole number"))?;
+        let kind = serde_json::from_value(Value::String(kind.to_lowercase()))
+            .map_err(|_| bad("the kind is open, won or lost"))?;
+        out.push(crate::crm::pipelines::StageInput {
+            id: existing.iter().find(|s| s.name == name).map(|s| s.id),
+            name: name.to_owned(),
+            probability,
+            kind,
+        });
+    }
+    Ok(out)
+}
+
+async fn pipeline_save(
+    state: &AppState,
+    ui: &Ui,
+    id: Option<uuid::Uuid>,
+    form: &FormData,
+) -> Result<String, Error> {
+    let name = form.get("name").unwrap_or("").trim().to_owned();
+    let existing = match id {
+        Some(id) => Some(crate::crm::pipelines::get(&state.db, &ui.ctx, id).await?),
+        None => None,
+    };
+    let stages = parse_stages(
+        form.get("stages").unwrap_or(""),
+        existing.as_ref().map_or(&[][..], |p| &p.stages[..]),
+    )?;
+    let input = crate::crm::pipelines::PipelineInput {
+        name: name.clone(),
+        position: existing.as_ref().map_or(0, |p| p.position),
+        stages,
+    };
+    match (id, existing) {
+        (Some(id), Some(_)) => {
+            let version = form
+                .get("version")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Error::field("version", "required", "the form lacks the version"))?;
+            crate::crm::pipelines::update(&state.db, &ui.ctx, id, input, version).await?;
+            Ok(format!("The pipeline {name} is saved."))
+        }
+        _ => {
+            crate::crm::pipelines::create(&state.db, &ui.ctx, input).await?;
+            Ok(format!("The pipeline {name} is added."))
+        }
+    }
+}
+
+/// One pipeline's form.
+async fn pipeline_page(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<uuid::Uuid>,
+) -> PageResult {
+    let page = pipeline_form(&state, &ui, id, json!({}), None).await?;
+    Ok(render(&state, &ui, "pipelines", page))
+}
+
+async fn pipeline_form(
+    state: &AppState,
+    ui: &Ui,
+    id: uuid::Uuid,
+    errors: Value,
+    notice: Option<&str>,
+) -> Result<Value, Error> {
+    let p = crate::crm::pipelines::get(&state.db, &ui.ctx, id).await?;
+    let stages: Vec<String> = p
+        .stages
+        .iter()
+        .map(|s| format!("{} | {} | {}", s.name, s.probability, kind_name(s.kind)))
+        .collect();
+    Ok(json!({
+        "form": {
+            "kind": "pipeline",
+            "action": format!("/settings/pipelines/{id}"),
+            "title": format!("Edit {}", p.name),
+            "can_edit": ui.ctx.can(ObjectType::Pipeline, Action::ManageSettings),
+            "name": p.name,
+            "stages": stages.join("\n"),
+            "version": p.version,
+        },
+        "errors": errors,
+        "notice": notice,
+    }))
+}
+
+async fn save_pipeline(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<uuid::Uuid>,
+    form: FormData,
+) -> PageResult {
+    ui.check_csrf(&form)?;
+    match pipeline_save(&state, &ui, Some(id), &form).await {
+        Ok(notice) => {
+            let page = pipeline_form(&state, &ui, id, json!({}), Some(&notice)).await?;
+            Ok(render(&state, &ui, "pipelines", page))
+        }
+        Err(
+            e @ (Error::Validation(_) | Error::VersionConflict { .. } | Error::Conflict { .. }),
+        ) => {
+            let page = pipeline_form(&state, &ui, id, problem_map(e), None).await?;
+            Ok(crate::web::with_status(
+                render(&state, &ui, "pipelines", page),
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A failed save's messages by form field (`""`: not about one field).
+fn problem_map(e: Error) -> Value {
+    let mut map = serde_json::Map::new();
+    match e {
+        Error::Validation(errors) => {
+            for f in errors {
+                map.insert(forms::field_of(&f.field), Value::String(f.message));
+            }
+        }
+        other => {
+            map.insert(String::new(), Value::String(other.to_string()));
+        }
+    }
+    Value::Object(map)
+}
+
+async fn plugins(
+    state: &AppState,
+    ui: &Ui,
+    errors: Value,
+    notice: Option<&str>,
+) -> Result<Value, Error> {
     let list = crate::plugins::registry::tenant_plugins(state, &ui.ctx).await?;
     let can_edit = ui.ctx.can(ObjectType::Plugin, Action::ManageSettings);
-    let items: Vec<Value> = list
+    let mut items: Vec<Value> = list
         .iter()
         .map(|p| {
             json!({
+                "id": p.plugin_id,
                 "title": format!("{} {}", p.plugin_id, p.version),
                 "enabled": p.enabled,
                 "lines": [
-                    format!("Granted: {}", if p.grants.is_empty() { "nothing".to_owned() } else { p.grants.join(", ") }),
-                    format!("Asks for: {}", if p.requested.is_empty() { "nothing".to_owned() } else { p.requested.join(", ") }),
                     format!("Recent failures in a row: {}", p.consecutive_failures),
                 ],
                 "problem": p.disabled_reason,
                 "disable": (can_edit && p.enabled).then(|| format!("/settings/plugins/{}/disable", p.plugin_id)),
+                "enable": can_edit.then(|| format!("/settings/plugins/{}/enable", p.plugin_id)),
+                "capabilities": p.requested.iter().map(|c| json!({"name": c, "granted": p.grants.contains(c)})).collect::<Vec<_>>(),
+                "config": serde_json::to_string_pretty(&p.config).unwrap_or_default(),
             })
         })
         .collect();
-    Ok(json!({"items": items}))
+    // Installed on the platform, not yet set up for this tenant.
+    let mut newest: std::collections::BTreeMap<String, crate::plugins::registry::PackageOut> =
+        std::collections::BTreeMap::new();
+    for pkg in crate::plugins::registry::packages(state).await? {
+        newest.insert(pkg.plugin_id.clone(), pkg);
+    }
+    for (id, pkg) in newest {
+        if list.iter().any(|p| p.plugin_id == id) {
+            continue;
+        }
+        let requested =
+            serde_json::from_value::<crate::plugins::manifest::Manifest>(pkg.manifest.clone())
+                .map(|m| m.capabilities())
+                .unwrap_or_default();
+        items.push(json!({
+            "id": id,
+            "title": format!("{} {} (not enabled)", id, pkg.version),
+            "enabled": false,
+            "lines": [],
+            "problem": null,
+            "disable": null,
+            "enable": can_edit.then(|| format!("/settings/plugins/{id}/enable")),
+            "capabilities": requested.iter().map(|c| json!({"name": c, "granted": false})).collect::<Vec<_>>(),
+            "config": "{}",
+        }));
+    }
+    Ok(json!({"items": items, "errors": errors, "notice": notice}))
+}
+
+/// Enables a plugin (or changes its grants and configuration): each
+/// capability granted must be one the manifest asks for; the configuration
+/// is checked against the plugin's schema.
+async fn enable_plugin(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<String>,
+    form: FormData,
+) -> PageResult {
+    ui.check_csrf(&form)?;
+    let result = async {
+        let config: Value = match form.text("config") {
+            None => json!({}),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| Error::field("config", "invalid_json", format!("not JSON: {e}")))?,
+        };
+        let req = crate::plugins::registry::EnableRequest {
+            version: None,
+            grants: form.all("grants").into_iter().map(str::to_owned).collect(),
+            config: Some(config),
+            limits: None,
+        };
+        crate::plugins::registry::enable(&state, &ui.ctx, &id, req).await
+    }
+    .await;
+    let (errors, notice, status) = match result {
+        Ok(_) => (
+            json!({}),
+            Some(format!("{id} is enabled with the capabilities checked.")),
+            None,
+        ),
+        Err(
+            e @ (Error::Validation(_)
+            | Error::NotFound(_)
+            | Error::PlanLimit { .. }
+            | Error::PluginFailed(_)),
+        ) => {
+            let mut map = problem_map(e);
+            if let Some(m) = map.as_object_mut() {
+                let all: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{}{}",
+                            if k.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{k}: ")
+                            },
+                            v.as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                *m = serde_json::Map::new();
+                m.insert(
+                    String::new(),
+                    Value::String(format!("{id}: {}", all.join("; "))),
+                );
+            }
+            (
+                map,
+                None,
+                Some(axum::http::StatusCode::UNPROCESSABLE_ENTITY),
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let page = plugins(&state, &ui, errors, notice.as_deref()).await?;
+    let r = render(&state, &ui, "plugins", page);
+    Ok(match status {
+        Some(s) => crate::web::with_status(r, s),
+        None => r,
+    })
 }
 
 async fn disable_plugin(
@@ -465,4 +793,262 @@ async fn audit(state: &AppState, ui: &Ui, raw: Option<&str>) -> Result<Value, Er
         "rows": rows,
         "form": {"kind": "audit", "filters": filters, "next": next},
     }))
+}
+
+async fn api_keys(
+    state: &AppState,
+    ui: &Ui,
+    errors: Value,
+    notice: Option<&str>,
+) -> Result<Value, Error> {
+    let keys = crate::auth::api_keys::list(state, &ui.ctx).await?;
+    let rows: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "cells": [
+                    k.name.clone(),
+                    k.roles.join(", "),
+                    if k.scopes.is_empty() { "all of the roles".to_owned() } else { k.scopes.join(" ") },
+                    k.created_at.format("%Y-%m-%d").to_string(),
+                    k.expires_at.map(|e| e.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".to_owned()),
+                    if k.revoked { "revoked" } else { "active" }.to_owned(),
+                ],
+                "action": (!k.revoked).then(|| json!({"href": format!("/settings/api-keys/{}/revoke", k.id), "label": format!("Revoke {}", k.name)})),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "columns": ["Name", "Roles", "Scopes", "Created", "Expires", "Status"],
+        "rows": rows,
+        "form": {
+            "kind": "api-key",
+            "action": "/settings/api-keys",
+            "can_edit": true,
+            "roles": ui.ctx.roles,
+        },
+        "errors": errors,
+        "notice": notice,
+    }))
+}
+
+async fn create_key(state: &AppState, ui: &Ui, form: &FormData) -> Result<String, Error> {
+    let expires_at = match form.text("expires") {
+        None => None,
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map_err(|_| Error::field("expires_at", "invalid_value", "a date, YYYY-MM-DD"))?
+                .and_hms_opt(23, 59, 59)
+                .unwrap_or_default()
+                .and_utc(),
+        ),
+    };
+    let roles: Vec<String> = form.all("roles").into_iter().map(str::to_owned).collect();
+    let req = crate::auth::api_keys::NewApiKey {
+        name: form.get("name").unwrap_or("").to_owned(),
+        roles: (!roles.is_empty()).then_some(roles),
+        scopes: form
+            .get("scopes")
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        expires_at,
+    };
+    let key = crate::auth::api_keys::create(state, &ui.ctx, req).await?;
+    Ok(format!(
+        "Copy the key {} now; it is not shown again: {}",
+        key.name,
+        key.key.unwrap_or_default()
+    ))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<uuid::Uuid>,
+    form: FormData,
+) -> PageResult {
+    ui.check_csrf(&form)?;
+    crate::auth::api_keys::revoke(&state, &ui.ctx, id).await?;
+    Ok(Redirect::to("/settings/api-keys").into_response())
+}
+
+const ACTIONS: [(Action, &str); 7] = [
+    (Action::Read, "read"),
+    (Action::Create, "create"),
+    (Action::Update, "update"),
+    (Action::Delete, "delete"),
+    (Action::Export, "export"),
+    (Action::Import, "import"),
+    (Action::ManageSettings, "manage_settings"),
+];
+
+/// A role's form: actions and record scope per object type, field rules one
+/// per line (`contact.email: hidden`), and whether MFA is required.
+async fn role_form(
+    state: &AppState,
+    ui: &Ui,
+    key: &str,
+    errors: Value,
+    notice: Option<&str>,
+) -> Result<Value, Error> {
+    let roles = crate::directory::roles::list(&state.db, &ui.ctx).await?;
+    let existing = roles.iter().find(|r| r.key == key);
+    if existing.is_none() && key != "new" {
+        return Err(Error::NotFound("role"));
+    }
+    let rules = existing.map(|r| r.rules.clone()).unwrap_or_default();
+    let objects: Vec<Value> = ObjectType::ALL
+        .iter()
+        .map(|o| {
+            let rule = rules.permissions.get(o);
+            let scope = rule.map(|r| r.scope).unwrap_or_default();
+            json!({
+                "key": o.as_str(),
+                "label": forms::label(o.as_str()),
+                "actions": ACTIONS.iter().map(|(a, name)| json!({
+                    "name": name,
+                    "label": forms::label(name),
+                    "checked": rule.is_some_and(|r| r.actions.contains(a)),
+                })).collect::<Vec<_>>(),
+                "scope": serde_json::to_value(scope).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let mut lines: Vec<String> = rules
+        .field_rules
+        .iter()
+        .flat_map(|(o, fields)| {
+            fields.iter().map(move |(f, a)| {
+                let access = serde_json::to_value(a)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                format!("{}.{f}: {access}", o.as_str())
+            })
+        })
+        .collect();
+    lines.sort();
+    Ok(json!({
+        "form": {
+            "kind": "role",
+            "action": format!("/settings/roles/{key}"),
+            "can_edit": ui.ctx.can(ObjectType::Role, Action::ManageSettings),
+            "is_new": existing.is_none(),
+            "key": existing.map(|r| r.key.clone()).unwrap_or_default(),
+            "name": existing.map(|r| r.name.clone()).unwrap_or_default(),
+            "objects": objects,
+            "field_rules": lines.join("\n"),
+            "mfa_required": rules.mfa_required,
+        },
+        "errors": errors,
+        "notice": notice,
+    }))
+}
+
+async fn role_page(State(state): State<AppState>, ui: Ui, Path(key): Path<String>) -> PageResult {
+    ui.ctx.require(ObjectType::Role, Action::Read)?;
+    let page = role_form(&state, &ui, &key, json!({}), None).await?;
+    Ok(render(&state, &ui, "roles", page))
+}
+
+/// Reads a role's form into the role service's input.
+fn role_input(key: &str, form: &FormData) -> Result<crate::directory::roles::RoleInput, Error> {
+    let mut permissions = std::collections::HashMap::new();
+    for o in ObjectType::ALL {
+        let chosen: Vec<&str> = form.all(&format!("perm.{}", o.as_str()));
+        let actions: Vec<Action> = ACTIONS
+            .iter()
+            .filter(|(_, name)| chosen.contains(name))
+            .map(|(a, _)| *a)
+            .collect();
+        if actions.is_empty() {
+            continue;
+        }
+        let scope = serde_json::from_value(Value::String(
+            form.get(&format!("scope.{}", o.as_str()))
+                .unwrap_or("all")
+                .to_owned(),
+        ))
+        .map_err(|_| Error::field("permissions", "invalid_value", "scope is own, team or all"))?;
+        permissions.insert(o, crate::permissions::ObjectRule { actions, scope });
+    }
+    let mut field_rules: std::collections::HashMap<
+        ObjectType,
+        std::collections::HashMap<String, crate::permissions::FieldAccess>,
+    > = std::collections::HashMap::new();
+    for (i, line) in form
+        .get("field_rules")
+        .unwrap_or("")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let bad = || {
+            Error::field(
+                "field_rules",
+                "invalid_value",
+                format!(
+                    "line {}: write `object.field: hidden` or `object.field: read_only`",
+                    i + 1
+                ),
+            )
+        };
+        let (path, access) = line.split_once(':').ok_or_else(bad)?;
+        let (object, field) = path.trim().split_once('.').ok_or_else(bad)?;
+        let object = ObjectType::parse(object).ok_or_else(bad)?;
+        let access =
+            serde_json::from_value(Value::String(access.trim().to_owned())).map_err(|_| bad())?;
+        field_rules
+            .entry(object)
+            .or_default()
+            .insert(field.to_owned(), access);
+    }
+    Ok(crate::directory::roles::RoleInput {
+        key: if key == "new" {
+            form.get("key").unwrap_or("").trim().to_owned()
+        } else {
+            key.to_owned()
+        },
+        name: form.get("name").unwrap_or("").trim().to_owned(),
+        permissions,
+        field_rules,
+        mfa_required: form.has("mfa_required"),
+    })
+}
+
+async fn save_role(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(key): Path<String>,
+    form: FormData,
+) -> PageResult {
+    ui.check_csrf(&form)?;
+    let result = match role_input(&key, &form) {
+        Ok(input) => crate::directory::roles::put(&state, &ui.ctx, input).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(role) => {
+            let page = role_form(
+                &state,
+                &ui,
+                &role.key,
+                json!({}),
+                Some(&format!("The role {} is saved.", role.name)),
+            )
+            .await?;
+            Ok(render(&state, &ui, "roles", page))
+        }
+        Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
+            let page = role_form(&state, &ui, &key, problem_map(e), None).await?;
+            Ok(crate::web::with_status(
+                render(&state, &ui, "roles", page),
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
