@@ -71,6 +71,8 @@ pub struct Caches {
     /// Hostname → tenant, for white-label domains (`None`: no tenant).
     pub hosts: TtlCache<String, Option<uuid::Uuid>>,
     pub users: TtlCache<uuid::Uuid, crate::entities::user::Model>,
+    /// Reseller → its theme, for tenants that chose none.
+    pub reseller_themes: TtlCache<uuid::Uuid, Option<String>>,
     /// (tenant, sorted role keys) → resolved policy.
     pub policies: TtlCache<(uuid::Uuid, String), std::sync::Arc<crate::permissions::Policy>>,
 }
@@ -81,6 +83,7 @@ impl Caches {
             tenants: TtlCache::new(ttl),
             hosts: TtlCache::new(ttl),
             users: TtlCache::new(ttl),
+            reseller_themes: TtlCache::new(ttl),
             policies: TtlCache::new(ttl),
         }
     }

@@ -54,7 +54,8 @@ pub struct Config {
     /// behind a proxy that sets it).
     pub trust_forwarded_for: bool,
     /// Mark session cookies `Secure` (on when served over TLS or behind a
-    /// TLS-terminating proxy).
+    /// TLS-terminating proxy; always on when `public_url` is https).
+    /// Env: TRELLIS_SECURE_COOKIES.
     pub secure_cookies: bool,
     /// The URL users reach the UI at, for links in emails.
     pub public_url: String,
@@ -284,6 +285,13 @@ impl Config {
         }
         if let Some(v) = lookup("TRELLIS_THEMES_DIR") {
             self.themes_dir = Some(v.into());
+        }
+        if let Some(v) = lookup("TRELLIS_SECURE_COOKIES") {
+            self.secure_cookies = parse("TRELLIS_SECURE_COOKIES", &v)?;
+        }
+        // Served over TLS: cookies are `Secure` whatever the file said.
+        if self.public_url.starts_with("https://") {
+            self.secure_cookies = true;
         }
         Ok(())
     }

@@ -193,15 +193,90 @@ pub async fn theme_for(state: &AppState, tenant: &tenant::Model) -> Arc<Theme> {
     if key.is_none()
         && let Some(reseller) = tenant.reseller_id
     {
-        use sea_orm::EntityTrait;
-        key = crate::entities::reseller::Entity::find_by_id(reseller)
-            .one(&state.db)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.theme);
+        key = reseller_theme(state, reseller).await;
     }
     state.themes.get(key.as_deref())
+}
+
+/// A reseller's theme, cached like tenants (a page would otherwise ask the
+/// database on every request).
+async fn reseller_theme(state: &AppState, reseller: uuid::Uuid) -> Option<String> {
+    use sea_orm::EntityTrait;
+    if let Some(hit) = state.caches.reseller_themes.get(&reseller) {
+        return hit;
+    }
+    let theme = crate::entities::reseller::Entity::find_by_id(reseller)
+        .one(&state.db)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.theme);
+    state.caches.reseller_themes.insert(reseller, theme.clone());
+    theme
+}
+
+/// What emails and downloads say about the product: the tenant's theme's
+/// product name and support contact, and the address its users reach it at.
+pub struct Branding {
+    pub product_name: String,
+    pub support_email: Option<String>,
+    pub footer: Option<String>,
+    /// `https://crm.reseller.example` for a tenant on its own domain, else
+    /// the platform's public URL.
+    pub base_url: String,
+}
+
+impl Branding {
+    /// The closing lines of an email.
+    pub fn signature(&self) -> String {
+        let mut s = format!("\n--\n{}", self.product_name);
+        if let Some(f) = &self.footer {
+            s.push_str(&format!("\n{f}"));
+        }
+        if let Some(e) = &self.support_email {
+            s.push_str(&format!("\nHelp: {e}"));
+        }
+        s.push('\n');
+        s
+    }
+
+    /// The product name as a file-name prefix (`harbordesk`).
+    pub fn file_prefix(&self) -> String {
+        let slug: String = self
+            .product_name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let slug = slug.trim_matches('-').to_owned();
+        if slug.is_empty() {
+            "export".to_owned()
+        } else {
+            slug
+        }
+    }
+}
+
+/// The branding of `tenant`.
+pub async fn branding(state: &AppState, tenant: &tenant::Model) -> Branding {
+    let theme = theme_for(state, tenant).await;
+    let base_url = match &tenant.hostname {
+        Some(host) => {
+            let scheme = if state.config.public_url.starts_with("https://") {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
+        }
+        None => state.config.public_url.trim_end_matches('/').to_owned(),
+    };
+    Branding {
+        product_name: theme.manifest.product_name.clone(),
+        support_email: theme.manifest.support.email.clone(),
+        footer: theme.manifest.footer.clone(),
+        base_url,
+    }
 }
 
 /// The theme for a visitor not signed in: the tenant the hostname (or the

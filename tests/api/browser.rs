@@ -138,15 +138,26 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+/// The text of `css` once `ready` holds for it (pages load after a click:
+/// an element of the page being left may be read, or go stale, meanwhile).
+async fn wait_text(c: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+        {
+            if ready(&t) {
+                return t;
+            }
+            last = t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never became ready; last text: {last:?}");
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    wait_text(c, css, |t| !t.is_empty()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +200,7 @@ async fn the_ui_works_in_a_real_browser() {
     fill(&c, "#email", "boss@example.com").await;
     fill(&c, "#password", PW).await;
     click(&c, "form[action='/login'] button[type=submit]").await;
-    assert_eq!(text_of(&c, "main h1").await, "Contacts");
+    wait_text(&c, "main h1", |t| t == "Contacts").await;
     c.goto(&format!("{base}/profile")).await.unwrap();
     click(&c, "form[action='/profile/mfa/enroll'] button").await;
     let qr = c.wait().for_element(Locator::Css(".qr img")).await.unwrap();
@@ -208,21 +219,20 @@ async fn the_ui_works_in_a_real_browser() {
     let now = chrono::Utc::now().timestamp() as u64;
     fill(&c, "#code", &trellis::auth::totp::code_at(&bytes, now)).await;
     click(&c, "form[action='/profile/mfa/activate'] button").await;
-    assert!(
-        text_of(&c, ".notice")
-            .await
-            .contains("Two-factor authentication is on")
-    );
+    wait_text(&c, ".notice", |t| {
+        t.contains("Two-factor authentication is on")
+    })
+    .await;
     click(&c, "form[action='/logout'] button").await;
-    assert!(text_of(&c, ".notice").await.contains("signed out"));
+    wait_text(&c, ".notice", |t| t.contains("signed out")).await;
     fill(&c, "#email", "boss@example.com").await;
     fill(&c, "#password", PW).await;
     click(&c, "form[action='/login'] button[type=submit]").await;
-    assert!(text_of(&c, "#code-error").await.contains("authenticator"));
+    wait_text(&c, "#code-error", |t| t.contains("authenticator")).await;
     fill(&c, "#password", PW).await;
     fill(&c, "#code", &trellis::auth::totp::code_at(&bytes, now + 30)).await;
     click(&c, "form[action='/login'] button[type=submit]").await;
-    assert_eq!(text_of(&c, "main h1").await, "Dashboard");
+    wait_text(&c, "main h1", |t| t == "Dashboard").await;
 
     // A contact with a custom field: a validation error, then saved.
     c.goto(&format!("{base}/contacts/new")).await.unwrap();
@@ -230,8 +240,7 @@ async fn the_ui_works_in_a_real_browser() {
     fill(&c, "#f-last_name", "Lovelace").await;
     fill(&c, "#f-custom-beds", "40").await;
     click(&c, "main form button[type=submit]").await;
-    let error = text_of(&c, "#f-custom-beds-error").await;
-    assert!(error.contains("20"), "{error}");
+    wait_text(&c, "#f-custom-beds-error", |t| t.contains("20")).await;
     let kept = c
         .find(Locator::Css("#f-first_name"))
         .await
@@ -242,7 +251,7 @@ async fn the_ui_works_in_a_real_browser() {
     assert_eq!(kept.as_deref(), Some("Ada"));
     fill(&c, "#f-custom-beds", "3").await;
     click(&c, "main form button[type=submit]").await;
-    assert_eq!(text_of(&c, "main h1").await, "Ada Lovelace");
+    wait_text(&c, "main h1", |t| t == "Ada Lovelace").await;
     let details = text_of(&c, "dl.fields").await;
     assert!(
         details.contains("Bedrooms wanted") && details.contains('3'),
@@ -368,7 +377,7 @@ async fn the_ui_works_in_a_real_browser() {
     c.goto(&format!("http://harbor.localhost:{}/login", addr.port()))
         .await
         .unwrap();
-    assert!(text_of(&c, "main h1").await.contains(&harbor));
+    wait_text(&c, "main h1", |t| t.contains(&harbor)).await;
     std::fs::write(
         dir.join("login-harbor-by-hostname.png"),
         c.screenshot().await.unwrap(),

@@ -613,7 +613,7 @@ async fn a_record_form_shows_errors_next_to_the_fields_keeps_the_input_and_saves
                 ("_csrf", &form.csrf()),
                 ("first_name", "Grace"),
                 ("last_name", "Hopper"),
-                ("emails", "grace@example.com\ngrace@navy.example"),
+                ("emails", "grace@example.com\nwork: grace@navy.example"),
                 ("phones", "+1 555 0100"),
                 ("custom.beds", "4"),
                 ("lifecycle_stage", "customer"),
@@ -628,6 +628,8 @@ async fn a_record_form_shows_errors_next_to_the_fields_keeps_the_input_and_saves
     let stored = app.get(&format!("/api/v1/contacts/{id}")).await.body;
     assert_eq!(stored["email"], "grace@example.com");
     assert_eq!(stored["emails"].as_array().unwrap().len(), 2);
+    assert_eq!(stored["emails"][1]["label"], "work");
+    assert_eq!(stored["emails"][1]["address"], "grace@navy.example");
     assert_eq!(stored["custom"]["beds"], 4);
     assert_eq!(stored["lifecycle_stage"], "customer");
     assert_eq!(stored["tags"], json!(["navy", "compilers"]));
@@ -642,7 +644,10 @@ async fn a_record_form_shows_errors_next_to_the_fields_keeps_the_input_and_saves
 
     // Editing with a stale version is a conflict shown above the form.
     let edit = b.get(&format!("{location}/edit")).await;
-    edit.assert(200).contains("name=\"version\" value=\"1\"");
+    edit.assert(200)
+        .contains("name=\"version\" value=\"1\"")
+        // Primary first, labels kept, so saving the form loses nothing.
+        .contains(">grace@example.com\nwork: grace@navy.example</textarea>");
     app.patch(
         &format!("/api/v1/contacts/{id}"),
         json!({"version": 1, "job_title": "Admiral"}),
@@ -661,7 +666,12 @@ async fn a_record_form_shows_errors_next_to_the_fields_keeps_the_input_and_saves
             ],
         )
         .await;
-    stale.assert(422).contains("changed by someone else");
+    // The user's input stays, and the form now carries the current version.
+    stale
+        .assert(422)
+        .contains("Someone else changed this record (now version 2)")
+        .contains("value=\"Grace B.\"")
+        .contains("name=\"version\" value=\"2\"");
     let fresh = b.get(&format!("{location}/edit")).await;
     let saved = b
         .post(
@@ -914,6 +924,23 @@ async fn a_broken_theme_is_reported_with_file_and_line_and_the_default_serves_it
     );
     write_theme(
         dir.path(),
+        "acme-only",
+        &[("theme.toml", &manifest("resellers = [\"acme\"]", "#111111"))],
+    );
+    // Ways around escaping, and markup sending the page elsewhere.
+    write_theme(
+        dir.path(),
+        "leaky",
+        &[
+            ("theme.toml", &ok),
+            (
+                "templates/error.html",
+                "{% extends \"base.html\" %}\n{% block content %}\n{{ page.message|safe }}\n<meta http-equiv=\"refresh\" content=\"0;url=https://evil.example/\">\n{% endblock %}\n",
+            ),
+        ],
+    );
+    write_theme(
+        dir.path(),
         "missing-logo",
         &[("theme.toml", &manifest("logo = \"logo.png\"", "#111111"))],
     );
@@ -950,12 +977,21 @@ async fn a_broken_theme_is_reported_with_file_and_line_and_the_default_serves_it
     has("low-contrast/theme.toml:");
     has("contrast");
     has("missing-logo/theme.toml:3: `logo` names `logo.png`, which is not in the theme folder");
+    has("leaky/templates/error.html:3: `safe` is not allowed");
+    has("leaky/templates/error.html:4: <meta http-equiv> is not allowed");
+    has("leaky/templates/error.html:4: links and resources must stay on this site");
+    // A reseller's own theme is not offered to other tenants.
+    assert!(app.state.themes.contains("acme-only"));
+    app.patch("/api/v1/tenant", json!({"theme": "acme-only"}))
+        .await
+        .assert_problem(422, "validation_failed");
     for left_out in [
         "syntax",
         "unknown-var",
         "unknown-filter",
         "low-contrast",
         "missing-logo",
+        "leaky",
     ] {
         assert!(
             !app.state.themes.contains(left_out),
@@ -1409,4 +1445,52 @@ async fn admins_manage_roles_pipelines_api_keys_and_plugins_from_settings() {
     let tp = app.get("/api/v1/tenant/plugins").await.body;
     assert_eq!(tp[0]["enabled"], true);
     assert_eq!(tp[0]["grants"], json!(["kv"]));
+}
+
+#[tokio::test]
+async fn users_of_a_workspace_without_its_own_domain_sign_in_by_naming_it() {
+    let app = TestApp::new().await;
+    app.user("acme", "wile@acme.test", PW, &["admin"]).await;
+    let mut b = Browser::new(&app);
+    b.get("/login")
+        .await
+        .assert(200)
+        .contains("name=\"workspace\"");
+    // Without the workspace the default tenant is asked, which has no such user.
+    b.sign_in("wile@acme.test", PW, None).await.assert(401);
+    let page = b
+        .submit(
+            "/login",
+            "/login",
+            &[
+                ("email", "wile@acme.test"),
+                ("password", PW),
+                ("workspace", "acme"),
+                ("next", "/settings/general"),
+            ],
+        )
+        .await;
+    page.assert(303);
+    b.get("/settings/general")
+        .await
+        .assert(200)
+        .contains("value=\"acme\"");
+
+    // A tenant on its own domain is not asked for it.
+    {
+        use sea_orm::{ActiveModelTrait, Set};
+        let (t, _) =
+            trellis::crm::tenants::ensure(&app.state.db, "acme", "acme", "admin@acme.test")
+                .await
+                .unwrap();
+        let mut a: trellis::entities::tenant::ActiveModel = t.into();
+        a.hostname = Set(Some("crm.acme.test".to_owned()));
+        a.update(&app.state.db).await.unwrap();
+        app.state.caches.hosts.clear();
+    }
+    Browser::at_host(&app, "crm.acme.test")
+        .get("/login")
+        .await
+        .assert(200)
+        .lacks("name=\"workspace\"");
 }

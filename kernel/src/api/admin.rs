@@ -214,6 +214,19 @@ pub async fn update_tenant(
     Ok(Json(settings_out(&saved)))
 }
 
+/// The slug of the tenant's reseller, if it has one.
+pub async fn reseller_slug(state: &AppState, tenant_id: Uuid) -> Result<Option<String>> {
+    use sea_orm::EntityTrait;
+    let t = crate::crm::tenants::cached(state, tenant_id).await?;
+    Ok(match t.reseller_id {
+        Some(r) => crate::entities::reseller::Entity::find_by_id(r)
+            .one(&state.db)
+            .await?
+            .map(|r| r.slug),
+        None => None,
+    })
+}
+
 /// Applies a settings patch to the caller's tenant, audited.
 pub async fn update_settings(
     state: &AppState,
@@ -262,13 +275,18 @@ pub async fn update_settings(
         let theme = theme.trim().to_owned();
         if theme.is_empty() {
             a.theme = Set(None);
-        } else if state.themes.contains(&theme) {
+        } else if state.themes.contains(&theme)
+            && state
+                .themes
+                .get(Some(&theme))
+                .available_to(reseller_slug(state, ctx.tenant_id).await?.as_deref())
+        {
             a.theme = Set(Some(theme));
         } else {
             return Err(Error::field(
                 "theme",
                 "unknown_theme",
-                format!("no loaded theme is called `{theme}`"),
+                format!("no theme `{theme}` is available to this workspace"),
             ));
         }
     }

@@ -24,13 +24,17 @@ async fn export_of<R: Record>(
 ) -> Result<Response> {
     let (format, query) = export::list_query(raw.as_deref());
     let format = Format::parse(format.as_deref(), R::OBJECT)?;
-    let stream = export::stream::<R>(state.db.clone(), ctx, format, query).await?;
+    // The file carries the tenant's brand (`harbordesk-contacts-….csv`).
+    let tenant = crate::crm::tenants::cached(&state, ctx.tenant_id).await?;
+    let brand = crate::web::branding(&state, &tenant).await;
     let name = format!(
-        "{}-{}.{}",
+        "{}-{}-{}.{}",
+        brand.file_prefix(),
         R::OBJECT.table(),
         crate::clock::now().format("%Y%m%d-%H%M%S"),
         format.extension()
     );
+    let stream = export::stream::<R>(state.db.clone(), ctx, format, query).await?;
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),

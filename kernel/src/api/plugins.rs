@@ -345,7 +345,7 @@ pub async fn panels_of<R: Record>(
                                 value: i.value,
                                 link: i
                                     .link
-                                    .filter(|l| l.starts_with('/') && !l.starts_with("//")),
+                                    .filter(|l| crate::web::security::local_path(l).is_some()),
                             })
                             .collect(),
                     })

@@ -386,7 +386,8 @@ pub async fn mfa_enroll(state: &AppState, ctx: &RequestContext) -> Result<Enrolm
     }
     let secret = totp::generate_secret();
     let t = crate::crm::tenants::cached(state, ctx.tenant_id).await?;
-    let uri = totp::provisioning_uri(&secret, &format!("Trellis ({})", t.name), &u.email);
+    let product = crate::web::branding(state, &t).await.product_name;
+    let uri = totp::provisioning_uri(&secret, &format!("{product} ({})", t.name), &u.email);
     let sealed = state.keyring.seal(&secret, &totp_aad(&u));
     let mut a: user::ActiveModel = u.into();
     a.totp_secret = Set(Some(sealed));
@@ -529,14 +530,16 @@ pub async fn request_reset(state: &AppState, client: &Client, req: ResetRequest)
     };
     let tx = crate::db::write_tx(&state.db).await?;
     let token = users::issue_one_time(&tx, &u, "reset", TimeDelta::minutes(RESET_MINUTES)).await?;
+    let brand = crate::web::branding(state, &t).await;
     users::send(
         &tx,
         t.id,
         &u.email,
-        "Reset your Trellis password",
+        &format!("Reset your {} password", brand.product_name),
         &format!(
-            "Someone asked to reset your password. If it was you, follow this link within {RESET_MINUTES} minutes:\n{}/reset-password?token={token}\nOtherwise ignore this email.\n",
-            state.config.public_url
+            "Someone asked to reset your password. If it was you, follow this link within {RESET_MINUTES} minutes:\n{}/reset-password?token={token}\nOtherwise ignore this email.\n{}",
+            brand.base_url,
+            brand.signature()
         ),
     )
     .await?;

@@ -166,14 +166,20 @@ pub async fn invite(state: &AppState, ctx: &RequestContext, input: Invitation) -
         }
     })?;
     let token = issue_one_time(&tx, &u, "invite", TimeDelta::days(INVITATION_DAYS)).await?;
+    let tenant = crate::crm::tenants::cached(state, ctx.tenant_id).await?;
+    let brand = crate::web::branding(state, &tenant).await;
     send(
         &tx,
         ctx.tenant_id,
         &email,
-        "You are invited to Trellis",
+        &format!("You are invited to {}", brand.product_name),
         &format!(
-            "Hello {},\n\nYou have been invited. Choose your password here (valid {INVITATION_DAYS} days):\n{}/accept-invitation?token={token}\n",
-            u.name, state.config.public_url
+            "Hello {},\n\nYou have been invited to {} ({}). Choose your password here (valid {INVITATION_DAYS} days):\n{}/accept-invitation?token={token}\n{}",
+            u.name,
+            brand.product_name,
+            tenant.name,
+            brand.base_url,
+            brand.signature()
         ),
     )
     .await?;

@@ -355,14 +355,17 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
         TimeDelta::days(crate::directory::users::INVITATION_DAYS),
     )
     .await?;
+    let brand = crate::web::branding(state, &t).await;
     crate::directory::users::send(
         &tx,
         t.id,
         &admin.email,
-        "Your Trellis workspace is ready",
+        &format!("Your {} workspace is ready", brand.product_name),
         &format!(
-            "Your workspace {} is ready. Choose your password here:\n{}/accept-invitation?token={token}\n",
-            t.name, state.config.public_url
+            "Your workspace {} is ready. Choose your password here:\n{}/accept-invitation?token={token}\n{}",
+            t.name,
+            brand.base_url,
+            brand.signature()
         ),
     )
     .await?;

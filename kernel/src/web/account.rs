@@ -27,6 +27,9 @@ use crate::web::{PageError, Ui, render, theme_for, theme_for_client};
 pub struct Visitor {
     pub client: Client,
     pub theme: Arc<Theme>,
+    /// Whether the hostname names the tenant; if not, the sign-in forms ask
+    /// for the workspace (blank: the default one).
+    pub by_host: bool,
     pub csrf: String,
     new_cookie: bool,
 }
@@ -37,6 +40,10 @@ impl FromRequestParts<AppState> for Visitor {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let client = Client::from_parts(parts, state.config.trust_forwarded_for);
         let theme = theme_for_client(state, &client).await;
+        let by_host = match &client.host {
+            Some(h) => crate::crm::tenants::by_host(state, h).await?.is_some(),
+            None => false,
+        };
         let (csrf, new_cookie) = match security::visitor_token(&parts.headers) {
             Some(t) => (t, false),
             None => (security::new_visitor_token(), true),
@@ -44,6 +51,7 @@ impl FromRequestParts<AppState> for Visitor {
         Ok(Visitor {
             client,
             theme,
+            by_host,
             csrf,
             new_cookie,
         })
@@ -51,6 +59,15 @@ impl FromRequestParts<AppState> for Visitor {
 }
 
 impl Visitor {
+    /// The workspace field's value (`None`: not asked, the host names it).
+    fn workspace(&self, typed: Option<String>) -> Value {
+        if self.by_host {
+            Value::Null
+        } else {
+            Value::String(typed.unwrap_or_default())
+        }
+    }
+
     fn render(&self, state: &AppState, template: &str, page: Value) -> Response {
         let ui = json!({
             "signed_in": false,
@@ -87,10 +104,9 @@ impl Visitor {
 /// A path inside this site to go to after signing in; anything else
 /// (another site, a scheme) becomes `/`.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
-    }
+    next.and_then(security::local_path)
+        .unwrap_or("/")
+        .to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,7 +129,7 @@ pub async fn login_page(
     visitor.render(
         &state,
         "login.html",
-        json!({"title": "Sign in", "email": "", "errors": {}, "next": safe_next(p.next.as_deref()), "notice": notice}),
+        json!({"title": "Sign in", "email": "", "errors": {}, "next": safe_next(p.next.as_deref()), "notice": notice, "workspace": visitor.workspace(None)}),
     )
 }
 
@@ -134,10 +150,11 @@ pub async fn login(
         Some(c) => (None, Some(c)),
         None => (None, None),
     };
+    let workspace = form.text("workspace");
     let req = LoginRequest {
         email: email.clone(),
         password: form.get("password").unwrap_or("").to_owned(),
-        tenant: None,
+        tenant: workspace.clone(),
         code,
         recovery_code,
     };
@@ -180,7 +197,7 @@ pub async fn login(
             visitor.render(
                 &state,
                 "login.html",
-                json!({"title": "Sign in", "email": email, "errors": {field: message}, "next": next, "notice": null}),
+                json!({"title": "Sign in", "email": email, "errors": {field: message}, "next": next, "notice": null, "workspace": visitor.workspace(workspace)}),
             ),
             status,
             ))
@@ -250,7 +267,7 @@ pub async fn reset_page(State(state): State<AppState>, visitor: Visitor) -> Resp
     visitor.render(
         &state,
         "password_reset.html",
-        json!({"title": "Reset your password", "email": "", "errors": {}, "sent": false}),
+        json!({"title": "Reset your password", "email": "", "errors": {}, "sent": false, "workspace": visitor.workspace(None)}),
     )
 }
 
@@ -265,7 +282,7 @@ pub async fn request_reset(
         visitor.render(
             &state,
             "password_reset.html",
-            json!({"title": "Reset your password", "email": "", "errors": {"email": "Enter your email address."}, "sent": false}),
+            json!({"title": "Reset your password", "email": "", "errors": {"email": "Enter your email address."}, "sent": false, "workspace": visitor.workspace(form.text("workspace"))}),
         ),
         StatusCode::UNPROCESSABLE_ENTITY,
         ));
@@ -275,14 +292,14 @@ pub async fn request_reset(
         &visitor.client,
         ResetRequest {
             email: email.clone(),
-            tenant: None,
+            tenant: form.text("workspace"),
         },
     )
     .await?;
     Ok(visitor.render(
         &state,
         "password_reset.html",
-        json!({"title": "Check your email", "email": email, "errors": {}, "sent": true}),
+        json!({"title": "Check your email", "email": email, "errors": {}, "sent": true, "workspace": Value::Null}),
     ))
 }
 

@@ -130,8 +130,10 @@
     var stay = dialog.querySelector("button[data-stay]");
     if (stay) {
       stay.addEventListener("click", function () {
-        fetch("/ui/ping", { credentials: "same-origin" }).then(function (r) {
-          if (r.ok) {
+        // An expired session answers with a redirect to the sign-in page;
+        // only the ping's own 204 means the session lives on.
+        fetch("/ui/ping", { credentials: "same-origin", redirect: "manual" }).then(function (r) {
+          if (r.status === 204) {
             dialog.hidden = true;
             arm();
           } else {

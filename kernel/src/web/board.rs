@@ -91,35 +91,35 @@ pub async fn page(
     ))
 }
 
-/// The pipeline asked for, else the one holding most deals (a tenant's
-/// first pipeline may be one an edition added and nobody uses yet).
+/// The pipeline asked for, else the first one holding a deal (a tenant's
+/// first pipeline may be one an edition added and nobody uses yet), else
+/// the first. One indexed probe per pipeline, not a count of every deal.
 pub async fn chosen(
     state: &AppState,
     ctx: &crate::context::RequestContext,
     all: &[pipelines::Pipeline],
     asked: Option<Uuid>,
 ) -> Result<Option<pipelines::Pipeline>, Error> {
+    use crate::entities::deal;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     if let Some(p) = asked.and_then(|id| all.iter().find(|x| x.id == id)) {
         return Ok(Some(p.clone()));
     }
-    let counts: Vec<(Uuid, i64)> = crate::entities::deal::Entity::find()
-        .select_only()
-        .column(crate::entities::deal::Column::PipelineId)
-        .column_as(
-            sea_orm::sea_query::Expr::cust("CAST(COUNT(*) AS BIGINT)"),
-            "n",
-        )
-        .filter(crate::entities::deal::Column::TenantId.eq(ctx.tenant_id))
-        .group_by(crate::entities::deal::Column::PipelineId)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    let busiest = counts.iter().max_by_key(|(_, n)| *n).map(|(id, _)| *id);
-    Ok(busiest
-        .and_then(|id| all.iter().find(|x| x.id == id))
-        .or(all.first())
-        .cloned())
+    for p in all {
+        let any: Option<Uuid> = deal::Entity::find()
+            .select_only()
+            .column(deal::Column::Id)
+            .filter(deal::Column::TenantId.eq(ctx.tenant_id))
+            .filter(deal::Column::PipelineId.eq(p.id))
+            .limit(1)
+            .into_tuple()
+            .one(&state.db)
+            .await?;
+        if any.is_some() {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(all.first().cloned())
 }
 
 /// Moves a deal to another stage. A form post is answered with a redirect

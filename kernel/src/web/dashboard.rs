@@ -22,7 +22,7 @@ use crate::crm::records;
 use crate::db::dialect::Dialect;
 use crate::entities::{activity, deal};
 use crate::error::Error;
-use crate::permissions::{Action, ObjectType};
+use crate::permissions::{Action, FieldAccess, ObjectType};
 use crate::web::charts::{self, Bar};
 use crate::web::{PageError, Ui};
 
@@ -46,15 +46,23 @@ pub async fn page(
         "due": [],
         "currency": null,
     });
-    if ctx.can(ObjectType::Deal, Action::Read) {
+    // Sums of a hidden field would reveal it: no charts of what the role
+    // may not see.
+    let hidden =
+        |field: &str| ctx.policy.field_access(ObjectType::Deal, field) == Some(FieldAccess::Hidden);
+    if ctx.can(ObjectType::Deal, Action::Read) && !hidden("amount") && !hidden("stage_id") {
         let all = pipelines::list(&state.db, ctx).await?;
         let chosen = crate::web::board::chosen(&state, ctx, &all, p.pipeline).await?;
         let totals = stage_totals(&state, ctx, None).await?;
         let currency = main_currency(&totals);
         if let (Some(pipeline), Some(currency)) = (chosen, currency.clone()) {
             page["pipeline_chart"] = pipeline_chart(&pipeline, &totals, &currency);
-            page["forecast"] = forecast(&state, ctx, &all, &currency).await?;
-            page["won_chart"] = won_chart(&state, ctx, &all, &currency).await?;
+            if !hidden("expected_close_date") {
+                page["forecast"] = forecast(&state, ctx, &all, &currency).await?;
+            }
+            if !hidden("closed_at") {
+                page["won_chart"] = won_chart(&state, ctx, &all, &currency).await?;
+            }
             page["pipelines"] = Value::Array(
                 all.iter()
                     .map(|x| json!({"id": x.id, "name": x.name, "selected": x.id == pipeline.id}))
@@ -314,12 +322,14 @@ async fn due_activities(state: &AppState, ctx: &RequestContext) -> Result<Vec<Va
         .into_iter()
         .zip(rows.iter())
         .map(|(v, m)| {
+            // What the role may see of each: the redacted record's fields.
+            let due_visible = v.get("due_at").is_some_and(|d| !d.is_null());
             json!({
                 "id": m.id,
                 "subject": v.get("subject").cloned().unwrap_or(Value::Null),
-                "kind": m.kind,
-                "due_at": m.due_at,
-                "overdue": m.due_at.is_some_and(|d| d < now),
+                "kind": v.get("kind").cloned().unwrap_or(Value::Null),
+                "due_at": v.get("due_at").cloned().unwrap_or(Value::Null),
+                "overdue": due_visible && m.due_at.is_some_and(|d| d < now),
             })
         })
         .collect())

@@ -326,21 +326,38 @@ pub fn value_at<'a>(record: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Marks fields the caller's role may not change read-only, and drops those
-/// it may not see.
+/// it may not see. `aliases` are (output, input) names of one value (a
+/// contact's `email` is written through `emails`): a rule on either name
+/// holds for the form's field, the stricter one winning.
 pub fn apply_field_rules(
     ctx: &crate::context::RequestContext,
     object: ObjectType,
+    aliases: &[(&str, &str)],
     fields: Vec<Field>,
 ) -> Vec<Field> {
     fields
         .into_iter()
-        .filter_map(|mut f| match ctx.policy.field_access(object, &f.name) {
-            Some(FieldAccess::Hidden) => None,
-            Some(FieldAccess::ReadOnly) => {
-                f.read_only = true;
-                Some(f)
+        .filter_map(|mut f| {
+            let names = std::iter::once(f.name.as_str()).chain(
+                aliases
+                    .iter()
+                    .filter(|(_, input)| *input == f.name)
+                    .map(|(output, _)| *output),
+            );
+            let access = names
+                .filter_map(|n| ctx.policy.field_access(object, n))
+                .max_by_key(|a| match a {
+                    FieldAccess::Hidden => 2,
+                    FieldAccess::ReadOnly => 1,
+                });
+            match access {
+                Some(FieldAccess::Hidden) => None,
+                Some(FieldAccess::ReadOnly) => {
+                    f.read_only = true;
+                    Some(f)
+                }
+                None => Some(f),
             }
-            _ => Some(f),
         })
         .collect()
 }

@@ -12,7 +12,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -68,9 +70,14 @@ impl Choices {
         ctx: &RequestContext,
         object: ObjectType,
     ) -> Result<Choices, Error> {
-        let users = user::Entity::find()
+        // Owners the caller may give records to (and see records of).
+        let mut users = user::Entity::find()
             .filter(user::Column::TenantId.eq(ctx.tenant_id))
-            .filter(user::Column::Status.eq("active"))
+            .filter(user::Column::Status.eq("active"));
+        if let Some(owners) = records::reachable_owners(&state.db, ctx, object).await? {
+            users = users.filter(user::Column::Id.is_in(owners));
+        }
+        let users = users
             .order_by_asc(user::Column::Name)
             .all(&state.db)
             .await?
@@ -144,20 +151,66 @@ impl RecordPage for Contacts {
         ]
     }
 
+    /// Lines `work: ada@example.com` keep their label; the first line is
+    /// the primary address.
     fn adapt(input: &mut Value) {
         if let Some(Value::Array(emails)) = input.get_mut("emails") {
             let list: Vec<Value> = emails
                 .iter()
                 .enumerate()
-                .map(|(i, e)| json!({"address": e, "primary": i == 0}))
+                .map(|(i, e)| {
+                    let (label, address) = labelled(e.as_str().unwrap_or(""));
+                    json!({"address": address, "label": label, "primary": i == 0})
+                })
                 .collect();
             *emails = list;
         }
         if let Some(Value::Array(phones)) = input.get_mut("phones") {
-            let list: Vec<Value> = phones.iter().map(|p| json!({"number": p})).collect();
+            let list: Vec<Value> = phones
+                .iter()
+                .map(|p| {
+                    let (label, number) = labelled(p.as_str().unwrap_or(""));
+                    json!({"number": number, "label": label})
+                })
+                .collect();
             *phones = list;
         }
     }
+}
+
+/// `work: ada@example.com` → (Some("work"), "ada@example.com"); a line
+/// without a short label before `: ` is all value.
+fn labelled(line: &str) -> (Option<String>, String) {
+    match line.split_once(": ") {
+        Some((label, value))
+            if !label.is_empty()
+                && label.len() <= 20
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+        {
+            (Some(label.to_owned()), value.trim().to_owned())
+        }
+        _ => (None, line.trim().to_owned()),
+    }
+}
+
+/// A contact's emails or phones as form lines, primary first, labels kept.
+fn as_lines(items: &[Value], key: &str) -> Vec<Value> {
+    let mut sorted: Vec<&Value> = items.iter().collect();
+    sorted.sort_by_key(|i| !i.get("primary").and_then(Value::as_bool).unwrap_or(false));
+    sorted
+        .into_iter()
+        .filter_map(|i| {
+            let value = i.get(key).and_then(Value::as_str)?;
+            Some(Value::String(
+                match i.get("label").and_then(Value::as_str) {
+                    Some(l) if !l.is_empty() => format!("{l}: {value}"),
+                    _ => value.to_owned(),
+                },
+            ))
+        })
+        .collect()
 }
 
 impl RecordPage for Accounts {
@@ -375,8 +428,9 @@ async fn list<R: RecordPage>(
     let mut no_hits = false;
     if let Some(q) = &params.q {
         if R::INDEXED {
+            // The list filter takes at most 100 ids.
             let hits =
-                crate::crm::search::records(&state.db, &ui.ctx, q, &[R::OBJECT], 200).await?;
+                crate::crm::search::records(&state.db, &ui.ctx, q, &[R::OBJECT], 100).await?;
             if hits.is_empty() {
                 no_hits = true;
             } else {
@@ -657,7 +711,12 @@ async fn form_fields<R: RecordPage>(
             f.options = reference_options(state, ctx, object).await?;
         }
     }
-    Ok(forms::apply_field_rules(ctx, R::OBJECT, fields))
+    Ok(forms::apply_field_rules(
+        ctx,
+        R::OBJECT,
+        R::INPUT_ALIASES,
+        fields,
+    ))
 }
 
 /// Up to 200 records of `object` to pick from (the current value is kept
@@ -792,11 +851,24 @@ fn form_error<R: RecordPage>(
     record_id: Option<&str>,
     version: Option<i64>,
 ) -> PageResult {
+    let mut version = version;
     let errors = match e {
         Error::Validation(errors) => forms::errors_by_field(fields, &errors),
-        e @ (Error::VersionConflict { .. }
-        | Error::PreconditionFailed { .. }
-        | Error::PlanLimit { .. }
+        Error::VersionConflict { current } | Error::PreconditionFailed { current } => {
+            // Saving again overwrites their change with what is below, on
+            // purpose: the form now carries the current version.
+            version = Some(current);
+            let mut m = Map::new();
+            m.insert(
+                String::new(),
+                Value::String(format!(
+                    "Someone else changed this record (now version {current}) since you opened the form. \
+                     Their change is saved; open the record in a new tab to compare, or save again to replace it with what is below."
+                )),
+            );
+            m
+        }
+        e @ (Error::PlanLimit { .. }
         | Error::Conflict { .. }
         | Error::PluginFailed(_)
         | Error::Forbidden(_)) => {
@@ -840,11 +912,12 @@ async fn edit_form<R: RecordPage>(
     let version = R::version(&m);
     let mut shown = records::reveal_many::<R>(&state.db, &ui.ctx, &[m], true).await?;
     let mut current = shown.pop().unwrap_or(Value::Null);
-    // Lines fields show addresses and numbers, not their objects.
+    // Lines fields show addresses and numbers (with their labels), not
+    // their objects.
     for (list, key) in [("emails", "address"), ("phones", "number")] {
         if let Some(Value::Array(items)) = current.get_mut(list) {
-            let flat: Vec<Value> = items.iter().filter_map(|i| i.get(key).cloned()).collect();
-            *items = flat;
+            let lines = as_lines(items, key);
+            *items = lines;
         }
     }
     let fields = form_fields::<R>(&state, &ui.ctx).await?;
@@ -920,7 +993,7 @@ async fn detail<R: RecordPage>(
     let defs = custom_fields::definitions(&state.db, ui.ctx.tenant_id, R::OBJECT).await?;
     let mut fields = R::form_fields(&choices);
     fields.extend(defs.iter().map(Field::custom));
-    let fields = forms::apply_field_rules(&ui.ctx, R::OBJECT, fields);
+    let fields = forms::apply_field_rules(&ui.ctx, R::OBJECT, R::INPUT_ALIASES, fields);
     let stages = stage_names(&choices);
     let mut shown = Vec::new();
     for f in &fields {
@@ -951,8 +1024,7 @@ async fn detail<R: RecordPage>(
     .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
     .unwrap_or(Value::Array(Vec::new()));
     let tree = if R::OBJECT == ObjectType::Account {
-        let h = crate::crm::accounts::hierarchy(&state.db, &ui.ctx, id).await?;
-        serde_json::to_value(h).unwrap_or(Value::Null)
+        account_tree(&state, &ui.ctx, id).await?
     } else {
         Value::Null
     };
@@ -1073,6 +1145,10 @@ async fn reference_title(
     object: ObjectType,
     id: &str,
 ) -> Option<String> {
+    // A type the role may not read is not named, even for its own records.
+    if !ctx.can(object, Action::Read) {
+        return None;
+    }
     let id = Uuid::parse_str(id).ok()?;
     let v = match object {
         ObjectType::Contact => records::visible_json::<Contacts>(&state.db, ctx, id).await,
@@ -1237,4 +1313,82 @@ async fn relationship_map(
         }
     }
     Ok(crate::web::charts::relationship_map(name, &others))
+}
+
+/// Most accounts one hierarchy tree shows.
+const TREE_NODES: usize = 500;
+
+/// The whole family of an account as nested nodes: from its topmost
+/// ancestor the caller may see, down through every descendant in the
+/// caller's scope (level by level, up to [`TREE_NODES`]).
+async fn account_tree(state: &AppState, ctx: &RequestContext, id: Uuid) -> Result<Value, Error> {
+    use crate::entities::account;
+    let h = crate::crm::accounts::hierarchy(&state.db, ctx, id).await?;
+    let root = h
+        .ancestors
+        .first()
+        .and_then(|a| a.get("id"))
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or(id);
+    let name_hidden =
+        ctx.policy.field_access(ObjectType::Account, "name") == Some(FieldAccess::Hidden);
+    let owners = records::reachable_owners(&state.db, ctx, ObjectType::Account).await?;
+    let root_row = records::load::<Accounts, _>(&state.db, ctx, root).await?;
+    let mut nodes: Vec<(Uuid, Option<Uuid>, String)> = vec![(root, None, root_row.name)];
+    let mut level = vec![root];
+    let mut truncated = false;
+    for _ in 0..crate::crm::accounts::MAX_DEPTH {
+        if level.is_empty() {
+            break;
+        }
+        let mut q = account::Entity::find()
+            .filter(account::Column::TenantId.eq(ctx.tenant_id))
+            .filter(account::Column::ParentId.is_in(level.clone()));
+        if let Some(o) = &owners {
+            q = q.filter(account::Column::OwnerId.is_in(o.clone()));
+        }
+        let children = q
+            .order_by_asc(account::Column::Name)
+            .limit((TREE_NODES + 1 - nodes.len()) as u64)
+            .all(&state.db)
+            .await?;
+        level = children.iter().map(|c| c.id).collect();
+        for c in children {
+            if nodes.len() >= TREE_NODES {
+                truncated = true;
+                break;
+            }
+            nodes.push((c.id, c.parent_id, c.name));
+        }
+    }
+    fn build(
+        nodes: &[(Uuid, Option<Uuid>, String)],
+        at: Uuid,
+        current: Uuid,
+        hidden: bool,
+    ) -> Value {
+        let (_, _, name) =
+            nodes
+                .iter()
+                .find(|n| n.0 == at)
+                .cloned()
+                .unwrap_or((at, None, String::new()));
+        let children: Vec<Value> = nodes
+            .iter()
+            .filter(|n| n.1 == Some(at))
+            .map(|n| build(nodes, n.0, current, hidden))
+            .collect();
+        json!({
+            "id": at,
+            "name": if hidden { "(name hidden)".to_owned() } else { name },
+            "current": at == current,
+            "children": children,
+        })
+    }
+    Ok(json!({
+        "root": build(&nodes, root, id, name_hidden),
+        "truncated": truncated,
+        "count": nodes.len(),
+    }))
 }

@@ -52,6 +52,19 @@ pub fn visitor_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| v.len() >= 16)
 }
 
+/// `path` when it is a path of this site (`/contacts?sort=name`), else
+/// `None`. Only printable URL characters pass: a browser strips tabs and
+/// newlines and reads `\\` as `/`, so `/\t/evil.example` or `/\\evil` would
+/// leave the site.
+pub fn local_path(path: &str) -> Option<&str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%/?#".contains(c);
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && path.len() <= 2048
+        && path.chars().all(allowed);
+    ok.then_some(path)
+}
+
 /// Compares two tokens in time independent of where they differ.
 pub fn same(a: &str, b: &str) -> bool {
     if a.is_empty() || a.len() != b.len() {
@@ -88,5 +101,34 @@ pub fn add_headers(headers: &mut HeaderMap) {
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
         set(headers, header::CACHE_CONTROL, "no-store");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_site_pass() {
+        for ok in [
+            "/",
+            "/contacts?sort=-name&filter=custom.tier:eq:gold",
+            "/deals/1#x",
+        ] {
+            assert_eq!(local_path(ok), Some(ok));
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/%09/x\n",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "contacts",
+            "/a b",
+            "",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
     }
 }

@@ -139,7 +139,12 @@ async fn general(
     let mut themes: Vec<Value> = vec![
         json!({"value": "", "label": "Default (or your provider's)", "selected": t.theme.is_none()}),
     ];
-    for theme in state.themes.all() {
+    let reseller = crate::api::admin::reseller_slug(state, ui.ctx.tenant_id).await?;
+    for theme in state
+        .themes
+        .all()
+        .filter(|t| t.available_to(reseller.as_deref()))
+    {
         themes.push(json!({
             "value": theme.key,
             "label": format!("{} ({})", theme.manifest.name, theme.manifest.product_name),
@@ -158,7 +163,15 @@ async fn general(
             "session_absolute_seconds": t.session_absolute_seconds,
             "hostname": t.hostname,
             "themes": themes,
-            "theme_problems": state.themes.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            // Only the problems of the theme this tenant chose: others'
+            // themes are none of its business.
+            "theme_problems": state
+                .themes
+                .problems()
+                .iter()
+                .filter(|p| t.theme.as_deref() == Some(p.theme.as_str()))
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
         },
         "errors": errors,
         "notice": notice,
@@ -784,6 +797,9 @@ async fn audit(state: &AppState, ui: &Ui, raw: Option<&str>) -> Result<Value, Er
             if let Some(v) = v {
                 s.append_pair(k, v);
             }
+        }
+        if let Some(r) = q.record_id {
+            s.append_pair("record_id", &r.to_string());
         }
         s.append_pair("before", &b.to_string());
         format!("/settings/audit?{}", s.finish())

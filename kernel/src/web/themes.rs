@@ -31,6 +31,26 @@ mod shipped {
 /// The theme every other falls back to.
 pub const DEFAULT: &str = "default";
 
+/// Instructions one page render may take.
+const FUEL: u64 = 20_000_000;
+
+/// What a theme's templates may not contain: ways around escaping, and
+/// markup that sends the page elsewhere (the CSP does not stop navigation).
+const FORBIDDEN: &[(&str, &str)] = &[
+    ("autoescape", "turning escaping off is not allowed"),
+    (
+        "http-equiv",
+        "<meta http-equiv> is not allowed (a refresh could send the page elsewhere)",
+    ),
+    ("<base", "<base> is not allowed"),
+    ("<iframe", "frames are not allowed"),
+    ("<object", "embedded objects are not allowed"),
+    ("<embed", "embedded objects are not allowed"),
+    ("http://", "links and resources must stay on this site"),
+    ("https://", "links and resources must stay on this site"),
+    ("//cdn", "links and resources must stay on this site"),
+];
+
 /// The variables every template may use. Page data lives under `page`, so a
 /// theme cannot come to depend on a name a page does not provide.
 const CONTEXT: &[&str] = &["theme", "ui", "page"];
@@ -40,9 +60,12 @@ const CONTEXT: &[&str] = &["theme", "ui", "page"];
 pub const PAGES: &[(&str, &[&str])] = &[
     (
         "login.html",
-        &["title", "email", "errors", "next", "notice"],
+        &["title", "email", "errors", "next", "notice", "workspace"],
     ),
-    ("password_reset.html", &["title", "email", "errors", "sent"]),
+    (
+        "password_reset.html",
+        &["title", "email", "errors", "sent", "workspace"],
+    ),
     (
         "password_reset_confirm.html",
         &["title", "token", "errors", "kind"],
@@ -165,6 +188,10 @@ pub struct Manifest {
     pub footer: Option<String>,
     #[serde(default)]
     pub layout: Layout,
+    /// Slugs of the resellers whose tenants may choose this theme (a
+    /// reseller's own brand); empty: every tenant may.
+    #[serde(default)]
+    pub resellers: Vec<String>,
 }
 
 /// Design tokens: CSS colours (`#rrggbb`).
@@ -281,6 +308,13 @@ impl fmt::Display for Problem {
 type Files = BTreeMap<String, Vec<u8>>;
 
 impl Theme {
+    /// Whether a tenant of `reseller` (a slug; none: the platform's own)
+    /// may choose this theme.
+    pub fn available_to(&self, reseller: Option<&str>) -> bool {
+        self.manifest.resellers.is_empty()
+            || reseller.is_some_and(|r| self.manifest.resellers.iter().any(|x| x == r))
+    }
+
     /// Renders a template of this theme.
     pub fn render(&self, name: &str, ctx: minijinja::Value) -> std::result::Result<String, String> {
         self.env
@@ -422,10 +456,28 @@ impl Theme {
                 ));
                 continue;
             }
+            let lower = source.to_ascii_lowercase();
+            for (needle, why) in FORBIDDEN {
+                if let Some(at) = lower.find(needle) {
+                    problems.push(problem(
+                        &format!("templates/{name}"),
+                        Some(line_of(source, at)),
+                        (*why).to_owned(),
+                    ));
+                }
+            }
             // Filters resolve when a page renders; try each one the
             // template names now, so a misspelt filter fails the theme at
             // load rather than a page later.
             for filter in filters_named(source) {
+                if filter == "safe" {
+                    problems.push(problem(
+                        &format!("templates/{name}"),
+                        find_line(source, "|safe").or_else(|| find_line(source, "safe")),
+                        "`safe` is not allowed: every value is escaped".to_owned(),
+                    ));
+                    continue;
+                }
                 let probe = format!("{{{{ none|{filter} }}}}");
                 if let Err(e) = env.render_str(&probe, minijinja::context! {})
                     && e.kind() == minijinja::ErrorKind::UnknownFilter
@@ -518,6 +570,9 @@ impl Theme {
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // A page renders in well under this; a theme looping without end is
+    // stopped (and the default theme serves the page).
+    env.set_fuel(Some(FUEL));
     env.set_formatter(|out, state, value| {
         if value.is_none() {
             return Ok(());
@@ -775,7 +830,7 @@ impl Themes {
                 Ok(entries) => {
                     for e in entries.flatten() {
                         let path = e.path();
-                        if !path.is_dir() {
+                        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                             continue;
                         }
                         let key = e.file_name().to_string_lossy().into_owned();
@@ -902,6 +957,7 @@ fn unreachable_manifest() -> Manifest {
         support: Support::default(),
         footer: None,
         layout: Layout::default(),
+        resellers: Vec::new(),
     }
 }
 
@@ -913,22 +969,33 @@ fn valid_key(key: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// The files of a theme folder, by path inside it (`templates/x.html`).
+/// The files of a theme folder, by path inside it (`templates/x.html`):
+/// regular files only (a symlink could serve `/etc/passwd` as a logo, a
+/// FIFO hang the start), at most two levels deep, 2 MiB each, 20 MiB in all.
 fn read_dir_files(dir: &Path) -> std::result::Result<Files, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Files, depth: u8) -> std::io::Result<()> {
-        if depth > 4 {
-            return Ok(());
-        }
+    const MAX_FILE: u64 = 2 * 1024 * 1024;
+    const MAX_TOTAL: u64 = 20 * 1024 * 1024;
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut Files,
+        depth: u8,
+        total: &mut u64,
+    ) -> std::io::Result<()> {
         for e in std::fs::read_dir(dir)? {
             let path = e?.path();
-            if path.is_dir() {
-                walk(root, &path, out, depth + 1)?;
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                let meta = std::fs::metadata(&path)?;
-                // Logos and styles, not media libraries.
-                if meta.len() > 2 * 1024 * 1024 {
-                    continue;
+            let meta = std::fs::symlink_metadata(&path)?;
+            if meta.is_dir() {
+                if depth < 2 {
+                    walk(root, &path, out, depth + 1, total)?;
                 }
+                continue;
+            }
+            if !meta.is_file() || meta.len() > MAX_FILE || *total + meta.len() > MAX_TOTAL {
+                continue;
+            }
+            if let Ok(rel) = path.strip_prefix(root) {
+                *total += meta.len();
                 out.insert(
                     rel.to_string_lossy().replace('\\', "/"),
                     std::fs::read(&path)?,
@@ -938,7 +1005,14 @@ fn read_dir_files(dir: &Path) -> std::result::Result<Files, String> {
         Ok(())
     }
     let mut files = Files::new();
-    walk(dir, dir, &mut files, 0).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut total = 0;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a folder", dir.display()));
+    }
+    walk(dir, dir, &mut files, 0, &mut total)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     Ok(files)
 }
 
