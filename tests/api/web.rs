@@ -1494,3 +1494,48 @@ async fn users_of_a_workspace_without_its_own_domain_sign_in_by_naming_it() {
         .assert(200)
         .lacks("name=\"workspace\"");
 }
+
+#[tokio::test]
+async fn emails_and_exports_carry_the_tenants_brand() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let app = TestApp::new().await;
+    app.user("default", "ann@example.com", PW, &["admin"]).await;
+    app.patch("/api/v1/tenant", json!({"theme": "harbor"}))
+        .await
+        .assert_status(200);
+    let harbor = app.state.themes.get(Some("harbor"));
+    let product = harbor.manifest.product_name.clone();
+
+    let mut b = Browser::new(&app);
+    b.submit("/password-reset", "/password-reset", &[("email", "ann@example.com")])
+        .await
+        .assert(200)
+        .contains("a link to choose a new password is on its way");
+    let mail = trellis::entities::outbox::Entity::find()
+        .filter(trellis::entities::outbox::Column::Recipient.eq("ann@example.com"))
+        .order_by_desc(trellis::entities::outbox::Column::CreatedAt)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mail.subject, format!("Reset your {product} password"));
+    assert!(mail.body.contains(&format!("--\n{product}")), "{}", mail.body);
+    if let Some(support) = &harbor.manifest.support.email {
+        assert!(mail.body.contains(support.as_str()), "{}", mail.body);
+    }
+    // The link in it opens the reset page, in the same theme.
+    let token = app.outbox_token("ann@example.com").await;
+    b.get(&format!("/reset-password?token={token}"))
+        .await
+        .assert(200)
+        .contains(&product);
+
+    app.create("/api/v1/contacts", json!({"first_name": "Ada"})).await;
+    let export = app.get("/api/v1/contacts/export?format=csv").await;
+    export.assert_status(200);
+    let disposition = export.headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"harbordesk-contacts-"),
+        "{disposition}"
+    );
+}

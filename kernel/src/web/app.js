@@ -71,7 +71,7 @@
     board.addEventListener("pointerdown", function (e) {
       var card = e.target.closest(".card.deal");
       // Links and the card's own form keep working as usual.
-      if (!card || e.button !== 0 || e.target.closest("a, select, button, input, label")) return;
+      if (!card || e.button !== 0 || e.target.closest("a, select, button, input, label, summary, details")) return;
       drag = { card: card, x: e.clientX, y: e.clientY, moving: false, id: e.pointerId };
     });
     board.addEventListener("pointermove", function (e) {
