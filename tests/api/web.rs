@@ -1507,10 +1507,14 @@ async fn emails_and_exports_carry_the_tenants_brand() {
     let product = harbor.manifest.product_name.clone();
 
     let mut b = Browser::new(&app);
-    b.submit("/password-reset", "/password-reset", &[("email", "ann@example.com")])
-        .await
-        .assert(200)
-        .contains("a link to choose a new password is on its way");
+    b.submit(
+        "/password-reset",
+        "/password-reset",
+        &[("email", "ann@example.com")],
+    )
+    .await
+    .assert(200)
+    .contains("a link to choose a new password is on its way");
     let mail = trellis::entities::outbox::Entity::find()
         .filter(trellis::entities::outbox::Column::Recipient.eq("ann@example.com"))
         .order_by_desc(trellis::entities::outbox::Column::CreatedAt)
@@ -1519,7 +1523,11 @@ async fn emails_and_exports_carry_the_tenants_brand() {
         .unwrap()
         .unwrap();
     assert_eq!(mail.subject, format!("Reset your {product} password"));
-    assert!(mail.body.contains(&format!("--\n{product}")), "{}", mail.body);
+    assert!(
+        mail.body.contains(&format!("--\n{product}")),
+        "{}",
+        mail.body
+    );
     if let Some(support) = &harbor.manifest.support.email {
         assert!(mail.body.contains(support.as_str()), "{}", mail.body);
     }
@@ -1530,7 +1538,8 @@ async fn emails_and_exports_carry_the_tenants_brand() {
         .assert(200)
         .contains(&product);
 
-    app.create("/api/v1/contacts", json!({"first_name": "Ada"})).await;
+    app.create("/api/v1/contacts", json!({"first_name": "Ada"}))
+        .await;
     let export = app.get("/api/v1/contacts/export?format=csv").await;
     export.assert_status(200);
     let disposition = export.headers["content-disposition"].to_str().unwrap();
@@ -1538,4 +1547,73 @@ async fn emails_and_exports_carry_the_tenants_brand() {
         disposition.starts_with("attachment; filename=\"harbordesk-contacts-"),
         "{disposition}"
     );
+}
+
+#[tokio::test]
+async fn admins_change_users_roles_and_access_and_remove_custom_fields() {
+    let app = TestApp::new().await;
+    let rep = app
+        .user("default", "rep@example.com", PW, &["sales_rep"])
+        .await;
+    let mut rb = Browser::new(&app);
+    rb.sign_in("rep@example.com", PW, None).await.assert(303);
+    let mut b = admin_browser(&app).await;
+    let page = b.get("/settings/users").await;
+    page.assert(200)
+        .contains(&format!("action=\"/settings/users/{rep}\""));
+    b.post(
+        &format!("/settings/users/{rep}"),
+        &[
+            ("_csrf", &page.csrf()),
+            ("roles", "manager"),
+            ("status", "active"),
+        ],
+    )
+    .await
+    .assert(200)
+    .contains("is saved");
+    let u = app.get("/api/v1/users").await.body;
+    let rep_json = u
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["email"] == "rep@example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(rep_json["roles"], json!(["manager"]));
+    // Disabling ends the user's sessions at once.
+    b.post(
+        &format!("/settings/users/{rep}"),
+        &[
+            ("_csrf", &page.csrf()),
+            ("roles", "manager"),
+            ("status", "disabled"),
+        ],
+    )
+    .await
+    .assert(200);
+    rb.get("/contacts").await.assert(303);
+
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "deal", "key": "source_campaign", "label": "Source campaign", "field_type": "text"}),
+    )
+    .await
+    .assert_status(201);
+    let fields = b.get("/settings/fields").await;
+    fields.assert(200).contains("Source campaign");
+    let id = app.get("/api/v1/custom-fields").await.body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.post(
+        &format!("/settings/fields/{id}/delete"),
+        &[("_csrf", &fields.csrf())],
+    )
+    .await
+    .assert(303);
+    b.get("/settings/fields")
+        .await
+        .assert(200)
+        .lacks("Source campaign");
 }

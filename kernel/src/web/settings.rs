@@ -64,6 +64,8 @@ pub fn router() -> Router<AppState> {
             get(pipeline_page).post(save_pipeline),
         )
         .route("/settings/plugins/{id}/enable", post(enable_plugin))
+        .route("/settings/users/{id}", post(update_user))
+        .route("/settings/fields/{id}/delete", post(delete_field))
         .route("/settings/plugins/{id}/disable", post(disable_plugin))
 }
 
@@ -278,14 +280,35 @@ async fn users(
         .into_iter()
         .map(|r| json!({"value": r.key, "label": r.name}))
         .collect();
+    let can_edit = ui.ctx.can(ObjectType::User, Action::ManageSettings);
+    // One form per user: roles and status (disabling ends their sessions).
+    let people: Vec<Value> = if can_edit {
+        list.iter()
+            .map(|u| {
+                json!({
+                    "id": u.id,
+                    "name": u.name,
+                    "status": u.status,
+                    "roles": roles.iter().map(|r| json!({
+                        "value": r["value"],
+                        "label": r["label"],
+                        "checked": u.roles.iter().any(|x| Some(x.as_str()) == r["value"].as_str()),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(json!({
         "columns": ["Name", "Email", "Status", "Roles", "MFA"],
         "rows": rows,
         "form": {
             "kind": "invite",
             "action": "/settings/users",
-            "can_edit": ui.ctx.can(ObjectType::User, Action::ManageSettings),
+            "can_edit": can_edit,
             "roles": roles,
+            "people": people,
         },
         "errors": errors,
         "notice": notice,
@@ -346,12 +369,16 @@ async fn fields(
     notice: Option<&str>,
 ) -> Result<Value, Error> {
     let list = crate::crm::field_definitions::list(&state.db, &ui.ctx, None).await?;
+    let can_delete = ui.ctx.can(ObjectType::CustomField, Action::ManageSettings);
     let rows: Vec<Value> = list
         .iter()
         .map(|f| {
             let v = serde_json::to_value(f).unwrap_or(Value::Null);
             let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            json!({"cells": [text("object_type"), text("label"), text("key"), forms::label(&text("field_type")), if v.get("required").and_then(Value::as_bool).unwrap_or(false) { "Yes" } else { "No" }]})
+            json!({
+                "cells": [text("object_type"), text("label"), text("key"), forms::label(&text("field_type")), if v.get("required").and_then(Value::as_bool).unwrap_or(false) { "Yes" } else { "No" }],
+                "action": can_delete.then(|| json!({"href": format!("/settings/fields/{}/delete", text("id")), "label": format!("Delete the field {}", text("label")), "text": "Delete"})),
+            })
         })
         .collect();
     let types = [
@@ -614,6 +641,20 @@ async fn plugins(
 ) -> Result<Value, Error> {
     let list = crate::plugins::registry::tenant_plugins(state, &ui.ctx).await?;
     let can_edit = ui.ctx.can(ObjectType::Plugin, Action::ManageSettings);
+    // Each plugin's latest warnings and errors, to see what goes wrong.
+    let mut logs: std::collections::HashMap<String, Vec<Value>> = std::collections::HashMap::new();
+    for p in &list {
+        let lines = crate::plugins::registry::logs(state, &ui.ctx, &p.plugin_id, 50).await?;
+        logs.insert(
+            p.plugin_id.clone(),
+            lines
+                .into_iter()
+                .filter(|l| l.level == "error" || l.level == "warn")
+                .take(5)
+                .map(|l| json!({"at": l.at, "level": l.level, "message": l.message}))
+                .collect(),
+        );
+    }
     let mut items: Vec<Value> = list
         .iter()
         .map(|p| {
@@ -624,6 +665,7 @@ async fn plugins(
                 "lines": [
                     format!("Recent failures in a row: {}", p.consecutive_failures),
                 ],
+                "log": logs.get(&p.plugin_id).cloned().unwrap_or_default(),
                 "problem": p.disabled_reason,
                 "disable": (can_edit && p.enabled).then(|| format!("/settings/plugins/{}/disable", p.plugin_id)),
                 "enable": can_edit.then(|| format!("/settings/plugins/{}/enable", p.plugin_id)),
@@ -651,6 +693,7 @@ async fn plugins(
             "title": format!("{} {} (not enabled)", id, pkg.version),
             "enabled": false,
             "lines": [],
+            "log": [],
             "problem": null,
             "disable": null,
             "enable": can_edit.then(|| format!("/settings/plugins/{id}/enable")),
@@ -1067,4 +1110,46 @@ async fn save_role(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Changes a user's roles or status.
+async fn update_user(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<uuid::Uuid>,
+    form: FormData,
+) -> PageResult {
+    ui.check_csrf(&form)?;
+    let patch = crate::directory::users::UserPatch {
+        name: None,
+        roles: Some(form.all("roles").into_iter().map(str::to_owned).collect()),
+        status: form.text("status"),
+    };
+    let (errors, notice, status) =
+        match crate::directory::users::update(&state, &ui.ctx, id, patch).await {
+            Ok(u) => (json!({}), Some(format!("{} is saved.", u.name)), None),
+            Err(e @ (Error::Validation(_) | Error::Forbidden(_) | Error::Conflict { .. })) => (
+                problem_map(e),
+                None,
+                Some(axum::http::StatusCode::UNPROCESSABLE_ENTITY),
+            ),
+            Err(e) => return Err(e.into()),
+        };
+    let page = users(&state, &ui, errors, notice.as_deref()).await?;
+    let r = render(&state, &ui, "users", page);
+    Ok(match status {
+        Some(s) => crate::web::with_status(r, s),
+        None => r,
+    })
+}
+
+async fn delete_field(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<uuid::Uuid>,
+    form: FormData,
+) -> PageResult {
+    ui.check_csrf(&form)?;
+    crate::crm::field_definitions::delete(&state.db, &ui.ctx, id, None).await?;
+    Ok(Redirect::to("/settings/fields").into_response())
 }
