@@ -1,5 +1,5 @@
 //! The web UI's tables: white-label themes (a tenant's own choice, else its
-//! reseller's) and saved list views.
+//! reseller's), saved list views, and indexes for the dashboard and board.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -40,6 +40,21 @@ impl MigrationTrait for Migration {
                 &["tenant_id", "object_type"],
             ))
             .await?;
+        // The dashboard and the pipeline board: sums by stage read from the
+        // index alone, won deals by close date, a column's newest cards.
+        for (name, cols) in [
+            (
+                "ix_deals_tenant_stage_amount",
+                &["tenant_id", "stage_id", "currency", "amount_minor"][..],
+            ),
+            ("ix_deals_tenant_closed", &["tenant_id", "closed_at"][..]),
+            (
+                "ix_deals_tenant_stage_updated",
+                &["tenant_id", "stage_id", "updated_at", "id"][..],
+            ),
+        ] {
+            manager.create_index(index("deals", name, cols)).await?;
+        }
         if manager.get_database_backend() == DbBackend::Postgres {
             manager
                 .get_connection()

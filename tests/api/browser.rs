@@ -386,5 +386,36 @@ async fn the_ui_works_in_a_real_browser() {
     c.goto(&format!("{base}/login")).await.unwrap();
     assert!(!text_of(&c, ".brand").await.contains(&harbor));
 
+    // The idle warning: with a one-minute idle timeout it shows after 30 s,
+    // and "stay signed in" keeps the session.
+    app.patch("/api/v1/tenant", json!({"session_idle_seconds": 60}))
+        .await
+        .assert_status(200);
+    c.goto(&format!("{base}/contacts")).await.unwrap();
+    let warning = c.find(Locator::Id("idle-warning")).await.unwrap();
+    assert!(!warning.is_displayed().await.unwrap(), "hidden at first");
+    let mut shown = false;
+    for _ in 0..60 {
+        if warning.is_displayed().await.unwrap() {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(shown, "the idle warning appears before the session ends");
+    click(&c, "#idle-warning button[data-stay]").await;
+    for _ in 0..50 {
+        if !warning.is_displayed().await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !warning.is_displayed().await.unwrap(),
+        "staying hides the warning"
+    );
+    c.goto(&format!("{base}/contacts")).await.unwrap();
+    wait_text(&c, "main h1", |t| t == "Contacts").await;
+
     c.close().await.unwrap();
 }

@@ -1617,3 +1617,230 @@ async fn admins_change_users_roles_and_access_and_remove_custom_fields() {
         .assert(200)
         .lacks("Source campaign");
 }
+
+/// Every form control of a page has a label: `<label for>`, an
+/// `aria-label`, or is hidden or a button.
+fn assert_labelled(path: &str, html: &str) {
+    let labels: Vec<String> = html
+        .split("<label for=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next().map(str::to_owned))
+        .collect();
+    for tag in ["<input", "<select", "<textarea"] {
+        for chunk in html.split(tag).skip(1) {
+            let el = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
+            if el.contains("type=\"hidden\"") || el.contains("aria-label=") {
+                continue;
+            }
+            let id = attr_after(el, "id=\"")
+                .unwrap_or_else(|| panic!("{path}: a {tag}> without id or aria-label: {el}"));
+            assert!(labels.contains(&id), "{path}: no <label for=\"{id}\">");
+        }
+    }
+}
+
+#[tokio::test]
+async fn lists_sort_page_and_save_views_and_pages_escape_and_label_everything() {
+    let app = TestApp::new().await;
+    let items: Vec<Value> = (0..60)
+        .map(|i| json!({"first_name": format!("Person{i:02}"), "last_name": "Zed", "lifecycle_stage": if i % 2 == 0 { "lead" } else { "customer" }}))
+        .collect();
+    app.post(
+        "/api/v1/contacts/bulk",
+        json!({"operation": "create", "items": items}),
+    )
+    .await
+    .assert_status(200);
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "<script>alert(1)</script>", "last_name": "\"><img src=x onerror=alert(2)>"}),
+    )
+    .await;
+    let mut b = admin_browser(&app).await;
+
+    // Output is escaped.
+    let list = b.get("/contacts").await;
+    list.assert(200)
+        .lacks("<script>alert(1)")
+        .lacks("<img src=x")
+        .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;");
+
+    // Sort by name (last name, then the oldest first among equals).
+    let sorted = b.get("/contacts?sort=last_name").await;
+    sorted
+        .assert(200)
+        .contains("aria-sort=\"ascending\"")
+        .contains("Person00");
+    // 61 contacts, 50 a page: a next link, and the second page goes on.
+    let html = unescape(&sorted.html);
+    let at = html.find("rel=\"next\"").expect("a next-page link");
+    let start = html[..at].rfind("href=\"").unwrap() + 6;
+    let href = html[start..start + html[start..].find('"').unwrap()].to_owned();
+    assert!(
+        href.starts_with("/contacts?sort=last_name&cursor="),
+        "{href}"
+    );
+    let second = b.get(&href).await;
+    second
+        .assert(200)
+        .contains("Person50")
+        .lacks("Person00")
+        .lacks("rel=\"next\"");
+
+    // A filter from the add-a-filter row, then saved as a view.
+    let filtered = b
+        .get("/contacts?nf_field=lifecycle_stage&nf_op=eq&nf_value=customer")
+        .await;
+    filtered.assert(200).contains("Person01").lacks("Person00");
+    let saved = b
+        .post(
+            "/contacts/views",
+            &[
+                ("_csrf", &filtered.csrf()),
+                ("name", "Customers"),
+                ("query", "filter=lifecycle_stage:eq:customer"),
+            ],
+        )
+        .await;
+    saved.assert(303);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/contacts?filter=lifecycle_stage%3Aeq%3Acustomer")
+    );
+    b.get("/contacts")
+        .await
+        .assert(200)
+        .contains("Customers</a>");
+    // A shared view needs the right to manage settings.
+    app.user("default", "rep@example.com", PW, &["sales_rep"])
+        .await;
+    let mut rep = Browser::new(&app);
+    rep.sign_in("rep@example.com", PW, None).await.assert(303);
+    // The admin's own view is not the rep's.
+    let rep_list = rep.get("/contacts").await;
+    rep_list.assert(200).lacks("Customers</a>");
+    rep.post(
+        "/contacts/views",
+        &[
+            ("_csrf", &rep_list.csrf()),
+            ("name", "Mine"),
+            ("query", "sort=last_name"),
+            ("shared", "true"),
+        ],
+    )
+    .await
+    .assert(403);
+
+    // Every page's controls are labelled.
+    let c = app.get("/api/v1/contacts?limit=1").await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        "/contacts".to_owned(),
+        "/contacts/new".to_owned(),
+        format!("/contacts/{c}/edit"),
+        "/deals/new".to_owned(),
+        "/activities/new".to_owned(),
+        "/accounts/new".to_owned(),
+        "/settings/general".to_owned(),
+        "/settings/users".to_owned(),
+        "/settings/roles/new".to_owned(),
+        "/settings/fields".to_owned(),
+        "/settings/pipelines".to_owned(),
+        "/settings/api-keys".to_owned(),
+        "/settings/audit".to_owned(),
+        "/profile".to_owned(),
+    ] {
+        let page = b.get(&path).await;
+        page.assert(200);
+        assert_labelled(&path, &page.html);
+    }
+    assert_labelled("/login", &Browser::new(&app).get("/login").await.html);
+}
+
+#[tokio::test]
+async fn a_plugins_panel_shows_on_the_record_page() {
+    let app = TestApp::new().await;
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Pat", "last_name": "Panel"}),
+        )
+        .await;
+    app.install_plugin("showcase", |m| m)
+        .await
+        .assert_status(201);
+    app.put(
+        "/api/v1/tenant/plugins/showcase",
+        json!({"grants": ["records:contact:read", "kv"], "config": {"greeting": "hi", "alert_email": "ops@example.com"}}),
+    )
+    .await
+    .assert_status(200);
+    let mut b = admin_browser(&app).await;
+    let page = b
+        .get(&format!("/contacts/{}", c["id"].as_str().unwrap()))
+        .await;
+    page.assert(200)
+        .contains("<h2>Showcase</h2>")
+        .contains("<dt>Name</dt><dd>Pat Panel</dd>")
+        .contains("From the plugin showcase");
+}
+
+#[tokio::test]
+async fn a_password_is_reset_through_the_pages() {
+    let app = TestApp::new().await;
+    app.user("default", "ann@example.com", PW, &["sales_rep"])
+        .await;
+    let mut b = Browser::new(&app);
+    b.submit(
+        "/password-reset",
+        "/password-reset",
+        &[("email", "ann@example.com")],
+    )
+    .await
+    .assert(200);
+    let token = app.outbox_token("ann@example.com").await;
+    let path = format!("/reset-password?token={token}");
+    b.submit(
+        &path,
+        "/reset-password",
+        &[
+            ("token", &token),
+            ("password", "a brand new passphrase"),
+            ("confirm", "something else"),
+        ],
+    )
+    .await
+    .assert(422)
+    .contains("The two passwords differ.");
+    let done = b
+        .submit(
+            &path,
+            "/reset-password",
+            &[
+                ("token", &token),
+                ("password", "a brand new passphrase"),
+                ("confirm", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    done.assert(303);
+    assert_eq!(done.location.as_deref(), Some("/login?notice=reset"));
+    // Single use.
+    b.submit(
+        &path,
+        "/reset-password",
+        &[
+            ("token", &token),
+            ("password", "another new passphrase"),
+            ("confirm", "another new passphrase"),
+        ],
+    )
+    .await
+    .assert(400);
+    b.sign_in("ann@example.com", PW, None).await.assert(401);
+    b.sign_in("ann@example.com", "a brand new passphrase", None)
+        .await
+        .assert(303);
+}

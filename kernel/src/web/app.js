@@ -111,7 +111,7 @@
 
   // ---- Idle warning ---------------------------------------------------
   function setupIdle(seconds) {
-    var warnBefore = Math.min(120, Math.floor(seconds / 4));
+    var warnBefore = Math.min(120, Math.floor(seconds / 2));
     var dialog = document.getElementById("idle-warning");
     if (!dialog || seconds <= 0) return;
     var warnTimer, endTimer;

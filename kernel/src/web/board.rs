@@ -48,10 +48,26 @@ pub async fn page(
         .iter()
         .map(|s| json!({"id": s.id, "name": s.name, "kind": s.kind}))
         .collect();
+    // How many deals each column holds, and their value, in one grouped
+    // query (by currency: a column may mix them).
+    let totals = crate::web::dashboard::stage_totals(&state, &ui.ctx, None).await?;
+    let amount_visible = ui.ctx.policy.field_access(ObjectType::Deal, "amount")
+        != Some(crate::permissions::FieldAccess::Hidden);
     let mut columns = Vec::new();
     for s in &pipeline.stages {
+        let mut count = 0i64;
+        let mut sums: Vec<String> = Vec::new();
+        for ((stage, currency, _), (minor, n)) in &totals {
+            if *stage == s.id {
+                count += n;
+                sums.push(format!(
+                    "{currency} {}",
+                    crate::crm::listing::minor_to_decimal(*minor).round_dp(2)
+                ));
+            }
+        }
         let q = format!(
-            "filter=pipeline_id:eq:{}&filter=stage_id:eq:{}&sort=-updated_at&limit={PER_COLUMN}&count=true",
+            "filter=pipeline_id:eq:{}&filter=stage_id:eq:{}&sort=-updated_at&limit={PER_COLUMN}",
             pipeline.id, s.id
         );
         let page = records::list::<Deals>(&state.db, &ui.ctx, Some(&q)).await?;
@@ -74,7 +90,8 @@ pub async fn page(
             "name": s.name,
             "kind": s.kind,
             "probability": s.probability,
-            "total": page.total,
+            "total": count,
+            "value": if amount_visible { sums.join(" + ") } else { String::new() },
             "cards": cards,
         }));
     }

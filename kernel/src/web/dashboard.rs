@@ -78,11 +78,11 @@ pub async fn page(
 }
 
 /// Sums of open deal amounts: (stage, currency, month?) → (minor, count).
-type Totals = BTreeMap<(Uuid, String, String), (i64, i64)>;
+pub(crate) type Totals = BTreeMap<(Uuid, String, String), (i64, i64)>;
 
 /// Deals grouped by stage and currency, and by the month of `month_of`
 /// when given, within the caller's record scope.
-async fn stage_totals(
+pub(crate) async fn stage_totals(
     state: &AppState,
     ctx: &RequestContext,
     month_of: Option<(&'static str, sea_orm::Value, sea_orm::Value)>,

@@ -48,6 +48,9 @@ pub trait RecordPage: Record {
     const INDEXED: bool = true;
     /// The field that names a record.
     const TITLE: &'static str = "name";
+    /// Columns that sort by another field (a contact's derived `name` by
+    /// `last_name`).
+    const SORT_AS: &'static [(&'static str, &'static str)] = &[];
 
     /// The built-in fields of the form.
     fn form_fields(choices: &Choices) -> Vec<Field>;
@@ -122,6 +125,7 @@ impl RecordPage for Contacts {
     const PATH: &'static str = "contacts";
     const SINGULAR: &'static str = "Contact";
     const PLURAL: &'static str = "Contacts";
+    const SORT_AS: &'static [(&'static str, &'static str)] = &[("name", "last_name")];
     const COLUMNS: &'static [(&'static str, &'static str)] = &[
         ("name", "Name"),
         ("email", "Email"),
@@ -418,17 +422,13 @@ async fn list<R: RecordPage>(
         .iter()
         .map(|f| ("filter", f.clone()))
         .collect();
-    if let Some(s) = &params.sort {
-        pairs.push(("sort", s.clone()));
-    }
-    if let Some(c) = &params.cursor {
-        pairs.push(("cursor", c.clone()));
-    }
-    pairs.push(("limit", "50".to_owned()));
     let mut no_hits = false;
+    // Search hits in rank order, when a search without a chosen sort lists
+    // them best first (at most 100, the list filter's limit, on one page).
+    let mut ranked: Option<Vec<String>> = None;
+    let mut limit = "50";
     if let Some(q) = &params.q {
         if R::INDEXED {
-            // The list filter takes at most 100 ids.
             let hits =
                 crate::crm::search::records(&state.db, &ui.ctx, q, &[R::OBJECT], 100).await?;
             if hits.is_empty() {
@@ -436,11 +436,27 @@ async fn list<R: RecordPage>(
             } else {
                 let ids: Vec<String> = hits.iter().map(|h| h.id.to_string()).collect();
                 pairs.push(("filter", format!("id:in:{}", ids.join(","))));
+                if params.sort.is_none() {
+                    // By id: the database looks the hits up by key instead
+                    // of walking a date index past a million rows.
+                    pairs.push(("sort", "id".to_owned()));
+                    limit = "100";
+                    ranked = Some(ids);
+                }
             }
         } else {
             pairs.push(("filter", format!("{}:contains:{q}", R::TITLE)));
         }
     }
+    if let Some(s) = &params.sort {
+        pairs.push(("sort", s.clone()));
+    }
+    if let Some(c) = &params.cursor
+        && ranked.is_none()
+    {
+        pairs.push(("cursor", c.clone()));
+    }
+    pairs.push(("limit", limit.to_owned()));
     let service_query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -479,6 +495,15 @@ async fn list<R: RecordPage>(
         }
     };
 
+    let mut page = page;
+    if let Some(order) = &ranked {
+        let rank = |v: &Value| {
+            let id = v.get("id").and_then(Value::as_str).unwrap_or("");
+            order.iter().position(|o| o == id).unwrap_or(usize::MAX)
+        };
+        page.data.sort_by_key(rank);
+        page.next_cursor = None;
+    }
     let current_sort = params
         .sort
         .clone()
@@ -493,23 +518,27 @@ async fn list<R: RecordPage>(
         .filter(|(field, _)| {
             ui.ctx.policy.field_access(R::OBJECT, field) != Some(FieldAccess::Hidden)
         })
-        .map(|(field, heading)| {
+        .map(|(column, heading)| {
+            let field = R::SORT_AS
+                .iter()
+                .find(|(c, _)| c == column)
+                .map_or(*column, |(_, f)| *f);
             let sort_link = sortable(field).then(|| {
-                let next = if current_sort == *field {
+                let next = if current_sort == field {
                     format!("-{field}")
                 } else {
-                    (*field).to_owned()
+                    field.to_owned()
                 };
                 format!("/{}?{}", R::PATH, params.query(Some(&next), None))
             });
-            let direction = if current_sort == *field {
+            let direction = if current_sort == field {
                 "ascending"
             } else if current_sort == format!("-{field}") {
                 "descending"
             } else {
                 "none"
             };
-            json!({"field": field, "heading": heading, "sort_link": sort_link, "sort": direction})
+            json!({"field": column, "heading": heading, "sort_link": sort_link, "sort": direction})
         })
         .collect();
     let stage_names = stage_names(&choices);
