@@ -767,6 +767,54 @@ pub async fn list<R: Record>(
     ctx: &RequestContext,
     raw_query: Option<&str>,
 ) -> Result<Page<Value>> {
+    let (query, filters) = list_filters::<R>(db, ctx, raw_query).await?;
+    let base = visible::<R, _>(db, ctx).await?;
+    let (rows, next_cursor, total) = page_of(db, base, filters, &query, |m: &R::Model| {
+        (to_json::<R>(m), R::id(m))
+    })
+    .await?;
+    Ok(Page {
+        data: reveal_many::<R>(db, ctx, &rows, true).await?,
+        next_cursor,
+        total,
+    })
+}
+
+/// The records among `ids` (search hits, at most a page of them) that the
+/// caller reaches and `raw_query`'s filters keep, in no particular order.
+/// Looked up by key: with an ORDER BY, a database may walk a sort index
+/// past every row instead.
+pub async fn among<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    raw_query: Option<&str>,
+    ids: &[Uuid],
+) -> Result<Vec<Value>> {
+    if ids.len() > crate::crm::listing::MAX_LIMIT as usize {
+        return Err(Error::field(
+            "ids",
+            "too_many",
+            format!("at most {}", crate::crm::listing::MAX_LIMIT),
+        ));
+    }
+    let (_, filters) = list_filters::<R>(db, ctx, raw_query).await?;
+    let rows = visible::<R, _>(db, ctx)
+        .await?
+        .filter(filters)
+        .filter(Expr::col("id").is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    reveal_many::<R>(db, ctx, &rows, true).await
+}
+
+/// A list request's parsed query and its WHERE conditions, after the
+/// permission checks every list makes: the type must be readable, and no
+/// filter or sort may name a field hidden from the caller.
+async fn list_filters<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    raw_query: Option<&str>,
+) -> Result<(ListQuery, sea_orm::Condition)> {
     ctx.require(R::OBJECT, Action::Read)?;
     let dialect = Dialect(db.get_database_backend());
     let defs = if ListQuery::mentions_custom(raw_query) {
@@ -802,16 +850,7 @@ pub async fn list<R: Record>(
         }
         filters = filters.add(Expr::cust(dialect.custom_member(&key, sensitive::BIDX)).eq(index));
     }
-    let base = visible::<R, _>(db, ctx).await?;
-    let (rows, next_cursor, total) = page_of(db, base, filters, &query, |m: &R::Model| {
-        (to_json::<R>(m), R::id(m))
-    })
-    .await?;
-    Ok(Page {
-        data: reveal_many::<R>(db, ctx, &rows, true).await?,
-        next_cursor,
-        total,
-    })
+    Ok((query, filters))
 }
 
 /// One page of `base` under a parsed list query: the filters, the cursor,

@@ -426,7 +426,6 @@ async fn list<R: RecordPage>(
     // Search hits in rank order, when a search without a chosen sort lists
     // them best first (at most 100, the list filter's limit, on one page).
     let mut ranked: Option<Vec<String>> = None;
-    let mut limit = "50";
     if let Some(q) = &params.q {
         if R::INDEXED {
             let hits =
@@ -435,13 +434,12 @@ async fn list<R: RecordPage>(
                 no_hits = true;
             } else {
                 let ids: Vec<String> = hits.iter().map(|h| h.id.to_string()).collect();
-                pairs.push(("filter", format!("id:in:{}", ids.join(","))));
                 if params.sort.is_none() {
-                    // By id: the database looks the hits up by key instead
-                    // of walking a date index past a million rows.
-                    pairs.push(("sort", "id".to_owned()));
-                    limit = "100";
+                    // Best first: the hits are looked up by key (below) and
+                    // put in rank order, on one page.
                     ranked = Some(ids);
+                } else {
+                    pairs.push(("filter", format!("id:in:{}", ids.join(","))));
                 }
             }
         } else {
@@ -456,7 +454,7 @@ async fn list<R: RecordPage>(
     {
         pairs.push(("cursor", c.clone()));
     }
-    pairs.push(("limit", limit.to_owned()));
+    pairs.push(("limit", "50".to_owned()));
     let service_query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -470,7 +468,23 @@ async fn list<R: RecordPage>(
             Vec::new(),
         )
     } else {
-        match records::list::<R>(&state.db, &ui.ctx, Some(&service_query)).await {
+        let result = match &ranked {
+            Some(ids) => {
+                let ids: Vec<Uuid> = ids.iter().filter_map(|i| Uuid::parse_str(i).ok()).collect();
+                let filters_only = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(params.filters.iter().map(|f| ("filter", f.as_str())))
+                    .finish();
+                records::among::<R>(&state.db, &ui.ctx, Some(&filters_only), &ids)
+                    .await
+                    .map(|data| records::Page {
+                        data,
+                        next_cursor: None,
+                        total: None,
+                    })
+            }
+            None => records::list::<R>(&state.db, &ui.ctx, Some(&service_query)).await,
+        };
+        match result {
             Ok(p) => (p, Vec::new()),
             Err(Error::Validation(errors)) => (
                 records::Page {
