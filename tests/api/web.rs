@@ -1844,3 +1844,52 @@ async fn a_password_is_reset_through_the_pages() {
         .await
         .assert(303);
 }
+
+#[tokio::test]
+async fn a_reference_not_in_the_list_is_given_by_its_link() {
+    let app = TestApp::new().await;
+    let parent = app
+        .create("/api/v1/accounts", json!({"name": "Holding"}))
+        .await;
+    let child = app
+        .create("/api/v1/accounts", json!({"name": "Subsidiary"}))
+        .await;
+    let (pid, cid) = (
+        parent["id"].as_str().unwrap(),
+        child["id"].as_str().unwrap(),
+    );
+    let mut b = admin_browser(&app).await;
+    let edit = b.get(&format!("/accounts/{cid}/edit")).await;
+    edit.assert(200).contains("name=\"parent_id__link\"");
+    b.post(
+        &format!("/accounts/{cid}/edit"),
+        &[
+            ("_csrf", &edit.csrf()),
+            ("version", "1"),
+            ("name", "Subsidiary"),
+            ("parent_id", ""),
+            (
+                "parent_id__link",
+                &format!("http://crm.example/accounts/{pid}"),
+            ),
+        ],
+    )
+    .await
+    .assert(303);
+    let stored = app.get(&format!("/api/v1/accounts/{cid}")).await.body;
+    assert_eq!(stored["parent_id"], json!(pid));
+    // A link to nothing is a validation error next to the field.
+    let again = b.get(&format!("/accounts/{cid}/edit")).await;
+    b.post(
+        &format!("/accounts/{cid}/edit"),
+        &[
+            ("_csrf", &again.csrf()),
+            ("version", "2"),
+            ("name", "Subsidiary"),
+            ("parent_id__link", "/accounts/not-an-id"),
+        ],
+    )
+    .await
+    .assert(422)
+    .contains("id=\"f-parent_id-error\"");
+}

@@ -119,7 +119,7 @@ impl Input {
             Input::MultiSelect => "multiselect",
             Input::Lines => "lines",
             Input::Tags => "tags",
-            Input::Reference(_) => "select",
+            Input::Reference(_) => "reference",
         }
     }
 }
@@ -240,6 +240,19 @@ impl Field {
     /// Reads this field from a posted form as the JSON a service takes.
     fn read(&self, form: &FormData) -> Value {
         let text = form.text(&self.name);
+        // A reference's list offers the most recent records; any other is
+        // given by pasting its link (`/accounts/ID`) or id, which wins.
+        if let Input::Reference(_) = self.input
+            && let Some(pasted) = form.text(&format!("{}__link", self.name))
+        {
+            let id = pasted
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            return Value::String(id);
+        }
         match self.input {
             Input::Checkbox => Value::Bool(form.has(&self.name)),
             Input::MultiSelect => Value::Array(
