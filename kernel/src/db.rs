@@ -40,7 +40,21 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         });
     }
     let db = Database::connect(options).await?;
+    optimize(&db).await?;
     Ok(db)
+}
+
+/// Lets SQLite refresh its planner statistics where tables have grown
+/// (`PRAGMA optimize`, every table, bounded work). Without them SQLite assumes an
+/// equality on any index is selective: a tenant with a million contacts
+/// then gets its `tenant_id` index walked where a primary-key lookup of a
+/// hundred search hits would do (measured: 1.6 s against milliseconds;
+/// docs/benchmarks.md). PostgreSQL's autovacuum analyses on its own.
+pub async fn optimize(db: &DatabaseConnection) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA optimize=0x10002").await?;
+    }
+    Ok(())
 }
 
 /// Opens a transaction that will write. On SQLite it takes the write lock at

@@ -265,6 +265,9 @@ pub fn spawn_runner(db: DatabaseConnection, rt: Arc<Runtime>) {
                 if let Err(e) = prune(&db).await {
                     tracing::error!("pruning jobs and logs: {e}");
                 }
+                if let Err(e) = crate::db::optimize(&db).await {
+                    tracing::error!("refreshing the query planner's statistics: {e}");
+                }
             }
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(1), rt.work.notified()).await;

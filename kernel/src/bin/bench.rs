@@ -228,8 +228,12 @@ async fn run(args: &Args, url: &str) -> Result<()> {
     }
     let deal_rate = args.deals as f64 / started.elapsed().as_secs_f64().max(1e-9);
     println!("  seeded {} deals ({deal_rate:.0}/s)", args.deals);
+    // Fresh statistics, as the job runner keeps them in a running kernel
+    // (hourly on SQLite; autovacuum on PostgreSQL).
     if backend == DbBackend::Postgres {
         db.execute_unprepared("ANALYZE").await?;
+    } else {
+        trellis::db::optimize(&db).await?;
     }
 
     // The HTTP server, on loopback.
