@@ -386,6 +386,40 @@ async fn the_ui_works_in_a_real_browser() {
     c.goto(&format!("{base}/login")).await.unwrap();
     assert!(!text_of(&c, ".brand").await.contains(&harbor));
 
+    // On a phone: nothing but the board's own columns scrolls sideways, and
+    // the navigation's links stay large enough to touch (44 px).
+    c.set_window_size(390, 844).await.unwrap();
+    let deal_path = format!("/deals/{deal_id}");
+    for path in [
+        "/",
+        "/contacts",
+        "/contacts/new",
+        deal_path.as_str(),
+        "/settings/general",
+    ] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        let fits = c
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "{path} overflows a phone's width");
+    }
+    let smallest = c
+        .execute(
+            "return Math.min(...[...document.querySelectorAll('nav[aria-label=Main] a')].map(a => a.getBoundingClientRect().height));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        smallest.as_f64().unwrap() >= 44.0,
+        "touch targets: {smallest}"
+    );
+    c.set_window_size(1280, 900).await.unwrap();
+
     // The idle warning: with a one-minute idle timeout it shows after 30 s,
     // and "stay signed in" keeps the session.
     app.patch("/api/v1/tenant", json!({"session_idle_seconds": 60}))
