@@ -471,6 +471,8 @@ async fn every_page_renders_in_every_shipped_theme() {
         ("/contacts?q=lovelace".into(), "Ada Lovelace"),
         ("/contacts?filter=custom.beds:gte:2".into(), "Ada Lovelace"),
         (format!("/contacts/{c}"), "Bedrooms wanted"),
+        // The relationship map names the related contact and the kind.
+        (format!("/contacts/{c}"), "colleague"),
         (format!("/contacts/{c}/edit"), ">ada@example.com</textarea>"),
         ("/contacts/new".into(), "New contact"),
         ("/accounts".into(), "Northwind Retail"),
@@ -1600,6 +1602,35 @@ async fn admins_change_users_roles_and_access_and_remove_custom_fields() {
     )
     .await
     .assert_status(201);
+    // The workspace form sets the theme (and refuses one not on offer).
+    let token = b.get("/settings/general").await.csrf();
+    let workspace = |theme: &'static str| {
+        [
+            ("_csrf", token.clone()),
+            ("name", "Default".to_owned()),
+            ("session_idle_seconds", "1800".to_owned()),
+            ("session_absolute_seconds", "43200".to_owned()),
+            ("theme", theme.to_owned()),
+        ]
+    };
+    let form = workspace("meadow");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.post("/settings/general", &pairs)
+        .await
+        .assert(200)
+        .contains("Saved.");
+    assert_eq!(app.get("/api/v1/tenant").await.body["theme"], "meadow");
+    b.get("/")
+        .await
+        .assert(200)
+        .contains("/ui/assets/meadow/style.css");
+    let form = workspace("no-such");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.post("/settings/general", &pairs)
+        .await
+        .assert(422)
+        .contains("no theme `no-such` is available");
+
     let fields = b.get("/settings/fields").await;
     fields.assert(200).contains("Source campaign");
     let id = app.get("/api/v1/custom-fields").await.body[0]["id"]

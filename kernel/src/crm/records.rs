@@ -30,6 +30,33 @@ use crate::keys::TenantKeys;
 use crate::permissions::{Action, FieldAccess, ObjectType, Scope};
 use crate::plugins::hooks::{self, Op};
 
+/// Evaluates `$body` with `$R` standing for the record type of `$object`:
+/// one of the four built-in types (anything else is taken as activities).
+/// Lets code that holds an [`ObjectType`] call the generic functions here.
+macro_rules! with_record_type {
+    ($object:expr, $R:ident => $body:expr) => {
+        match $object {
+            $crate::permissions::ObjectType::Contact => {
+                type $R = $crate::crm::contacts::Contacts;
+                $body
+            }
+            $crate::permissions::ObjectType::Account => {
+                type $R = $crate::crm::accounts::Accounts;
+                $body
+            }
+            $crate::permissions::ObjectType::Deal => {
+                type $R = $crate::crm::deals::Deals;
+                $body
+            }
+            _ => {
+                type $R = $crate::crm::activities::Activities;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_record_type;
+
 /// Everything the shared path needs to know about one record type.
 #[async_trait]
 pub trait Record: Sized + Send + Sync + 'static {

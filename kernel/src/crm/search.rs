@@ -4,9 +4,6 @@
 use sea_orm::DatabaseConnection;
 
 use crate::context::RequestContext;
-use crate::crm::accounts::Accounts;
-use crate::crm::contacts::Contacts;
-use crate::crm::deals::Deals;
 use crate::crm::records;
 use crate::db::search::{self, SearchHit};
 use crate::error::Result;
@@ -43,11 +40,9 @@ pub async fn records(
             continue;
         };
         if restricted(object) {
-            let visible = match object {
-                ObjectType::Contact => records::visible_json::<Contacts>(db, ctx, hit.id).await?,
-                ObjectType::Account => records::visible_json::<Accounts>(db, ctx, hit.id).await?,
-                _ => records::visible_json::<Deals>(db, ctx, hit.id).await?,
-            };
+            let visible = records::with_record_type!(object, R => {
+                records::visible_json::<R>(db, ctx, hit.id).await?
+            });
             let Some(visible) = visible else { continue };
             let words = search::words_of(&visible);
             if !search::explains(&words, q) {

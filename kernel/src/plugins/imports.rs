@@ -16,10 +16,6 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::context::RequestContext;
-use crate::crm::accounts::Accounts;
-use crate::crm::activities::Activities;
-use crate::crm::contacts::Contacts;
-use crate::crm::deals::Deals;
 use crate::crm::records;
 use crate::entities::{event, plugin_kv};
 use crate::error::Error;
@@ -226,30 +222,6 @@ fn parse_json(text: &str, field: &str) -> Result<Value, HostError> {
     })
 }
 
-/// Runs `$body` with `$R` bound to the record type of `$object`.
-macro_rules! with_record_type {
-    ($object:expr, $R:ident => $body:expr) => {
-        match $object {
-            ObjectType::Contact => {
-                type $R = Contacts;
-                $body
-            }
-            ObjectType::Account => {
-                type $R = Accounts;
-                $body
-            }
-            ObjectType::Deal => {
-                type $R = Deals;
-                $body
-            }
-            _ => {
-                type $R = Activities;
-                $body
-            }
-        }
-    };
-}
-
 async fn one_json<R: records::Record>(
     env: &CallEnv,
     m: R::Model,
@@ -321,7 +293,7 @@ async fn record_get(env: &CallEnv, object_type: &str, id: &str) -> Result<String
     }
     let object = record_type(object_type)?;
     let id = parse_id(id)?;
-    let got = with_record_type!(object, R => async {
+    let got = crate::crm::records::with_record_type!(object, R => async {
         let m = records::get::<R>(&env.db, &env.ctx, id).await?;
         one_json::<R>(env, m, true).await
     }
@@ -335,8 +307,7 @@ async fn record_query(env: &CallEnv, object_type: &str, raw: &str) -> Result<Str
         return custom::query(env, object_type, raw).await;
     }
     let object = record_type(object_type)?;
-    let page =
-        with_record_type!(object, R => records::list::<R>(&env.db, &env.ctx, Some(raw)).await);
+    let page = crate::crm::records::with_record_type!(object, R => records::list::<R>(&env.db, &env.ctx, Some(raw)).await);
     let page = env
         .service(&format!("records:{object_type}:read"), page)
         .await?;
@@ -353,7 +324,7 @@ async fn record_create(
     }
     let object = record_type(object_type)?;
     let value = parse_json(fields, "fields")?;
-    let made = with_record_type!(object, R => async {
+    let made = crate::crm::records::with_record_type!(object, R => async {
         let input = records::from_json::<<R as records::Record>::Input>(value)?;
         let m = records::create::<R>(&env.db, &env.ctx, input).await?;
         one_json::<R>(env, m, false).await
@@ -376,7 +347,7 @@ async fn record_update(
     let object = record_type(object_type)?;
     let id = parse_id(id)?;
     let patch = parse_json(patch, "patch")?;
-    let done = with_record_type!(object, R => async {
+    let done = crate::crm::records::with_record_type!(object, R => async {
         let m = records::update::<R>(&env.db, &env.ctx, id, patch, version, false).await?;
         one_json::<R>(env, m, false).await
     }
@@ -391,8 +362,7 @@ async fn record_delete(env: &CallEnv, object_type: &str, id: &str) -> Result<(),
     }
     let object = record_type(object_type)?;
     let id = parse_id(id)?;
-    let done =
-        with_record_type!(object, R => records::delete::<R>(&env.db, &env.ctx, id, None).await);
+    let done = crate::crm::records::with_record_type!(object, R => records::delete::<R>(&env.db, &env.ctx, id, None).await);
     env.service(&format!("records:{object_type}:delete"), done)
         .await
 }

@@ -555,7 +555,6 @@ async fn list<R: RecordPage>(
             json!({"field": column, "heading": heading, "sort_link": sort_link, "sort": direction})
         })
         .collect();
-    let stage_names = stage_names(&choices);
     let rows: Vec<Value> = page
         .data
         .iter()
@@ -565,7 +564,7 @@ async fn list<R: RecordPage>(
                 .iter()
                 .map(|c| {
                     let field = c["field"].as_str().unwrap_or("");
-                    json!({"field": field, "text": cell(r, field, &choices, &stage_names)})
+                    json!({"field": field, "text": cell(r, field, &choices)})
                 })
                 .collect();
             json!({"id": id, "href": format!("/{}/{id}", R::PATH), "cells": cells})
@@ -637,17 +636,14 @@ fn object_json<R: RecordPage>() -> Value {
     json!({"path": R::PATH, "singular": R::SINGULAR, "plural": R::PLURAL, "type": R::OBJECT.as_str()})
 }
 
-fn stage_names(c: &Choices) -> Vec<(String, String)> {
-    c.stages.clone()
-}
-
 /// A list cell's text.
-fn cell(record: &Value, field: &str, c: &Choices, stages: &[(String, String)]) -> String {
+fn cell(record: &Value, field: &str, c: &Choices) -> String {
     let v = forms::value_at(record, field);
     match (field, v) {
         (_, Value::Null) => String::new(),
         ("owner_id", Value::String(id)) => c.user_name(id).unwrap_or("").to_owned(),
-        ("stage_id", Value::String(id)) => stages
+        ("stage_id", Value::String(id)) => c
+            .stages
             .iter()
             .find(|(s, _)| s == id)
             .map(|(_, n)| n.clone())
@@ -739,27 +735,38 @@ async fn save_view<R: RecordPage>(
 }
 
 /// The form's fields for the caller: built-in, then custom, without hidden
-/// ones, with read-only ones marked.
+/// ones, with read-only ones marked. Reference lists are filled only where a
+/// form is shown ([`with_reference_options`]): a post needs the fields, not
+/// two hundred records per reference.
 async fn form_fields<R: RecordPage>(
     state: &AppState,
     ctx: &RequestContext,
+    choices: &Choices,
 ) -> Result<Vec<Field>, Error> {
-    let choices = Choices::load(state, ctx, R::OBJECT).await?;
     let defs = custom_fields::definitions(&state.db, ctx.tenant_id, R::OBJECT).await?;
-    let mut fields = R::form_fields(&choices);
+    let mut fields = R::form_fields(choices);
     fields.extend(defs.iter().map(Field::custom));
-    // Reference choices: the most recently changed records the caller sees.
-    for f in &mut fields {
-        if let Input::Reference(object) = f.input {
-            f.options = reference_options(state, ctx, object).await?;
-        }
-    }
     Ok(forms::apply_field_rules(
         ctx,
         R::OBJECT,
         R::INPUT_ALIASES,
         fields,
     ))
+}
+
+/// Fills the reference fields' lists: the most recently changed records the
+/// caller sees.
+async fn with_reference_options(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut fields: Vec<Field>,
+) -> Result<Vec<Field>, Error> {
+    for f in &mut fields {
+        if let Input::Reference(object) = f.input {
+            f.options = reference_options(state, ctx, object).await?;
+        }
+    }
+    Ok(fields)
 }
 
 /// Up to 200 records of `object` to pick from (the current value is kept
@@ -772,14 +779,14 @@ async fn reference_options(
     if !ctx.can(object, Action::Read) {
         return Ok(Vec::new());
     }
+    if !matches!(
+        object,
+        ObjectType::Contact | ObjectType::Account | ObjectType::Deal | ObjectType::Activity
+    ) {
+        return Ok(Vec::new());
+    }
     let q = Some("limit=200&sort=-updated_at");
-    let page = match object {
-        ObjectType::Contact => records::list::<Contacts>(&state.db, ctx, q).await?,
-        ObjectType::Account => records::list::<Accounts>(&state.db, ctx, q).await?,
-        ObjectType::Deal => records::list::<Deals>(&state.db, ctx, q).await?,
-        ObjectType::Activity => records::list::<Activities>(&state.db, ctx, q).await?,
-        _ => return Ok(Vec::new()),
-    };
+    let page = crate::crm::records::with_record_type!(object, R => records::list::<R>(&state.db, ctx, q).await?);
     Ok(page
         .data
         .iter()
@@ -848,7 +855,9 @@ fn form_page<R: RecordPage>(
 
 async fn new_form<R: RecordPage>(State(state): State<AppState>, ui: Ui) -> PageResult {
     ui.ctx.require(R::OBJECT, Action::Create)?;
-    let fields = form_fields::<R>(&state, &ui.ctx).await?;
+    let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
+    let fields = form_fields::<R>(&state, &ui.ctx, &choices).await?;
+    let fields = with_reference_options(&state, &ui.ctx, fields).await?;
     // Defaults the service would apply, shown up front.
     let current = json!({"owner_id": ui.ctx.user_id, "lifecycle_stage": "lead", "kind": "task"});
     Ok(form_page::<R>(
@@ -869,7 +878,8 @@ async fn create<R: RecordPage>(
 ) -> PageResult {
     ui.check_csrf(&form)?;
     ui.ctx.require(R::OBJECT, Action::Create)?;
-    let fields = form_fields::<R>(&state, &ui.ctx).await?;
+    let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
+    let fields = form_fields::<R>(&state, &ui.ctx, &choices).await?;
     let shown = forms::to_input(&fields, &form);
     let mut input = shown.clone();
     R::adapt(&mut input);
@@ -879,16 +889,16 @@ async fn create<R: RecordPage>(
     };
     match result {
         Ok(m) => Ok(Redirect::to(&format!("/{}/{}", R::PATH, R::id(&m))).into_response()),
-        Err(e) => form_error::<R>(&state, &ui, &fields, &shown, e, None, None),
+        Err(e) => form_error::<R>(&state, &ui, fields, &shown, e, None, None).await,
     }
 }
 
 /// A failed write shown on its form: validation errors next to the fields,
 /// anything a user can fix (a conflict, a plan limit) above them.
-fn form_error<R: RecordPage>(
+async fn form_error<R: RecordPage>(
     state: &AppState,
     ui: &Ui,
-    fields: &[Field],
+    fields: Vec<Field>,
     shown: &Value,
     e: Error,
     record_id: Option<&str>,
@@ -896,7 +906,7 @@ fn form_error<R: RecordPage>(
 ) -> PageResult {
     let mut version = version;
     let errors = match e {
-        Error::Validation(errors) => forms::errors_by_field(fields, &errors),
+        Error::Validation(errors) => forms::errors_by_field(&fields, &errors),
         Error::VersionConflict { current } | Error::PreconditionFailed { current } => {
             // Saving again overwrites their change with what is below, on
             // purpose: the form now carries the current version.
@@ -934,10 +944,11 @@ fn form_error<R: RecordPage>(
             }
         }
     }
+    let fields = with_reference_options(state, &ui.ctx, fields).await?;
     Ok(form_page::<R>(
         state,
         ui,
-        fields,
+        &fields,
         &Value::Object(current),
         &errors,
         record_id,
@@ -963,7 +974,9 @@ async fn edit_form<R: RecordPage>(
             *items = lines;
         }
     }
-    let fields = form_fields::<R>(&state, &ui.ctx).await?;
+    let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
+    let fields = form_fields::<R>(&state, &ui.ctx, &choices).await?;
+    let fields = with_reference_options(&state, &ui.ctx, fields).await?;
     let id = id.to_string();
     Ok(form_page::<R>(
         &state,
@@ -984,7 +997,8 @@ async fn update<R: RecordPage>(
 ) -> PageResult {
     ui.check_csrf(&form)?;
     ui.ctx.require(R::OBJECT, Action::Update)?;
-    let fields = form_fields::<R>(&state, &ui.ctx).await?;
+    let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
+    let fields = form_fields::<R>(&state, &ui.ctx, &choices).await?;
     let version: i64 = form
         .get("version")
         .and_then(|v| v.parse().ok())
@@ -997,15 +1011,18 @@ async fn update<R: RecordPage>(
     let id_text = id.to_string();
     match records::update::<R>(&state.db, &ui.ctx, id, patch, version, false).await {
         Ok(_) => Ok(Redirect::to(&format!("/{}/{id}", R::PATH)).into_response()),
-        Err(e) => form_error::<R>(
-            &state,
-            &ui,
-            &fields,
-            &shown,
-            e,
-            Some(&id_text),
-            Some(version),
-        ),
+        Err(e) => {
+            form_error::<R>(
+                &state,
+                &ui,
+                fields,
+                &shown,
+                e,
+                Some(&id_text),
+                Some(version),
+            )
+            .await
+        }
     }
 }
 
@@ -1033,15 +1050,11 @@ async fn detail<R: RecordPage>(
         .pop()
         .unwrap_or(Value::Null);
     let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
-    let defs = custom_fields::definitions(&state.db, ui.ctx.tenant_id, R::OBJECT).await?;
-    let mut fields = R::form_fields(&choices);
-    fields.extend(defs.iter().map(Field::custom));
-    let fields = forms::apply_field_rules(&ui.ctx, R::OBJECT, R::INPUT_ALIASES, fields);
-    let stages = stage_names(&choices);
+    let fields = form_fields::<R>(&state, &ui.ctx, &choices).await?;
     let mut shown = Vec::new();
     for f in &fields {
         let v = forms::value_at(&record, &f.name);
-        shown.push(display(&state, &ui.ctx, f, v, &record, &choices, &stages).await);
+        shown.push(display(&state, &ui.ctx, f, v, &record, &choices).await);
     }
     let title = record
         .get(R::TITLE)
@@ -1053,19 +1066,11 @@ async fn detail<R: RecordPage>(
         .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
         .unwrap_or(Value::Array(Vec::new()));
     let timeline = timeline_view(&timeline, &choices);
-    let related = related(&state, &ui.ctx, R::OBJECT, id).await?;
-    let panels = match R::OBJECT {
-        ObjectType::Contact => {
-            crate::api::plugins::panels_of::<Contacts>(&state, &ui.ctx, id).await
-        }
-        ObjectType::Account => {
-            crate::api::plugins::panels_of::<Accounts>(&state, &ui.ctx, id).await
-        }
-        ObjectType::Deal => crate::api::plugins::panels_of::<Deals>(&state, &ui.ctx, id).await,
-        _ => crate::api::plugins::panels_of::<Activities>(&state, &ui.ctx, id).await,
-    }
-    .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
-    .unwrap_or(Value::Array(Vec::new()));
+    let related = related(&state, &ui.ctx, R::OBJECT, id, &choices).await?;
+    let panels = crate::api::plugins::panels_of::<R>(&state, &ui.ctx, id)
+        .await
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .unwrap_or(Value::Array(Vec::new()));
     let tree = if R::OBJECT == ObjectType::Account {
         account_tree(&state, &ui.ctx, id).await?
     } else {
@@ -1105,7 +1110,6 @@ async fn display(
     v: &Value,
     record: &Value,
     c: &Choices,
-    stages: &[(String, String)],
 ) -> Value {
     let mut link: Option<String> = None;
     let text = match (f.input, v) {
@@ -1128,12 +1132,7 @@ async fn display(
             .collect::<Vec<_>>()
             .join(", "),
         (Input::Reference(object), Value::String(id)) => {
-            let path = match object {
-                ObjectType::Contact => "contacts",
-                ObjectType::Account => "accounts",
-                ObjectType::Deal => "deals",
-                _ => "activities",
-            };
+            let path = crate::crm::records::with_record_type!(object, T => T::PATH);
             link = Some(format!("/{path}/{id}"));
             reference_title(state, ctx, object, id)
                 .await
@@ -1154,7 +1153,8 @@ async fn display(
         (Input::Select, Value::String(s)) if f.name == "owner_id" => {
             c.user_name(s).unwrap_or(s).to_owned()
         }
-        (Input::Select, Value::String(s)) if f.name == "stage_id" => stages
+        (Input::Select, Value::String(s)) if f.name == "stage_id" => c
+            .stages
             .iter()
             .find(|(id, _)| id == s)
             .map(|(_, n)| n.clone())
@@ -1193,13 +1193,8 @@ async fn reference_title(
         return None;
     }
     let id = Uuid::parse_str(id).ok()?;
-    let v = match object {
-        ObjectType::Contact => records::visible_json::<Contacts>(&state.db, ctx, id).await,
-        ObjectType::Account => records::visible_json::<Accounts>(&state.db, ctx, id).await,
-        ObjectType::Deal => records::visible_json::<Deals>(&state.db, ctx, id).await,
-        _ => records::visible_json::<Activities>(&state.db, ctx, id).await,
-    }
-    .ok()??;
+    let v = crate::crm::records::with_record_type!(object, R => records::visible_json::<R>(&state.db, ctx, id).await)
+        .ok()??;
     ["name", "subject"]
         .iter()
         .find_map(|k| v.get(*k).and_then(Value::as_str))
@@ -1255,6 +1250,7 @@ async fn related(
     ctx: &RequestContext,
     object: ObjectType,
     id: Uuid,
+    choices: &Choices,
 ) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     let deal_filter = match object {
@@ -1283,7 +1279,6 @@ async fn related(
     }
     if object == ObjectType::Deal {
         let history = crate::crm::deals::stage_history(&state.db, ctx, id).await?;
-        let choices = Choices::load(state, ctx, ObjectType::Deal).await?;
         let items: Vec<Value> = serde_json::to_value(history)
             .unwrap_or(Value::Null)
             .as_array()

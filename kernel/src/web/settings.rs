@@ -218,24 +218,50 @@ async fn save(
         "api-keys" => create_key(&state, &ui, &form).await,
         _ => return Err(Error::MethodNotAllowed.into()),
     };
-    match result {
-        Ok(notice) => {
-            let page = page_of(&state, &ui, &key, json!({}), Some(&notice), None).await?;
-            Ok(render(&state, &ui, &key, page))
-        }
-        Err(Error::Validation(errors)) => {
-            let map: serde_json::Map<String, Value> = errors
-                .into_iter()
-                .map(|e| (forms::field_of(&e.field), Value::String(e.message)))
-                .collect();
-            let page = page_of(&state, &ui, &key, Value::Object(map), None, None).await?;
-            Ok(crate::web::with_status(
-                render(&state, &ui, &key, page),
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    after_save(&state, &ui, &key, Shown::Section, result).await
+}
+
+/// Which form a section shows again after a save.
+enum Shown<'a> {
+    Section,
+    Pipeline(uuid::Uuid),
+    Role(&'a str),
+}
+
+/// The page after a form was posted: the form again with the save's
+/// notice, or with its errors beside the fields (422). An error the user
+/// cannot fix on the form (not found, not allowed) becomes the error page.
+async fn after_save(
+    state: &AppState,
+    ui: &Ui,
+    key: &str,
+    shown: Shown<'_>,
+    result: Result<String, Error>,
+) -> PageResult {
+    let (errors, notice) = match result {
+        Ok(notice) => (json!({}), Some(notice)),
+        Err(
+            e @ (Error::Validation(_)
+            | Error::VersionConflict { .. }
+            | Error::PreconditionFailed { .. }
+            | Error::Conflict { .. }
+            | Error::PlanLimit { .. }
+            | Error::PluginFailed(_)),
+        ) => (problem_map(e), None),
+        Err(e) => return Err(e.into()),
+    };
+    let failed = notice.is_none();
+    let page = match shown {
+        Shown::Section => page_of(state, ui, key, errors, notice.as_deref(), None).await?,
+        Shown::Pipeline(id) => pipeline_form(state, ui, id, errors, notice.as_deref()).await?,
+        Shown::Role(role) => role_form(state, ui, role, errors, notice.as_deref()).await?,
+    };
+    let r = render(state, ui, key, page);
+    Ok(if failed {
+        crate::web::with_status(r, axum::http::StatusCode::UNPROCESSABLE_ENTITY)
+    } else {
+        r
+    })
 }
 
 async fn save_general(state: &AppState, ui: &Ui, form: &FormData) -> Result<String, Error> {
@@ -599,22 +625,8 @@ async fn save_pipeline(
     form: FormData,
 ) -> PageResult {
     ui.check_csrf(&form)?;
-    match pipeline_save(&state, &ui, Some(id), &form).await {
-        Ok(notice) => {
-            let page = pipeline_form(&state, &ui, id, json!({}), Some(&notice)).await?;
-            Ok(render(&state, &ui, "pipelines", page))
-        }
-        Err(
-            e @ (Error::Validation(_) | Error::VersionConflict { .. } | Error::Conflict { .. }),
-        ) => {
-            let page = pipeline_form(&state, &ui, id, problem_map(e), None).await?;
-            Ok(crate::web::with_status(
-                render(&state, &ui, "pipelines", page),
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let result = pipeline_save(&state, &ui, Some(id), &form).await;
+    after_save(&state, &ui, "pipelines", Shown::Pipeline(id), result).await
 }
 
 /// A failed save's messages by form field (`""`: not about one field).
@@ -729,54 +741,20 @@ async fn enable_plugin(
         crate::plugins::registry::enable(&state, &ui.ctx, &id, req).await
     }
     .await;
-    let (errors, notice, status) = match result {
-        Ok(_) => (
-            json!({}),
-            Some(format!("{id} is enabled with the capabilities checked.")),
-            None,
-        ),
-        Err(
-            e @ (Error::Validation(_)
-            | Error::NotFound(_)
-            | Error::PlanLimit { .. }
-            | Error::PluginFailed(_)),
-        ) => {
-            let mut map = problem_map(e);
-            if let Some(m) = map.as_object_mut() {
-                let all: Vec<String> = m
+    // The plugins page shows one message above the plugins, naming which.
+    let result = result
+        .map(|_| format!("{id} is enabled with the capabilities checked."))
+        .map_err(|e| match e {
+            Error::Validation(errors) => {
+                let all: Vec<String> = errors
                     .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{}{}",
-                            if k.is_empty() {
-                                String::new()
-                            } else {
-                                format!("{k}: ")
-                            },
-                            v.as_str().unwrap_or("")
-                        )
-                    })
+                    .map(|f| format!("{}: {}", f.field, f.message))
                     .collect();
-                *m = serde_json::Map::new();
-                m.insert(
-                    String::new(),
-                    Value::String(format!("{id}: {}", all.join("; "))),
-                );
+                Error::field("", "invalid_value", format!("{id}: {}", all.join("; ")))
             }
-            (
-                map,
-                None,
-                Some(axum::http::StatusCode::UNPROCESSABLE_ENTITY),
-            )
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let page = plugins(&state, &ui, errors, notice.as_deref()).await?;
-    let r = render(&state, &ui, "plugins", page);
-    Ok(match status {
-        Some(s) => crate::web::with_status(r, s),
-        None => r,
-    })
+            other => other,
+        });
+    after_save(&state, &ui, "plugins", Shown::Section, result).await
 }
 
 async fn disable_plugin(
@@ -1085,31 +1063,16 @@ async fn save_role(
     form: FormData,
 ) -> PageResult {
     ui.check_csrf(&form)?;
-    let result = match role_input(&key, &form) {
+    let saved = match role_input(&key, &form) {
         Ok(input) => crate::directory::roles::put(&state, &ui.ctx, input).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(role) => {
-            let page = role_form(
-                &state,
-                &ui,
-                &role.key,
-                json!({}),
-                Some(&format!("The role {} is saved.", role.name)),
-            )
-            .await?;
-            Ok(render(&state, &ui, "roles", page))
-        }
-        Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
-            let page = role_form(&state, &ui, &key, problem_map(e), None).await?;
-            Ok(crate::web::with_status(
-                render(&state, &ui, "roles", page),
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    // A new role's form comes back under its key.
+    let (shown, result) = match saved {
+        Ok(role) => (role.key, Ok(format!("The role {} is saved.", role.name))),
+        Err(e) => (key, Err(e)),
+    };
+    after_save(&state, &ui, "roles", Shown::Role(&shown), result).await
 }
 
 /// Changes a user's roles or status.
@@ -1125,22 +1088,10 @@ async fn update_user(
         roles: Some(form.all("roles").into_iter().map(str::to_owned).collect()),
         status: form.text("status"),
     };
-    let (errors, notice, status) =
-        match crate::directory::users::update(&state, &ui.ctx, id, patch).await {
-            Ok(u) => (json!({}), Some(format!("{} is saved.", u.name)), None),
-            Err(e @ (Error::Validation(_) | Error::Forbidden(_) | Error::Conflict { .. })) => (
-                problem_map(e),
-                None,
-                Some(axum::http::StatusCode::UNPROCESSABLE_ENTITY),
-            ),
-            Err(e) => return Err(e.into()),
-        };
-    let page = users(&state, &ui, errors, notice.as_deref()).await?;
-    let r = render(&state, &ui, "users", page);
-    Ok(match status {
-        Some(s) => crate::web::with_status(r, s),
-        None => r,
-    })
+    let result = crate::directory::users::update(&state, &ui.ctx, id, patch)
+        .await
+        .map(|u| format!("{} is saved.", u.name));
+    after_save(&state, &ui, "users", Shown::Section, result).await
 }
 
 async fn delete_field(
