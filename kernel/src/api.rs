@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod export;
 pub mod extract;
+pub mod imports;
 pub mod objects;
 pub mod platform;
 pub mod plugins;
@@ -95,6 +96,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(relations::list_relationships, relations::relate))
         .routes(routes!(relations::unrelate))
         .routes(routes!(relations::search))
+        .routes(routes!(imports::list, imports::upload))
+        .routes(routes!(imports::get))
+        .routes(routes!(imports::start))
+        .routes(routes!(imports::cancel))
+        .routes(routes!(imports::list_rejects))
+        .routes(routes!(imports::errors_file))
+        .routes(routes!(imports::fields))
+        .routes(routes!(imports::list_templates, imports::create_template))
+        .routes(routes!(imports::delete_template))
         .routes(routes!(relations::health))
         .routes(routes!(settings::list_pipelines, settings::create_pipeline))
         .routes(routes!(

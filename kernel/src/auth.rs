@@ -161,6 +161,71 @@ pub async fn authenticate(
     })
 }
 
+/// Who started a background task (an import), kept with it so that
+/// whichever process runs it acts with their rights, checked again then.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Acting {
+    pub kind: ActorKind,
+    pub user_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+impl Acting {
+    pub fn of(ctx: &RequestContext) -> Acting {
+        Acting {
+            kind: ctx.actor_kind,
+            user_id: ctx.user_id,
+            actor_id: ctx.actor_id,
+            roles: ctx.roles.clone(),
+            scopes: ctx.scopes.clone(),
+        }
+    }
+}
+
+/// The context of a background task started by `acting`: the tenant must
+/// still be active and the user too, and the task keeps only the roles its
+/// user still holds (a demoted user's import loses the rights with them).
+pub async fn resume(state: &AppState, tenant_id: Uuid, acting: &Acting) -> Result<RequestContext> {
+    let tenant = crate::crm::tenants::cached(state, tenant_id).await?;
+    if tenant.status != "active" {
+        return Err(Error::TenantSuspended);
+    }
+    let limits = Plan::parse(&tenant.plan)
+        .map(Plan::limits)
+        .unwrap_or_default();
+    let mut ctx = match acting.user_id {
+        None => RequestContext::system(tenant_id),
+        Some(user_id) => {
+            let user = users::cached(state, tenant_id, user_id).await?;
+            if user.status != "active" {
+                return Err(Error::Unauthenticated);
+            }
+            let held: Vec<String> = serde_json::from_value(user.roles.clone()).unwrap_or_default();
+            let roles: Vec<String> = acting
+                .roles
+                .iter()
+                .filter(|r| held.contains(r))
+                .cloned()
+                .collect();
+            let policy = roles::policy(state, tenant_id, &roles).await?;
+            let mut ctx = RequestContext::system(tenant_id);
+            ctx.user_id = Some(user_id);
+            ctx.actor_kind = acting.kind;
+            ctx.actor_id = acting.actor_id;
+            ctx.roles = roles;
+            ctx.policy = policy;
+            ctx.scopes = acting.scopes.clone();
+            ctx
+        }
+    };
+    ctx.limits = limits;
+    ctx.keyring = Some(state.keyring.clone());
+    ctx.plugins = state.plugins.clone();
+    Ok(ctx)
+}
+
 /// The tenant a not-yet-authenticated request addresses: its hostname (a
 /// reseller's custom domain), else the `X-Trellis-Tenant` header, else the
 /// slug given in the body, else the default tenant.

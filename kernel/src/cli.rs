@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod import;
 mod plugin;
 
 use crate::config::{Config, LogFormat, Overrides};
@@ -97,6 +98,9 @@ pub enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Import contacts or accounts from a CSV, XLSX, JSON lines or vCard
+    /// file (the API's import, run here with a progress bar).
+    Import(import::ImportArgs),
     /// Run queued jobs (after-write hooks, plugin jobs) until none is due,
     /// then exit. `serve` runs them continuously.
     Jobs,
@@ -398,13 +402,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin { command } => plugin::run(command, config).await,
+        Command::Import(args) => {
+            let state = AppState::open(config).await?;
+            import::run(&state, args).await
+        }
         Command::Jobs => {
             let state = AppState::open(config).await?;
-            let rt = state
-                .plugins
-                .clone()
-                .context("the plugin host is not running")?;
-            let n = crate::jobs::drain(&state.db, &rt).await?;
+            let n = crate::jobs::drain(&state).await?;
             println!("ran {n} jobs");
             Ok(())
         }
@@ -590,7 +594,7 @@ async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::R
     .await?;
     let run_jobs = state.config.plugins.run_jobs;
     if run_jobs && let Some(rt) = state.plugins.clone() {
-        crate::jobs::spawn_runner(state.db.clone(), rt);
+        crate::jobs::spawn_runner(state.clone(), rt);
     }
     let listener = tokio::net::TcpListener::bind(bind)
         .await

@@ -16,6 +16,8 @@ pub struct Config {
     pub database_url: String,
     /// Largest accepted request body, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Largest accepted import file, in bytes (uploads are streamed).
+    pub max_import_bytes: u64,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
     /// A fixed development API token for the default tenant's admin. When
@@ -153,6 +155,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://trellis.db?mode=rwc".to_owned(),
             max_body_bytes: 4 * 1024 * 1024,
+            max_import_bytes: 2 << 30,
             log_format: LogFormat::Text,
             dev_token: None,
             max_connections: 16,
@@ -252,6 +255,9 @@ impl Config {
         }
         if let Some(v) = lookup("TRELLIS_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("TRELLIS_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = lookup("TRELLIS_MAX_IMPORT_BYTES") {
+            self.max_import_bytes = parse("TRELLIS_MAX_IMPORT_BYTES", &v)?;
         }
         if let Some(v) = lookup("TRELLIS_MAX_CONNECTIONS") {
             self.max_connections = parse("TRELLIS_MAX_CONNECTIONS", &v)?;

@@ -26,7 +26,7 @@ use crate::permissions::Policy;
 use crate::tenancy::plans::Limits;
 
 /// Who acts: recorded in the audit trail with every write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     User,

@@ -19,9 +19,9 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::entities::job;
 use crate::error::Result;
-use crate::plugins::Runtime;
 
 /// How long a claimed job is reserved for the process that claimed it.
 const LEASE: chrono::Duration = chrono::Duration::minutes(5);
@@ -33,6 +33,8 @@ pub enum Kind {
     AfterWrite,
     /// Run a plugin's job (enqueued by the plugin, or by its schedule).
     PluginJob,
+    /// Run (or resume) an import.
+    Import,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
         match self {
             Kind::AfterWrite => "after_write",
             Kind::PluginJob => "plugin_job",
+            Kind::Import => "import",
         }
     }
 }
@@ -76,8 +79,11 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(id)
 }
 
-/// Runs up to `max` jobs that are due; returns how many ran.
-pub async fn run_due(db: &DatabaseConnection, rt: &Arc<Runtime>, max: u64) -> Result<usize> {
+/// Runs up to `max` jobs that are due; returns how many ran. With
+/// `detach`, long jobs (imports) run on their own task so that hooks and
+/// plugin jobs do not wait behind them.
+pub async fn run_due(state: &AppState, max: u64, detach: bool) -> Result<usize> {
+    let db = &state.db;
     let now = crate::clock::now();
     let due = job::Entity::find()
         .filter(
@@ -103,22 +109,64 @@ pub async fn run_due(db: &DatabaseConnection, rt: &Arc<Runtime>, max: u64) -> Re
             continue;
         }
         ran += 1;
-        let outcome = run_one(db, rt, &j).await;
+        if detach && j.kind == Kind::Import.as_str() {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let outcome = run_one(&state, &j).await;
+                if let Err(e) = finish(&state.db, &j, outcome).await {
+                    tracing::error!("finishing job {}: {e}", j.id);
+                }
+            });
+            continue;
+        }
+        let outcome = run_one(state, &j).await;
         finish(db, &j, outcome).await?;
     }
     Ok(ran)
 }
 
 /// Runs due jobs until none is left (tests, and draining before exit).
-pub async fn drain(db: &DatabaseConnection, rt: &Arc<Runtime>) -> Result<usize> {
+pub async fn drain(state: &AppState) -> Result<usize> {
     let mut total = 0;
     loop {
-        let n = run_due(db, rt, 100).await?;
+        let n = run_due(state, 100, false).await?;
         if n == 0 {
             return Ok(total);
         }
         total += n;
     }
+}
+
+/// Claims one job and runs it here and now (the command line runs its own
+/// import this way). False when it is not due or another process holds it.
+pub async fn run_now(state: &AppState, job_id: Uuid) -> Result<bool> {
+    let Some(j) = job::Entity::find_by_id(job_id).one(&state.db).await? else {
+        return Ok(false);
+    };
+    let now = crate::clock::now();
+    let free =
+        j.status == "queued" || (j.status == "running" && j.locked_until.is_some_and(|t| t < now));
+    if !free || !claim(&state.db, &j, now).await? {
+        return Ok(false);
+    }
+    let outcome = run_one(state, &j).await;
+    finish(&state.db, &j, outcome).await?;
+    Ok(true)
+}
+
+/// Extends a running job's lease (long jobs call it as they progress, so
+/// no other process takes them over while they work).
+pub async fn renew<C: ConnectionTrait>(db: &C, job_id: Uuid) -> Result<()> {
+    job::Entity::update_many()
+        .col_expr(
+            job::Column::LockedUntil,
+            Expr::value(crate::clock::now() + LEASE),
+        )
+        .filter(job::Column::Id.eq(job_id))
+        .filter(job::Column::Status.eq("running"))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 async fn claim(db: &DatabaseConnection, j: &job::Model, now: DateTime<Utc>) -> Result<bool> {
@@ -137,11 +185,25 @@ async fn claim(db: &DatabaseConnection, j: &job::Model, now: DateTime<Utc>) -> R
     Ok(won.rows_affected == 1)
 }
 
-async fn run_one(
-    db: &DatabaseConnection,
-    rt: &Arc<Runtime>,
-    j: &job::Model,
-) -> std::result::Result<(), String> {
+async fn run_one(state: &AppState, j: &job::Model) -> std::result::Result<(), String> {
+    let db = &state.db;
+    if j.kind == Kind::Import.as_str() {
+        let import_id = j
+            .payload
+            .get("import_id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or("the job names no import")?;
+        // An import records its own failures; the job is done either way.
+        return crate::imports::run::run(state, j.tenant_id, import_id, Some(j.id), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    let rt = state
+        .plugins
+        .as_ref()
+        .ok_or("the plugin host is not running")?;
     let plugin_id = j.plugin_id.as_deref().ok_or("the job names no plugin")?;
     let enabled = rt
         .enabled(j.tenant_id)
@@ -253,11 +315,12 @@ pub async fn prune(db: &DatabaseConnection) -> Result<u64> {
 /// Runs jobs in the background until the process ends: when woken by new
 /// work, and every second for jobs whose time has come; prunes old rows
 /// hourly.
-pub fn spawn_runner(db: DatabaseConnection, rt: Arc<Runtime>) {
+pub fn spawn_runner(state: AppState, rt: Arc<crate::plugins::Runtime>) {
     tokio::spawn(async move {
+        let db = state.db.clone();
         let mut last_prune = std::time::Instant::now();
         loop {
-            if let Err(e) = run_due(&db, &rt, 50).await {
+            if let Err(e) = run_due(&state, 50, true).await {
                 tracing::error!("job runner: {e}");
             }
             if last_prune.elapsed() > std::time::Duration::from_secs(3600) {

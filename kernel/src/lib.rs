@@ -20,6 +20,7 @@ pub mod directory;
 pub mod editions;
 pub mod entities;
 pub mod error;
+pub mod imports;
 pub mod jobs;
 pub mod keys;
 pub mod permissions;

@@ -17,6 +17,7 @@ mod m0007_editions;
 mod m0008_support_access;
 mod m0009_custom_objects;
 mod m0010_themes;
+mod m0011_imports;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_support_access::Migration),
             Box::new(m0009_custom_objects::Migration),
             Box::new(m0010_themes::Migration),
+            Box::new(m0011_imports::Migration),
         ]
     }
 }

@@ -144,3 +144,130 @@ async fn tenants_and_editions_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no edition `space-mining`"));
 }
+
+/// `trellis import`: the file is read, `--map` adjusts the suggested
+/// mapping, rows are written through the same checks as the API's import,
+/// the rejects are listed and written to `--errors`, and a bad flag is a
+/// clear message with a non-zero exit.
+#[tokio::test]
+async fn contacts_import_from_the_command_line() {
+    let app = TestApp::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "Name,E-mail address,Position\n\
+         Ada Lovelace,ada@example.com,Analyst\n\
+         Bad Row,not-an-email,Clerk\n\
+         Grace Hopper,grace@example.com,Admiral\n",
+    )
+    .unwrap();
+    let errors = tmp.path().join("errors.csv");
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &[
+            "import",
+            "contacts",
+            file.to_str().unwrap(),
+            "--map",
+            "Name=full_name",
+            "--map",
+            "E-mail address=emails",
+            "--map",
+            "Position=job_title",
+            "--errors",
+            errors.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("done: 2 created, 0 updated, 1 rejected of 3 rows"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("row 2: E-mail address:"), "{stdout}");
+    let list = app.get("/api/v1/contacts?sort=first_name").await.body;
+    let names: Vec<(&str, &str, &str)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["first_name"].as_str().unwrap(),
+                c["last_name"].as_str().unwrap(),
+                c["job_title"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Ada", "Lovelace", "Analyst"),
+            ("Grace", "Hopper", "Admiral")
+        ]
+    );
+    let fix = std::fs::read_to_string(&errors).unwrap();
+    let mut lines = fix.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Name,E-mail address,Position,Import errors")
+    );
+    let bad = lines.next().unwrap();
+    assert!(bad.starts_with("Bad Row,not-an-email,Clerk,"), "{bad}");
+    assert_eq!(lines.next(), None);
+
+    // A dry run of the fixed file writes nothing and rejects nothing.
+    std::fs::write(&file, "Name,E-mail address\nBad Row,bad@example.com\n").unwrap();
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &[
+            "import",
+            "contacts",
+            file.to_str().unwrap(),
+            "--map",
+            "E-mail address=emails",
+            "--map",
+            "Name=full_name",
+            "--dry-run",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("done (dry run): 1 created"), "{stdout}");
+    assert_eq!(app.count_contacts().await, 2);
+
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &[
+            "import",
+            "contacts",
+            file.to_str().unwrap(),
+            "--mode",
+            "merge",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`merge` is not a mode"), "{stderr}");
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &[
+            "import",
+            "contacts",
+            file.to_str().unwrap(),
+            "--map",
+            "Name=nickname",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nickname"), "{stderr}");
+    assert_eq!(app.count_contacts().await, 2);
+}

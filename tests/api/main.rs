@@ -15,6 +15,7 @@ mod deals;
 mod editions;
 mod errors;
 mod export;
+mod imports;
 mod lists;
 mod objects;
 mod openapi;

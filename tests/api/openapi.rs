@@ -139,6 +139,17 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/api/v1/tenant/support-access"),
         ("put", "/api/v1/tenant/support-access"),
         ("delete", "/api/v1/tenant/support-access"),
+        ("get", "/api/v1/imports"),
+        ("post", "/api/v1/imports"),
+        ("get", "/api/v1/imports/{id}"),
+        ("post", "/api/v1/imports/{id}/start"),
+        ("post", "/api/v1/imports/{id}/cancel"),
+        ("get", "/api/v1/imports/{id}/rejects"),
+        ("get", "/api/v1/imports/{id}/errors-file"),
+        ("get", "/api/v1/imports/fields/{object}"),
+        ("get", "/api/v1/import-templates"),
+        ("post", "/api/v1/import-templates"),
+        ("delete", "/api/v1/import-templates/{id}"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

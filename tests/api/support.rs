@@ -232,9 +232,7 @@ impl TestApp {
 
     /// Runs every job that is due (after-write hooks, plugin jobs).
     pub async fn run_jobs(&self) -> usize {
-        trellis::jobs::drain(&self.state.db, self.state.plugins.as_ref().unwrap())
-            .await
-            .unwrap()
+        trellis::jobs::drain(&self.state).await.unwrap()
     }
 
     /// A token for a new tenant (for cross-tenant attacks) with `role`.

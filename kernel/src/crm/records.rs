@@ -1054,6 +1054,100 @@ pub async fn bulk_create<R: Record>(
     Ok(models)
 }
 
+/// One write of an import batch.
+pub enum BatchWrite {
+    /// A new record from its input JSON.
+    Create(Value),
+    /// A merge patch over the record `id` at `version`.
+    Update {
+        id: Uuid,
+        version: i64,
+        patch: Value,
+    },
+}
+
+/// What an import batch wrote: by item index, the record and whether it
+/// is new; and the items refused, with why.
+pub struct BatchOutcome<M> {
+    pub written: Vec<(usize, M, bool)>,
+    pub refused: Vec<(usize, Error)>,
+}
+
+/// Writes one batch of an import in the caller's transaction. Every item
+/// goes through the checks, hooks, audit and search index of a single
+/// write; unlike [`bulk_create`], an item that fails is reported and the
+/// others are still written (the import keeps it for its error file).
+/// Errors that are not about an item (the database, a plan limit) abort the
+/// batch.
+pub async fn import_batch<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    keys: Option<&TenantKeys>,
+    defs: &[FieldDef],
+    items: Vec<(usize, BatchWrite)>,
+) -> Result<BatchOutcome<R::Model>> {
+    let mut created: Vec<(usize, R::Model)> = Vec::new();
+    let mut updated: Vec<(usize, R::Model, R::Model)> = Vec::new();
+    let mut refused = Vec::new();
+    for (index, item) in items {
+        let result = match item {
+            BatchWrite::Create(input) => match from_json::<R::Input>(input) {
+                Ok(input) => create_in::<R>(tx, ctx, keys, defs, input)
+                    .await
+                    .map(|m| created.push((index, m))),
+                Err(e) => Err(e),
+            },
+            BatchWrite::Update { id, version, patch } => {
+                update_in::<R>(tx, ctx, keys, defs, (id, patch, version, false))
+                    .await
+                    .map(|(m, p)| updated.push((index, m, p)))
+            }
+        };
+        if let Err(e) = result {
+            match e {
+                Error::Database(_) | Error::Internal(_) | Error::PlanLimit { .. } => {
+                    return Err(e);
+                }
+                other => refused.push((index, other)),
+            }
+        }
+    }
+    // Two new rows of the batch may not claim one unique value.
+    let models: Vec<R::Model> = created.iter().map(|(_, m)| m.clone()).collect();
+    let mut clashes = Vec::new();
+    check_batch_uniqueness::<R>(defs, &models, &mut clashes);
+    let clashing: Vec<usize> = clashes.iter().map(|c| c.index).collect();
+    for c in clashes {
+        refused.push((created[c.index].0, Error::Validation(c.errors)));
+    }
+    let mut i = 0;
+    created.retain(|_| {
+        i += 1;
+        !clashing.contains(&(i - 1))
+    });
+    reserve_stock::<R>(tx, ctx, created.len() as i64).await?;
+    for chunk in created.chunks(200) {
+        let rows: Vec<R::Active> = chunk
+            .iter()
+            .map(|(_, m)| m.clone().into_active_model())
+            .collect();
+        R::Entity::insert_many(rows)
+            .exec_without_returning(tx)
+            .await?;
+    }
+    let mut written: Vec<(R::Model, Option<R::Model>)> =
+        created.iter().map(|(_, m)| (m.clone(), None)).collect();
+    written.extend(updated.iter().map(|(_, m, p)| (m.clone(), Some(p.clone()))));
+    finish_writes::<R>(tx, ctx, &written).await?;
+    let mut out: Vec<(usize, R::Model, bool)> =
+        created.into_iter().map(|(i, m)| (i, m, true)).collect();
+    out.extend(updated.into_iter().map(|(i, m, _)| (i, m, false)));
+    Ok(BatchOutcome {
+        written: out,
+        refused,
+    })
+}
+
 /// Two items of one bulk request may not claim the same unique value: the
 /// database check cannot see rows not yet written.
 fn check_batch_uniqueness<R: Record>(

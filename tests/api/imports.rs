@@ -1,0 +1,599 @@
+//! Imports through the real API and job runner: the messy-CSV corpus, XLSX,
+//! JSON lines and vCard; mapping, transforms and templates; modes; dry runs
+//! and the error file; resuming a crashed import; round trips with export.
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::{Value, json};
+
+use crate::support::{Response, TestApp};
+
+async fn upload_as(
+    app: &TestApp,
+    token: &str,
+    object: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> Response {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!(
+            "/api/v1/imports?object={object}&filename={filename}"
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .body(Body::from(bytes))
+        .unwrap();
+    app.raw(req).await
+}
+
+async fn upload(app: &TestApp, object: &str, filename: &str, bytes: Vec<u8>) -> Value {
+    let res = upload_as(app, &app.token, object, filename, bytes).await;
+    res.assert_status(201);
+    res.body
+}
+
+/// Starts an uploaded import, runs the job queue, and returns the import.
+async fn start(app: &TestApp, id: &str, body: Value) -> Value {
+    app.post(&format!("/api/v1/imports/{id}/start"), body)
+        .await
+        .assert_status(202);
+    app.run_jobs().await;
+    let done = app.get(&format!("/api/v1/imports/{id}")).await;
+    done.assert_status(200);
+    done.body
+}
+
+async fn import(app: &TestApp, object: &str, filename: &str, bytes: Vec<u8>, body: Value) -> Value {
+    let up = upload(app, object, filename, bytes).await;
+    start(app, up["id"].as_str().unwrap(), body).await
+}
+
+async fn contacts(app: &TestApp, token: Option<&str>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/contacts?limit=200&sort=created_at&cursor={c}"),
+            None => "/api/v1/contacts?limit=200&sort=created_at".to_owned(),
+        };
+        let res = app
+            .send(
+                Method::GET,
+                &path,
+                Some(token.unwrap_or(&app.token)),
+                None,
+                &[],
+            )
+            .await;
+        res.assert_status(200);
+        out.extend(res.body["data"].as_array().unwrap().iter().cloned());
+        match res.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+fn by_email<'a>(all: &'a [Value], email: &str) -> &'a Value {
+    all.iter()
+        .find(|c| c["email"] == email)
+        .unwrap_or_else(|| panic!("no contact {email} in {all:#?}"))
+}
+
+async fn rejects(app: &TestApp, id: &str) -> Vec<Value> {
+    let res = app
+        .get(&format!("/api/v1/imports/{id}/rejects?limit=1000"))
+        .await;
+    res.assert_status(200);
+    res.body.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_messy_csv_corpus_reads_every_case() {
+    let app = TestApp::new().await;
+    // UTF-8 with a byte-order mark, CRLF, RFC 4180 quoting: commas, quotes
+    // and line breaks inside values (csv-spectrum's cases), a blank line,
+    // a short (ragged) row and a row with too many values.
+    let mut utf8 = b"\xEF\xBB\xBF".to_vec();
+    utf8.extend_from_slice(
+        "First Name,Last Name,Email,Title\r\n\
+         Zoë,\"O'Brien, Jr.\",zoe@example.com,\"Head of \"\"Growth\"\"\"\r\n\
+         \r\n\
+         Ann,\"Multi\r\nLine\",ann@example.com,CEO\r\n\
+         Bob,Short,bob@example.com\r\n\
+         Eve,Long,eve@example.com,CTO,extra\r\n"
+            .as_bytes(),
+    );
+    let done = import(&app, "contacts", "utf8.csv", utf8, json!({})).await;
+    assert_eq!(done["status"], "done", "{done:#}");
+    assert_eq!(done["encoding"], "UTF-8");
+    assert_eq!(done["delimiter"], ",");
+    assert_eq!(done["total_rows"], 4);
+    assert_eq!(done["created"], 3);
+    assert_eq!(done["rejected"], 1);
+    let all = contacts(&app, None).await;
+    let zoe = by_email(&all, "zoe@example.com");
+    assert_eq!(zoe["first_name"], "Zoë");
+    assert_eq!(zoe["last_name"], "O'Brien, Jr.");
+    assert_eq!(zoe["job_title"], "Head of \"Growth\"");
+    assert_eq!(
+        by_email(&all, "ann@example.com")["last_name"],
+        "Multi\r\nLine"
+    );
+    assert!(by_email(&all, "bob@example.com")["job_title"].is_null());
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0]["row"], 4);
+    assert_eq!(bad[0]["line"], 7);
+    assert_eq!(bad[0]["errors"][0]["code"], "unreadable_row");
+
+    // UTF-16 (little-endian, with its mark), tab-separated.
+    let text =
+        "Email\tFirst Name\tLast Name\nmia@example.com\tMía\tSørensen\nli@example.com\t李\t小龍\n";
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let done = import(&app, "contacts", "utf16.txt", utf16, json!({})).await;
+    assert_eq!(done["encoding"], "UTF-16LE");
+    assert_eq!(done["delimiter"], "\t");
+    assert_eq!(done["created"], 2, "{done:#}");
+
+    // Windows-1252 (what Excel saves as "CSV" in much of Europe):
+    // semicolons, CR-only line ends, a trailing blank line.
+    let latin =
+        "Nachname;Vorname;E-Mail\rMüller;Jürgen;juergen@example.de\rNuñez;José;jose@example.es\r\r";
+    let bytes: Vec<u8> = latin
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect();
+    let up = upload(&app, "contacts", "excel.csv", bytes).await;
+    assert_eq!(up["encoding"], "windows-1252");
+    assert_eq!(up["delimiter"], ";");
+    assert_eq!(up["headers"], json!(["Nachname", "Vorname", "E-Mail"]));
+    // German headers are not guessed: the mapping is given.
+    let done = start(
+        &app,
+        up["id"].as_str().unwrap(),
+        json!({"mapping": [
+            {"column": "Nachname", "field": "last_name"},
+            {"column": "Vorname", "field": "first_name"},
+            {"column": "E-Mail", "field": "emails"}
+        ]}),
+    )
+    .await;
+    assert_eq!(done["created"], 2, "{done:#}");
+    let all = contacts(&app, None).await;
+    assert_eq!(by_email(&all, "juergen@example.de")["last_name"], "Müller");
+    assert_eq!(by_email(&all, "jose@example.es")["first_name"], "José");
+    assert_eq!(by_email(&all, "li@example.com")["last_name"], "小龍");
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_row_errors_and_the_error_file_fixes_exactly_them() {
+    let app = TestApp::new().await;
+    app.create(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "birthday", "label": "Birthday", "field_type": "date"}),
+    )
+    .await;
+    let csv = "Name,Email,Stage,Birthday\n\
+               Ada Lovelace,ada@example.com,Customer,10/12/1815\n\
+               Bad Email,not-an-email,Lead,01/01/1990\n\
+               Alan Turing,alan@example.com,Wizard,23/06/1912\n\
+               Grace Hopper,grace@example.com,Lead,31/02/1906\n\
+               Linus,linus@example.com,lead,28/12/1969\n";
+    let up = upload(&app, "contacts", "people.csv", csv.as_bytes().to_vec()).await;
+    let id = up["id"].as_str().unwrap().to_owned();
+    let suggested = up["suggested_mapping"].as_array().unwrap();
+    let fields: Vec<&str> = suggested
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["full_name", "emails", "lifecycle_stage", "custom.birthday"]
+    );
+    let mut mapping = up["suggested_mapping"].clone();
+    mapping[3]["transform"] = json!({"kind": "date", "format": "%d/%m/%Y"});
+    let body = json!({"mapping": mapping, "dry_run": true});
+    let dry = start(&app, &id, body).await;
+    assert_eq!(dry["status"], "done");
+    assert!(dry["dry_run"].as_bool().unwrap());
+    assert_eq!(dry["created"], 2, "{dry:#}");
+    assert_eq!(dry["rejected"], 3);
+    // Nothing was written.
+    assert_eq!(app.count_contacts().await, 0);
+    let bad = rejects(&app, &id).await;
+    let rows: Vec<i64> = bad.iter().map(|r| r["row"].as_i64().unwrap()).collect();
+    assert_eq!(rows, [2, 3, 4]);
+    assert_eq!(bad[0]["errors"][0]["column"], "Email");
+    assert_eq!(bad[0]["errors"][0]["code"], "invalid_format");
+    assert_eq!(bad[1]["errors"][0]["column"], "Stage");
+    assert_eq!(bad[1]["errors"][0]["code"], "invalid_option");
+    assert_eq!(bad[2]["errors"][0]["column"], "Birthday");
+
+    // The real run on the same upload writes the valid rows.
+    let real = start(&app, &id, json!({"mapping": mapping})).await;
+    assert_eq!(real["created"], 2, "{real:#}");
+    assert_eq!(real["rejected"], 3);
+    let all = contacts(&app, None).await;
+    let ada = by_email(&all, "ada@example.com");
+    assert_eq!(ada["first_name"], "Ada");
+    assert_eq!(ada["last_name"], "Lovelace");
+    assert_eq!(ada["lifecycle_stage"], "customer");
+    assert_eq!(ada["custom"]["birthday"], "1815-12-10");
+
+    // The error file: the original columns, the rejected rows, the reasons.
+    let file = app.get(&format!("/api/v1/imports/{id}/errors-file")).await;
+    file.assert_status(200);
+    assert!(
+        file.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("people-errors.csv")
+    );
+    let text = file.body.as_str().unwrap().to_owned();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        headers,
+        ["Name", "Email", "Stage", "Birthday", "Import errors"]
+    );
+    let records: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0][1], "not-an-email");
+    assert!(records[0][4].starts_with("Email: "), "{}", records[0][4]);
+    // Fixed and imported again with the same mapping: exactly those rows.
+    let fixed = text
+        .replace("not-an-email", "bad@example.com")
+        .replace("Wizard", "Opportunity")
+        .replace("31/02/1906", "09/12/1906");
+    let again = import(
+        &app,
+        "contacts",
+        "people-errors.csv",
+        fixed.into_bytes(),
+        json!({"mapping": mapping}),
+    )
+    .await;
+    assert_eq!(again["created"], 3, "{again:#}");
+    assert_eq!(again["rejected"], 0);
+    assert_eq!(app.count_contacts().await, 5);
+    // Every imported row is audited like an API write.
+    let audited = app
+        .sql_count("SELECT COUNT(*) AS n FROM audit_log WHERE object_type = 'contact' AND action = 'create'")
+        .await;
+    assert_eq!(audited, 5);
+}
+
+#[tokio::test]
+async fn transforms_templates_and_modes() {
+    let app = TestApp::new().await;
+    app.create(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "external_id", "label": "External id", "field_type": "text", "unique": true}),
+    )
+    .await;
+    let csv = "Full Name,E-mail,Phone,Rating,Ext\n\
+               Ludwig van Beethoven,LUDWIG@Example.com,(415) 555-2671,Hot,X-1\n\
+               \"Hopper, Grace\",grace@example.com,030 901820,Cold,X-2\n";
+    let mapping = json!([
+        {"column": "Full Name", "field": "full_name"},
+        {"column": "E-mail", "field": "emails", "transform": {"kind": "lowercase"}},
+        {"column": "Phone", "field": "phones", "transform": {"kind": "e164", "region": "US"}},
+        {"column": "Rating", "field": "lifecycle_stage",
+         "transform": {"kind": "map", "values": {"Hot": "sales_qualified", "Cold": "subscriber"}}},
+        {"column": "Ext", "field": "custom.external_id"}
+    ]);
+    let done = import(
+        &app,
+        "contacts",
+        "crm.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mapping": mapping, "save_template": "Old CRM"}),
+    )
+    .await;
+    // The German number is not a US number: that row is rejected.
+    assert_eq!(done["created"], 1, "{done:#}");
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad[0]["errors"][0]["column"], "Phone");
+    let all = contacts(&app, None).await;
+    let lvb = by_email(&all, "ludwig@example.com");
+    assert_eq!(lvb["first_name"], "Ludwig");
+    assert_eq!(lvb["last_name"], "van Beethoven");
+    assert_eq!(lvb["phones"][0]["number"], "+14155552671");
+    assert_eq!(lvb["lifecycle_stage"], "sales_qualified");
+
+    // The template holds the mapping; a new file with the same columns
+    // uses it by name, here updating by the external id.
+    let templates = app.get("/api/v1/import-templates").await;
+    assert_eq!(templates.body[0]["name"], "Old CRM");
+    let update = "Full Name,E-mail,Phone,Rating,Ext\n\
+                  Ludwig van Beethoven,ludwig@bonn.de,+49 228 981750,Cold,X-1\n\
+                  Nobody Here,nobody@example.com,,Cold,X-404\n";
+    let done = import(
+        &app,
+        "contacts",
+        "update.csv",
+        update.as_bytes().to_vec(),
+        json!({"template": "Old CRM", "mode": "update", "match_on": "custom.external_id"}),
+    )
+    .await;
+    assert_eq!(done["updated"], 1, "{done:#}");
+    assert_eq!(done["created"], 0);
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad[0]["errors"][0]["code"], "no_match");
+    let all = contacts(&app, None).await;
+    assert_eq!(all.len(), 1);
+    let lvb = &all[0];
+    // Lists grow: the old address stays primary, the new one is added.
+    assert_eq!(lvb["email"], "ludwig@example.com");
+    let emails: Vec<&str> = lvb["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["ludwig@example.com", "ludwig@bonn.de"]);
+    assert_eq!(lvb["phones"].as_array().unwrap().len(), 2);
+    assert_eq!(lvb["lifecycle_stage"], "subscriber");
+    assert_eq!(lvb["version"], 2);
+
+    // Upsert by email: one update, one create.
+    let upsert = "Email,First Name,Job Title\nludwig@example.com,Ludwig,Composer\nclara@example.com,Clara,Pianist\n";
+    let done = import(
+        &app,
+        "contacts",
+        "upsert.csv",
+        upsert.as_bytes().to_vec(),
+        json!({"mode": "upsert"}),
+    )
+    .await;
+    assert_eq!(
+        (done["created"].as_i64(), done["updated"].as_i64()),
+        (Some(1), Some(1)),
+        "{done:#}"
+    );
+    assert_eq!(done["options"]["match_on"], "emails");
+    let all = contacts(&app, None).await;
+    assert_eq!(
+        by_email(&all, "ludwig@example.com")["job_title"],
+        "Composer"
+    );
+    assert_eq!(by_email(&all, "clara@example.com")["job_title"], "Pianist");
+
+    // Create mode treats a match as a duplicate, with the record it matched.
+    let done = import(
+        &app,
+        "contacts",
+        "dup.csv",
+        upsert.as_bytes().to_vec(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(done["created"], 0);
+    assert_eq!(done["rejected"], 2);
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad[0]["errors"][0]["code"], "duplicate");
+    assert_eq!(bad[0]["errors"][0]["column"], "Email");
+
+    // Bad options are 422s naming the field.
+    let up = upload(&app, "contacts", "x.csv", upsert.as_bytes().to_vec()).await;
+    let path = format!("/api/v1/imports/{}/start", up["id"].as_str().unwrap());
+    app.post(
+        &path,
+        json!({"mapping": [{"column": "Nope", "field": "first_name"}]}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let res = app
+        .post(&path, json!({"mode": "update", "match_on": "job_title"}))
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["match_on"]);
+    let res = app
+        .post(&path, json!({"mapping": [{"column": "Email", "field": "emails", "transform": {"kind": "e164", "region": "XX"}}]}))
+        .await;
+    assert_eq!(res.error_fields(), ["mapping[0].transform.region"]);
+}
+
+#[tokio::test]
+async fn contacts_link_to_accounts_found_or_created() {
+    let app = TestApp::new().await;
+    let acme = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Acme Corp", "domain": "acme.com"}),
+        )
+        .await;
+    let csv = "Email,Company,Website\n\
+               a@acme.com,ACME,https://www.acme.com/\n\
+               b@globex.com,Globex,globex.com\n\
+               c@globex.com,Globex,globex.com\n\
+               d@initech.com,Initech,\n";
+    // Without creating missing accounts, rows naming unknown ones wait.
+    let done = import(
+        &app,
+        "contacts",
+        "co.csv",
+        csv.as_bytes().to_vec(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(done["created"], 1, "{done:#}");
+    assert_eq!(done["rejected"], 3);
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad[0]["errors"][0]["column"], "Website");
+    assert_eq!(bad[0]["errors"][0]["code"], "not_found");
+    let links = app
+        .sql_count(&format!(
+            "SELECT COUNT(*) AS n FROM contact_accounts WHERE account_id = {}",
+            app.id_sql(acme["id"].as_str().unwrap())
+        ))
+        .await;
+    assert_eq!(links, 1);
+    // With it, Globex is created once and Initech by name.
+    let done = import(
+        &app,
+        "contacts",
+        "co.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mode": "upsert", "create_missing_accounts": true, "account_role": "buyer"}),
+    )
+    .await;
+    assert_eq!(done["created"], 3, "{done:#}");
+    assert_eq!(done["updated"], 1);
+    let accounts = app.get("/api/v1/accounts?limit=50&sort=name").await.body;
+    let names: Vec<&str> = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Acme Corp", "Globex", "Initech"]);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM contact_accounts")
+            .await,
+        4,
+        "the re-imported row is not linked twice"
+    );
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM contact_accounts WHERE role = 'buyer'")
+            .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_crashed_import_resumes_from_its_last_batch_without_duplicates() {
+    let app = TestApp::new().await;
+    let mut csv = String::from("First Name,Last Name,Email\n");
+    for i in 0..2500 {
+        // Every 500th row is bad.
+        let email = if i % 500 == 7 {
+            format!("p{i}-at-example.com")
+        } else {
+            format!("p{i}@example.com")
+        };
+        csv.push_str(&format!("P{i},Resume,{email}\n"));
+    }
+    let up = upload(&app, "contacts", "big.csv", csv.clone().into_bytes()).await;
+    let id = up["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/imports/{id}/start"), json!({}))
+        .await
+        .assert_status(202);
+    // A process runs one batch and dies (its job lease left behind).
+    let tenant = app.state.db.clone();
+    let import_id = uuid::Uuid::parse_str(&id).unwrap();
+    let tenant_id = trellis::crm::tenants::ensure_default(&tenant)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let ended = trellis::imports::run::run(&app.state, tenant_id, import_id, None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(ended, trellis::imports::run::Ended::Paused);
+    let mid = app.get(&format!("/api/v1/imports/{id}")).await.body;
+    assert_eq!(mid["status"], "running");
+    assert_eq!(mid["processed_rows"], 1000);
+    assert_eq!(mid["created"], 998);
+    assert_eq!(app.count_contacts().await, 998);
+    // Another process takes the job over and resumes after row 1000.
+    app.run_jobs().await;
+    let done = app.get(&format!("/api/v1/imports/{id}")).await.body;
+    assert_eq!(done["status"], "done", "{done:#}");
+    assert_eq!(done["processed_rows"], 2500);
+    assert_eq!(done["created"], 2495);
+    assert_eq!(done["rejected"], 5);
+    assert_eq!(done["percent"], 100.0);
+    assert_eq!(app.count_contacts().await, 2495);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(DISTINCT email) AS n FROM contacts")
+            .await,
+        2495
+    );
+    assert_eq!(rejects(&app, &id).await.len(), 5);
+
+    // The same file again creates nothing: every row is a duplicate.
+    let again = import(
+        &app,
+        "contacts",
+        "big.csv",
+        csv.clone().into_bytes(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(again["created"], 0);
+    assert_eq!(again["rejected"], 2500);
+    assert_eq!(app.count_contacts().await, 2495);
+    // As an upsert it changes nothing and creates nothing.
+    let again = import(
+        &app,
+        "contacts",
+        "big.csv",
+        csv.into_bytes(),
+        json!({"mode": "upsert"}),
+    )
+    .await;
+    assert_eq!(again["created"], 0, "{again:#}");
+    assert_eq!(again["updated"], 2495);
+    assert_eq!(app.count_contacts().await, 2495);
+}
+
+#[tokio::test]
+async fn imports_keep_to_the_callers_rights_and_tenant() {
+    let app = TestApp::new().await;
+    let csv = b"Email\nx@example.com\n".to_vec();
+    let reader = app.role_token("read_only").await;
+    upload_as(&app, &reader, "contacts", "x.csv", csv.clone())
+        .await
+        .assert_problem(403, "forbidden");
+    let up = upload(&app, "contacts", "x.csv", csv.clone()).await;
+    let id = up["id"].as_str().unwrap();
+    let other = app.tenant_token("other", "admin").await;
+    let res = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/imports/{id}"),
+            Some(&other),
+            None,
+            &[],
+        )
+        .await;
+    res.assert_problem(404, "not_found");
+    let res = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/imports/{id}/start"),
+            Some(&other),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    res.assert_problem(404, "not_found");
+    // Bad files are 422s naming the file; unknown objects name the object.
+    upload_as(
+        &app,
+        &app.token,
+        "contacts",
+        "x.xlsx",
+        b"not a zip".to_vec(),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    upload_as(&app, &app.token, "deals", "x.csv", csv.clone())
+        .await
+        .assert_problem(422, "validation_failed");
+    upload_as(&app, &app.token, "contacts", "x.pdf", csv)
+        .await
+        .assert_problem(422, "validation_failed");
+}
