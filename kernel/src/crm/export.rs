@@ -125,11 +125,20 @@ fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("; "),
+        // Joined only when no item holds the separator (else JSON, which
+        // the import reads back as it was).
+        Some(Value::Array(items))
+            if items.iter().all(|i| {
+                i.as_str()
+                    .is_some_and(|s| !s.contains(';') && !s.starts_with('['))
+            }) =>
+        {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
         Some(other) => other.to_string(),
     }
 }

@@ -271,23 +271,33 @@ fn synonyms(key: &str) -> &'static [&'static str] {
 /// The mapping suggested for a file's headers: exact keys and labels
 /// first, then the names other tools use. Each field is used once.
 pub fn suggest(headers: &[String], targets: &[Target]) -> Vec<ColumnMapping> {
-    let mut out: Vec<ColumnMapping> = Vec::new();
-    for h in headers {
-        let s = squash(h);
-        if s.is_empty() || s == "importerrors" {
-            continue;
+    let squashed: Vec<String> = headers.iter().map(|h| squash(h)).collect();
+    let wanted = |s: &str| !s.is_empty() && s != "importerrors";
+    // Exact names first, over every header, so that a file written by our
+    // own export (`email` and `emails`) maps each column to its own field;
+    // then the names other tools use, for the fields still free.
+    let mut found: Vec<Option<&Target>> = squashed
+        .iter()
+        .map(|s| {
+            targets.iter().find(|t| {
+                wanted(s)
+                    && (squash(&t.key) == *s
+                        || squash(t.key.trim_start_matches("custom.")) == *s
+                        || squash(&t.label) == *s)
+            })
+        })
+        .collect();
+    for (i, s) in squashed.iter().enumerate() {
+        if found[i].is_none() && wanted(s) {
+            found[i] = targets.iter().find(|t| {
+                synonyms(&t.key).contains(&s.as_str())
+                    && !found.iter().flatten().any(|f| f.key == t.key)
+            });
         }
-        let found = targets.iter().find(|t| {
-            squash(&t.key) == s
-                || squash(t.key.trim_start_matches("custom.")) == s
-                || squash(&t.label) == s
-        });
-        let found = found.or_else(|| {
-            targets
-                .iter()
-                .find(|t| synonyms(&t.key).contains(&s.as_str()))
-        });
-        if let Some(t) = found
+    }
+    let mut out: Vec<ColumnMapping> = Vec::new();
+    for (h, t) in headers.iter().zip(found) {
+        if let Some(t) = t
             && !out.iter().any(|m| m.field == t.key)
         {
             out.push(ColumnMapping {

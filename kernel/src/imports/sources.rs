@@ -183,9 +183,17 @@ fn jsonl_headers(path: &Path, sniffed: &Sniffed) -> Result<Vec<String>> {
     let mut seen = 0;
     while let Some(row) = rows.next_row()? {
         if let Value::Object(map) = &row.raw {
-            for k in map.keys() {
-                if !headers.contains(k) {
-                    headers.push(k.clone());
+            for (k, v) in map {
+                // An object's members are columns of their own (`custom`
+                // values as `custom.<key>`, as the CSV export names them).
+                let names: Vec<String> = match v {
+                    Value::Object(inner) => inner.keys().map(|i| format!("{k}.{i}")).collect(),
+                    _ => vec![k.clone()],
+                };
+                for name in names {
+                    if !headers.contains(&name) {
+                        headers.push(name);
+                    }
                 }
             }
         }
@@ -211,6 +219,15 @@ pub struct Rows {
     reader: Reader,
     pub headers: Vec<String>,
     number: i64,
+}
+
+/// A JSON line's value for a column: a member, or a member's member
+/// (`custom.tier`).
+fn json_member<'a>(map: &'a serde_json::Map<String, Value>, column: &str) -> Option<&'a Value> {
+    map.get(column).or_else(|| {
+        let (outer, inner) = column.split_once('.')?;
+        map.get(outer)?.as_object()?.get(inner)
+    })
 }
 
 /// Whether the file's last character is a line feed (in any of the
@@ -424,8 +441,11 @@ impl Rows {
                     }
                     match serde_json::from_str::<Value>(text) {
                         Ok(Value::Object(map)) => {
-                            let cells =
-                                self.headers.iter().map(|h| json_cell(map.get(h))).collect();
+                            let cells = self
+                                .headers
+                                .iter()
+                                .map(|h| json_cell(json_member(&map, h)))
+                                .collect();
                             (cells, Value::Object(map), Some(*line_no), None)
                         }
                         Ok(_) => (

@@ -274,7 +274,14 @@ fn record_id(value: &str) -> Option<Uuid> {
 
 /// A list cell: `;`-separated when it has a `;` (how exports write lists),
 /// else `,`-separated.
+/// A list: a JSON array of text (as exports write lists whose items hold
+/// a `;`), else items separated by `;` (or `,` when there is no `;`).
 fn split_list(value: &str) -> Vec<String> {
+    if value.starts_with('[')
+        && let Ok(items) = serde_json::from_str::<Vec<String>>(value)
+    {
+        return items;
+    }
     let sep = if value.contains(';') { ';' } else { ',' };
     value
         .split(sep)
