@@ -92,6 +92,17 @@ pub async fn tenant_tx(
     Ok(tx)
 }
 
+/// Refreshes PostgreSQL's planner statistics of `tables` (names the code
+/// chose, never input), for jobs that grow a table much faster than
+/// autovacuum follows. SQLite plans from its indexes without them.
+pub async fn analyze(db: &DatabaseConnection, tables: &[&str]) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared(&format!("ANALYZE {}", tables.join(", ")))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Serialises the writers of one tenant's `scope` until the transaction
 /// ends, for checks that read before they write (a unique value, a cycle in
 /// the account tree). PostgreSQL takes a transaction-scoped advisory lock;

@@ -18,6 +18,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod filters;
 pub mod forms;
+pub mod imports;
 pub mod records;
 pub mod security;
 pub mod settings;
@@ -69,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/deals/{id}/move", post(board::move_deal))
         .merge(records::router())
         .merge(settings::router())
+        .merge(imports::router())
         .route("/ui/app.js", get(assets::script))
         .route("/ui/assets/{theme}/{file}", get(assets::theme_file))
 }
@@ -158,6 +160,9 @@ impl Ui {
             if self.ctx.can(object, Action::Read) {
                 items.push(json!({"href": href, "label": label}));
             }
+        }
+        if imports::visible(&self.ctx) {
+            items.push(json!({"href": "/imports", "label": "Imports"}));
         }
         if settings::visible(&self.ctx) {
             items.push(json!({"href": "/settings", "label": "Settings"}));

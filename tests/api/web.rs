@@ -101,6 +101,54 @@ impl<'a> Browser<'a> {
     }
 
     async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let body = form.map(|fields| {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields.iter().copied())
+                .finish();
+            (
+                "application/x-www-form-urlencoded".to_owned(),
+                body.into_bytes(),
+            )
+        });
+        self.send_body(method, path, body).await
+    }
+
+    /// Posts a `multipart/form-data` form as a browser does: the fields in
+    /// order, then one file.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> Page {
+        let boundary = "----trellis-test-boundary-7MA4YWxk";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let (name, filename, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        self.send_body(Method::POST, path, Some((content_type, body)))
+            .await
+    }
+
+    async fn send_body(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Page {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(h) = &self.host {
             req = req.header("host", h.as_str());
@@ -113,14 +161,10 @@ impl<'a> Browser<'a> {
                 .collect();
             req = req.header("cookie", jar.join("; "));
         }
-        let req = match form {
-            Some(fields) => {
-                let body = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(fields.iter().copied())
-                    .finish();
-                req.header("content-type", "application/x-www-form-urlencoded")
-                    .body(Body::from(body))
-            }
+        let req = match body {
+            Some((content_type, body)) => req
+                .header("content-type", content_type)
+                .body(Body::from(body)),
             None => req.body(Body::empty()),
         }
         .unwrap();
@@ -1923,4 +1967,87 @@ async fn a_reference_not_in_the_list_is_given_by_its_link() {
     .await
     .assert(422)
     .contains("id=\"f-parent_id-error\"");
+}
+
+/// The import pages: upload a file, map its columns (the suggestion is
+/// preselected), a dry run, the real run, the rejects and their error file;
+/// the upload form needs its token.
+#[tokio::test]
+async fn a_file_is_imported_through_the_pages() {
+    let app = TestApp::new().await;
+    let mut b = admin_browser(&app).await;
+    let list = b.get("/imports").await;
+    list.assert(200).contains("enctype=\"multipart/form-data\"");
+    let csrf = list.csrf();
+    let csv = b"Full Name,E-mail,Notes\nAda Lovelace,ada@example.com,first\nBad Row,not-an-email,second\n";
+    b.upload(
+        "/imports",
+        &[("_csrf", "stale"), ("object", "contacts")],
+        ("file", "people.csv", csv),
+    )
+    .await
+    .assert(403);
+    let up = b
+        .upload(
+            "/imports",
+            &[("_csrf", &csrf), ("object", "contacts")],
+            ("file", "people.csv", csv),
+        )
+        .await;
+    up.assert(303);
+    let at = up.location.clone().unwrap();
+    let id = at.trim_start_matches("/imports/").to_owned();
+    let mapping = b.get(&at).await;
+    mapping
+        .assert(200)
+        .contains("<option value=\"full_name\" selected>")
+        .contains("<option value=\"emails\" selected>")
+        .contains("ada@example.com");
+    let fields = [
+        ("map_0", "full_name"),
+        ("map_1", "emails"),
+        ("map_2", ""),
+        ("mode", "create"),
+    ];
+    let mut dry: Vec<(&str, &str)> = fields.to_vec();
+    dry.push(("dry_run", "on"));
+    b.submit(&at, &format!("/imports/{id}/start"), &dry)
+        .await
+        .assert(303);
+    app.run_jobs().await;
+    b.get(&at)
+        .await
+        .assert(200)
+        .contains("dry run: nothing is written")
+        .contains("Would create <strong>1</strong>")
+        .contains("not a valid email address");
+    assert_eq!(app.count_contacts().await, 0);
+    // The real run, from the same upload.
+    b.submit(&at, &format!("/imports/{id}/start"), &fields)
+        .await
+        .assert(303);
+    let queued = b.get(&at).await;
+    queued.assert(200);
+    assert_eq!(queued.headers.get("refresh").unwrap(), "2");
+    app.run_jobs().await;
+    let done = b.get(&at).await;
+    assert!(done.headers.get("refresh").is_none());
+    done.assert(200)
+        .contains("Created <strong>1</strong>")
+        .contains("rejected <strong>1</strong>");
+    assert_eq!(app.count_contacts().await, 1);
+    let file = b.get(&format!("/imports/{id}/errors-file")).await;
+    file.assert(200);
+    assert!(
+        file.html
+            .starts_with("Full Name,E-mail,Notes,Import errors"),
+        "{}",
+        file.html
+    );
+    assert!(
+        file.html.contains("Bad Row,not-an-email,second,"),
+        "{}",
+        file.html
+    );
+    b.get("/imports").await.assert(200).contains("people.csv");
 }

@@ -155,6 +155,20 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "title", "section", "sections", "rows", "columns", "items", "form", "errors", "notice",
         ],
     ),
+    ("imports.html", &["title", "objects", "imports", "errors"]),
+    (
+        "import.html",
+        &[
+            "title",
+            "import",
+            "running",
+            "errors",
+            "columns",
+            "targets",
+            "can_start",
+            "rejects",
+        ],
+    ),
     ("error.html", &["title", "status", "message"]),
 ];
 
