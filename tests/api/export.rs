@@ -95,7 +95,7 @@ async fn a_list_view_exports_whole_as_csv_and_json_lines() {
     assert_eq!(audited.body["data"].as_array().unwrap().len(), 2);
 
     // Mistakes are named before anything streams.
-    let res = app.get("/api/v1/contacts/export?format=xlsx").await;
+    let res = app.get("/api/v1/contacts/export?format=pdf").await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.error_fields(), ["format"]);
     let res = app.get("/api/v1/contacts/export?filter=nope:eq:1").await;

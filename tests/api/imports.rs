@@ -634,12 +634,7 @@ async fn import_as(
 }
 
 async fn export_as(app: &TestApp, token: &str, path: &str) -> Vec<u8> {
-    let res = app.send(Method::GET, path, Some(token), None, &[]).await;
-    res.assert_status(200);
-    match res.body {
-        Value::String(s) => s.into_bytes(),
-        other => other.to_string().into_bytes(),
-    }
+    app.get_bytes(path, token).await
 }
 
 /// What a contact holds, without what a tenant of its own gives it anew.
@@ -663,16 +658,19 @@ async fn contents_as(app: &TestApp, token: &str) -> Vec<Value> {
 }
 
 /// Contacts with every kind of built-in and custom value survive export to
-/// CSV and JSON lines and import into another tenant unchanged.
+/// CSV, JSON lines and XLSX and import into another tenant unchanged.
 #[tokio::test]
-async fn export_then_import_is_lossless_in_csv_and_json_lines() {
+async fn export_then_import_is_lossless_in_csv_json_lines_and_xlsx() {
     let app = TestApp::new().await;
     let field = json!({"object_type": "contact", "key": "member_since", "label": "Member since", "field_type": "date"});
     let tiers = json!({"object_type": "contact", "key": "tiers", "label": "Tiers", "field_type": "multi_select", "options": ["gold", "silver", "bronze"]});
+    let visits = json!({"object_type": "contact", "key": "visits", "label": "Visits", "field_type": "integer"});
+    let budget = json!({"object_type": "contact", "key": "budget", "label": "Budget", "field_type": "decimal"});
     let csv_tenant = app.tenant_token("csv-copy", "admin").await;
     let jsonl_tenant = app.tenant_token("jsonl-copy", "admin").await;
-    for token in [&app.token, &csv_tenant, &jsonl_tenant] {
-        for f in [&field, &tiers] {
+    let xlsx_tenant = app.tenant_token("xlsx-copy", "admin").await;
+    for token in [&app.token, &csv_tenant, &jsonl_tenant, &xlsx_tenant] {
+        for f in [&field, &tiers, &visits, &budget] {
             app.send(
                 Method::POST,
                 "/api/v1/custom-fields",
@@ -693,7 +691,7 @@ async fn export_then_import_is_lossless_in_csv_and_json_lines() {
             "phones": [{"number": "+14155550100", "label": "mobile"}],
             "job_title": "Head of\nGrowth", "lifecycle_stage": "customer", "lead_source": "fair; 2026",
             "tags": ["vip", "a; b"], "do_not_email": true, "do_not_call": false, "preferred_channel": "phone",
-            "custom": {"member_since": "2019-02-28", "tiers": ["gold", "bronze"]}
+            "custom": {"member_since": "2019-02-28", "tiers": ["gold", "bronze"], "visits": 12, "budget": "1250.50"}
         }),
     )
     .await;
@@ -713,6 +711,7 @@ async fn export_then_import_is_lossless_in_csv_and_json_lines() {
     for (token, format, file) in [
         (&csv_tenant, "csv", "contacts.csv"),
         (&jsonl_tenant, "jsonl", "contacts.jsonl"),
+        (&xlsx_tenant, "xlsx", "contacts.xlsx"),
     ] {
         let bytes = export_as(
             &app,

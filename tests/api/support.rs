@@ -288,6 +288,20 @@ impl TestApp {
         self.raw(req).await
     }
 
+    /// GET `path` as `token` and return the body's bytes as sent (binary
+    /// files such as XLSX exports), failing the test unless it is a 200.
+    pub async fn get_bytes(&self, path: &str, token: &str) -> Vec<u8> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
     pub async fn raw(&self, req: Request<Body>) -> Response {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();

@@ -51,11 +51,11 @@ async fn export_of<R: Record>(
 macro_rules! export_handler {
     ($name:ident, $rec:ty, $path:literal, $tag:literal) => {
         /// Every matching record (the list's `filter` and `sort`) as
-        /// `format=csv` (RFC 4180, default), `jsonl`, `vcf` (contacts, vCard
+        /// `format=csv` (RFC 4180, default), `xlsx`, `jsonl`, `vcf` (contacts, vCard
         /// 4.0) or `ics` (activities, iCalendar), streamed and never
         /// truncated. Hidden fields are left out; the export is audited.
         #[utoipa::path(get, path = $path, tag = $tag,
-            params(("format" = Option<String>, Query, description = "csv, jsonl, vcf (contacts), ics (activities)")),
+            params(("format" = Option<String>, Query, description = "csv, xlsx, jsonl, vcf (contacts), ics (activities)")),
             responses((status = 200, content_type = "text/csv"), (status = 403, body = Problem), (status = 422, body = Problem)))]
         pub async fn $name(
             State(state): State<AppState>,

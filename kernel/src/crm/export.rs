@@ -1,5 +1,5 @@
 //! Exporting a list view (its filters and sort) or a whole record type as
-//! CSV (RFC 4180), JSON lines, vCard 4.0 (contacts) or iCalendar
+//! CSV (RFC 4180), XLSX, JSON lines, vCard 4.0 (contacts) or iCalendar
 //! (activities), streamed page by page so memory stays flat however many
 //! records match, and never truncated.
 //!
@@ -7,6 +7,8 @@
 //! record scope, hidden fields removed, sensitive values revealed only where
 //! the caller may see them (each such read audited). The export itself is
 //! audited when it starts.
+
+mod xlsx;
 
 use std::sync::Arc;
 
@@ -27,6 +29,8 @@ const PAGE: u32 = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
+    /// An Excel workbook (Office Open XML), the columns of the CSV.
+    Xlsx,
     JsonLines,
     /// vCard 4.0 (RFC 6350), contacts only.
     VCard,
@@ -40,11 +44,12 @@ impl Format {
     pub fn parse(s: Option<&str>, object: ObjectType) -> Result<Format> {
         let f = match s.unwrap_or("csv") {
             "csv" => Format::Csv,
+            "xlsx" => Format::Xlsx,
             "jsonl" => Format::JsonLines,
             "vcf" | "vcard" if object == ObjectType::Contact => Format::VCard,
             "ics" | "ical" if object == ObjectType::Activity => Format::ICalendar,
             other => {
-                let mut options = vec!["csv", "jsonl"];
+                let mut options = vec!["csv", "xlsx", "jsonl"];
                 match object {
                     ObjectType::Contact => options.push("vcf"),
                     ObjectType::Activity => options.push("ics"),
@@ -63,6 +68,7 @@ impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Format::JsonLines => "application/x-ndjson",
             Format::VCard => "text/vcard; charset=utf-8",
             Format::ICalendar => "text/calendar; charset=utf-8",
@@ -72,6 +78,7 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
             Format::JsonLines => "jsonl",
             Format::VCard => "vcf",
             Format::ICalendar => "ics",
@@ -143,6 +150,15 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
+/// A workbook cell: numbers and booleans stay such, the rest is the CSV's
+/// text.
+fn xlsx_cell(v: Option<&Value>) -> Value {
+    match v {
+        Some(Value::Number(_) | Value::Bool(_)) => v.cloned().unwrap_or(Value::Null),
+        other => Value::String(cell(other)),
+    }
+}
+
 fn field<'a>(record: &'a Value, column: &str) -> Option<&'a Value> {
     match column.strip_prefix("custom.") {
         Some(k) => record.get("custom")?.get(k),
@@ -188,7 +204,11 @@ pub async fn stream<R: Record>(
         Format::ICalendar => Some(
             b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Trellis//Trellis CRM//EN\r\n".to_vec(),
         ),
-        Format::JsonLines | Format::VCard => None,
+        Format::JsonLines | Format::VCard | Format::Xlsx => None,
+    };
+    let book = match format {
+        Format::Xlsx => Some(xlsx::Workbook::new(cols.as_ref().clone())?),
+        _ => None,
     };
     struct State {
         db: sea_orm::DatabaseConnection,
@@ -196,6 +216,7 @@ pub async fn stream<R: Record>(
         query: String,
         page: Option<records::Page<Value>>,
         header: Option<Vec<u8>>,
+        book: Option<xlsx::Workbook>,
         done: bool,
     }
     let state = State {
@@ -204,6 +225,7 @@ pub async fn stream<R: Record>(
         query,
         page: Some(first),
         header,
+        book,
         done: false,
     };
     Ok(futures_util::stream::unfold(state, move |mut s| {
@@ -223,6 +245,18 @@ pub async fn stream<R: Record>(
                             Err(e) => return Some((Err(std::io::Error::other(e.to_string())), s)),
                         }
                     }
+                    Format::Xlsx => {
+                        let cells: Vec<Value> =
+                            cols.iter().map(|c| xlsx_cell(field(record, c))).collect();
+                        let written = match s.book.as_mut() {
+                            Some(book) => book.row(&cells),
+                            None => Err(Error::Internal("the workbook is gone".to_owned())),
+                        };
+                        if let Err(e) = written {
+                            s.done = true;
+                            return Some((Err(std::io::Error::other(e.to_string())), s));
+                        }
+                    }
                     Format::JsonLines => {
                         out.extend(record.to_string().into_bytes());
                         out.push(b'\n');
@@ -235,6 +269,22 @@ pub async fn stream<R: Record>(
             }
             if page.next_cursor.is_none() && format == Format::ICalendar {
                 out.extend(b"END:VCALENDAR\r\n");
+            }
+            {
+                // The workbook's bytes so far; all of them after the last page.
+                let bytes = if page.next_cursor.is_none() {
+                    s.book.take().map(xlsx::Workbook::finish)
+                } else {
+                    s.book.as_mut().map(xlsx::Workbook::take)
+                };
+                match bytes {
+                    Some(Ok(b)) => out.extend(b),
+                    Some(Err(e)) => {
+                        s.done = true;
+                        return Some((Err(std::io::Error::other(e.to_string())), s));
+                    }
+                    None => {}
+                }
             }
             match page.next_cursor {
                 Some(cursor) => {
