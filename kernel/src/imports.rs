@@ -191,6 +191,25 @@ fn view(m: &import::Model, targets_for_suggestion: Option<&[mapping::Target]>) -
     }
 }
 
+/// A local file as an upload body, in pieces of 1 MiB (the command line
+/// and the benchmark upload files this way).
+pub fn file_body(
+    file: tokio::fs::File,
+) -> std::pin::Pin<Box<dyn Stream<Item = std::result::Result<axum::body::Bytes, String>> + Send>> {
+    Box::pin(futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e.to_string()), file)),
+        }
+    }))
+}
+
 /// The object type named in a path or flag: `contacts`, `contact`...
 pub fn object_named(name: &str) -> Result<ObjectType> {
     let singular = name.strip_suffix('s').unwrap_or(name);

@@ -543,6 +543,7 @@ async fn every_page_renders_in_every_shipped_theme() {
         ("/settings/pipelines".into(), "Proposal"),
         ("/settings/plugins".into(), "Plugins"),
         ("/settings/audit".into(), "Audit log"),
+        ("/imports".into(), "Recent imports"),
     ];
     for (key, product) in &themes {
         app.patch("/api/v1/tenant", json!({"theme": key}))
@@ -1825,6 +1826,7 @@ async fn lists_sort_page_and_save_views_and_pages_escape_and_label_everything() 
         "/settings/pipelines".to_owned(),
         "/settings/api-keys".to_owned(),
         "/settings/audit".to_owned(),
+        "/imports".to_owned(),
         "/profile".to_owned(),
     ] {
         let page = b.get(&path).await;
@@ -2003,6 +2005,7 @@ async fn a_file_is_imported_through_the_pages() {
         .contains("<option value=\"full_name\" selected>")
         .contains("<option value=\"emails\" selected>")
         .contains("ada@example.com");
+    assert_labelled(&at, &mapping.html);
     let fields = [
         ("map_0", "full_name"),
         ("map_1", "emails"),

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use futures_util::StreamExt;
 use sea_orm::ConnectionTrait;
 
 use trellis::context::RequestContext;
@@ -114,25 +113,14 @@ async fn run(args: &Args, url: &str) -> Result<()> {
     ctx.keyring = Some(state.keyring.clone());
     let started = Instant::now();
     let file = tokio::fs::File::open(&path).await?;
-    let body = Box::pin(futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(axum::body::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e.to_string()), file)),
-        }
-    }));
+    let body = imports::file_body(file);
     let up = imports::upload(
         &state.db,
         &ctx,
         ObjectType::Contact,
         Format::Csv,
         "contacts.csv",
-        body.boxed(),
+        body,
     )
     .await?;
     let upload_secs = started.elapsed().as_secs_f64();

@@ -89,18 +89,7 @@ pub async fn run(state: &AppState, args: ImportArgs) -> anyhow::Result<()> {
     let file = tokio::fs::File::open(&args.file)
         .await
         .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let body = Box::pin(futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(axum::body::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e.to_string()), file)),
-        }
-    }));
+    let body = imports::file_body(file);
     let filename = args
         .file
         .file_name()
