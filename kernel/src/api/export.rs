@@ -17,7 +17,8 @@ use crate::crm::export::{self, Format};
 use crate::crm::records::Record;
 use crate::error::{Problem, Result};
 
-async fn export_of<R: Record>(
+/// The export response: the file named for the tenant's brand, streamed.
+pub(crate) async fn export_of<R: Record>(
     state: AppState,
     ctx: RequestContext,
     raw: Option<String>,

@@ -339,6 +339,7 @@ fn routes<R: RecordPage>() -> Router<AppState> {
         .route(&base, get(list::<R>))
         .route(&format!("{base}/new"), get(new_form::<R>).post(create::<R>))
         .route(&format!("{base}/views"), post(save_view::<R>))
+        .route(&format!("{base}/export"), get(export::<R>))
         .route(&format!("{base}/{{id}}"), get(detail::<R>))
         .route(
             &format!("{base}/{{id}}/edit"),
@@ -405,26 +406,30 @@ impl ListParams {
     }
 }
 
-async fn list<R: RecordPage>(
-    State(state): State<AppState>,
-    ui: Ui,
-    RawQuery(raw): RawQuery,
-) -> PageResult {
-    ui.ctx.require(R::OBJECT, Action::Read)?;
-    let params = ListParams::parse(raw.as_deref());
-    let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
-    let defs = custom_fields::definitions(&state.db, ui.ctx.tenant_id, R::OBJECT).await?;
+/// The list's filters as the service takes them, with its search turned
+/// into the matching ids (the list and its export share this).
+struct Searched {
+    /// Pairs, serialized once at the end (the serializer is not `Send`, so
+    /// it may not live across an await).
+    pairs: Vec<(&'static str, String)>,
+    /// Search hits in rank order, when a search without a chosen sort
+    /// lists them best first (at most 100, the list filter's limit).
+    ranked: Option<Vec<String>>,
+    /// A search that found nothing.
+    no_hits: bool,
+}
 
-    // Pairs, serialized once at the end (the serializer is not `Send`, so
-    // it may not live across an await).
-    let mut pairs: Vec<(&str, String)> = params
+async fn searched<R: RecordPage>(
+    state: &AppState,
+    ui: &Ui,
+    params: &ListParams,
+) -> Result<Searched, Error> {
+    let mut pairs: Vec<(&'static str, String)> = params
         .filters
         .iter()
         .map(|f| ("filter", f.clone()))
         .collect();
     let mut no_hits = false;
-    // Search hits in rank order, when a search without a chosen sort lists
-    // them best first (at most 100, the list filter's limit, on one page).
     let mut ranked: Option<Vec<String>> = None;
     if let Some(q) = &params.q {
         if R::INDEXED {
@@ -435,8 +440,8 @@ async fn list<R: RecordPage>(
             } else {
                 let ids: Vec<String> = hits.iter().map(|h| h.id.to_string()).collect();
                 if params.sort.is_none() {
-                    // Best first: the hits are looked up by key (below) and
-                    // put in rank order, on one page.
+                    // Best first: the hits are looked up by key and put in
+                    // rank order, on one page.
                     ranked = Some(ids);
                 } else {
                     pairs.push(("filter", format!("id:in:{}", ids.join(","))));
@@ -446,6 +451,63 @@ async fn list<R: RecordPage>(
             pairs.push(("filter", format!("{}:contains:{q}", R::TITLE)));
         }
     }
+    Ok(Searched {
+        pairs,
+        ranked,
+        no_hits,
+    })
+}
+
+/// The list as a file: `format` (csv, xlsx, jsonl, vcf, ics) of every
+/// record the list's filters, search and sort select, through the API's
+/// export (permission, field rules and audit included).
+async fn export<R: RecordPage>(
+    State(state): State<AppState>,
+    ui: Ui,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let params = ListParams::parse(raw.as_deref());
+    let format = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.into_owned());
+    let Searched {
+        mut pairs,
+        ranked,
+        no_hits,
+    } = searched::<R>(&state, &ui, &params).await?;
+    if no_hits {
+        pairs.push(("filter", "id:is_null:true".to_owned()));
+    }
+    if let Some(ids) = ranked {
+        pairs.push(("filter", format!("id:in:{}", ids.join(","))));
+    }
+    if let Some(s) = &params.sort {
+        pairs.push(("sort", s.clone()));
+    }
+    if let Some(f) = format {
+        pairs.push(("format", f));
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Ok(crate::api::export::export_of::<R>(state, ui.ctx, Some(query)).await?)
+}
+
+async fn list<R: RecordPage>(
+    State(state): State<AppState>,
+    ui: Ui,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    ui.ctx.require(R::OBJECT, Action::Read)?;
+    let params = ListParams::parse(raw.as_deref());
+    let choices = Choices::load(&state, &ui.ctx, R::OBJECT).await?;
+    let defs = custom_fields::definitions(&state.db, ui.ctx.tenant_id, R::OBJECT).await?;
+
+    let Searched {
+        mut pairs,
+        ranked,
+        no_hits,
+    } = searched::<R>(&state, &ui, &params).await?;
     if let Some(s) = &params.sort {
         pairs.push(("sort", s.clone()));
     }
@@ -619,6 +681,7 @@ async fn list<R: RecordPage>(
             "fields": filter_fields,
             "errors": errors,
             "can_create": ui.ctx.can(R::OBJECT, Action::Create),
+            "can_export": ui.ctx.can(R::OBJECT, Action::Export),
             "query": params.query(None, None),
             "views": views,
             "view": Value::Null,

@@ -111,6 +111,7 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "fields",
             "errors",
             "can_create",
+            "can_export",
             "query",
             "total",
         ],
