@@ -592,9 +592,9 @@ async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::R
         &["admin"],
     )
     .await?;
-    let run_jobs = state.config.plugins.run_jobs;
-    if run_jobs && let Some(rt) = state.plugins.clone() {
-        crate::jobs::spawn_runner(state.clone(), rt);
+    // Imports run as jobs too, with or without the plugin host.
+    if state.config.plugins.run_jobs {
+        crate::jobs::spawn_runner(state.clone());
     }
     let listener = tokio::net::TcpListener::bind(bind)
         .await

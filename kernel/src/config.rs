@@ -93,7 +93,8 @@ pub struct PluginConfig {
     pub breaker_threshold: i32,
     /// Timeout of a plugin's outbound HTTP request.
     pub http_timeout_ms: u64,
-    /// Run queued jobs (after-write hooks, plugin jobs) in this process.
+    /// Run queued jobs (imports, after-write hooks, plugin jobs) in this
+    /// process.
     pub run_jobs: bool,
 }
 

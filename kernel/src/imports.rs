@@ -18,7 +18,7 @@ pub mod sources;
 pub mod transform;
 pub mod vcard;
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
@@ -262,22 +262,44 @@ where
     S: Stream<Item = std::result::Result<axum::body::Bytes, String>> + Unpin,
 {
     ctx.require(object, Action::Import)?;
+    // The body goes to a temporary file first and is read there: no
+    // transaction (on SQLite, the database's one writer) waits on a client's
+    // upload speed or on reading a large file.
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| Error::Internal(e.to_string()))?;
+    let mut size: i64 = 0;
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| Error::BadRequest(format!("the upload broke off: {e}")))?;
+        size += piece.len() as i64;
+        file.write_all(&piece)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    if size == 0 {
+        return Err(Error::field("file", "required", "the file is empty"));
+    }
+    file.flush().map_err(|e| Error::Internal(e.to_string()))?;
+    let path = file.path().to_owned();
+    let sniffed = tokio::task::spawn_blocking(move || sources::inspect(&path, format))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let targets = targets(db, ctx, object).await?;
+
+    // Then the file is kept in the database, so that any process can run
+    // the import, in one transaction with the import's row.
     let id = Uuid::now_v7();
     let now = crate::clock::now();
-    let filename: String = filename.chars().take(200).collect();
     let tx = crate::db::tenant_tx(db, ctx).await?;
-    import::ActiveModel {
+    let model = import::ActiveModel {
         id: Set(id),
         tenant_id: Set(ctx.tenant_id),
         object_type: Set(object.as_str().to_owned()),
         format: Set(format.as_str().to_owned()),
-        filename: Set(filename),
-        size_bytes: Set(0),
-        status: Set("uploading".to_owned()),
+        filename: Set(filename.chars().take(200).collect()),
+        size_bytes: Set(size),
+        status: Set("uploaded".to_owned()),
         dry_run: Set(false),
-        source: Set(serde_json::json!({})),
+        source: Set(serde_json::to_value(&sniffed).map_err(|e| Error::Internal(e.to_string()))?),
         options: Set(Value::Null),
-        total_rows: Set(None),
+        total_rows: Set(Some(sniffed.total_rows)),
         committed_rows: Set(0),
         created_count: Set(0),
         updated_count: Set(0),
@@ -295,43 +317,22 @@ where
     }
     .insert(&tx)
     .await?;
-    let mut file = tempfile::NamedTempFile::new().map_err(|e| Error::Internal(e.to_string()))?;
-    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut reader = std::io::BufReader::new(
+        std::fs::File::open(file.path()).map_err(|e| Error::Internal(e.to_string()))?,
+    );
     let mut seq = 0;
-    let mut size: i64 = 0;
-    while let Some(piece) = body.next().await {
-        let piece = piece.map_err(|e| Error::BadRequest(format!("the upload broke off: {e}")))?;
-        size += piece.len() as i64;
-        file.write_all(&piece)
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        std::io::Read::by_ref(&mut reader)
+            .take(CHUNK as u64)
+            .read_to_end(&mut chunk)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        pending.extend_from_slice(&piece);
-        if pending.len() >= CHUNK {
-            store_chunk(&tx, ctx, id, seq, std::mem::take(&mut pending)).await?;
-            seq += 1;
+        if chunk.is_empty() {
+            break;
         }
+        store_chunk(&tx, ctx, id, seq, chunk).await?;
+        seq += 1;
     }
-    if !pending.is_empty() {
-        store_chunk(&tx, ctx, id, seq, pending).await?;
-    }
-    if size == 0 {
-        return Err(Error::field("file", "required", "the file is empty"));
-    }
-    file.flush().map_err(|e| Error::Internal(e.to_string()))?;
-    let path = file.path().to_owned();
-    let sniffed = tokio::task::spawn_blocking(move || sources::inspect(&path, format))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-    let model = import::ActiveModel {
-        id: Set(id),
-        size_bytes: Set(size),
-        status: Set("uploaded".to_owned()),
-        total_rows: Set(Some(sniffed.total_rows)),
-        source: Set(serde_json::to_value(&sniffed).map_err(|e| Error::Internal(e.to_string()))?),
-        ..Default::default()
-    }
-    .update(&tx)
-    .await?;
-    let targets = targets(&tx, ctx, object).await?;
     tx.commit().await?;
     Ok(view(&model, Some(&targets)))
 }
@@ -464,17 +465,7 @@ pub async fn start(
         mapping,
     };
     check_options(db, ctx, object, &options).await?;
-    if !req.dry_run {
-        if options.mode != Mode::Update {
-            ctx.require(object, Action::Create)?;
-        }
-        if options.mode != Mode::Create {
-            ctx.require(object, Action::Update)?;
-        }
-        if options.create_missing_accounts {
-            ctx.require(ObjectType::Account, Action::Create)?;
-        }
-    }
+    require_rights(ctx, object, &options, req.dry_run)?;
     let tx = crate::db::tenant_tx(db, ctx).await?;
     if let Some(name) = &req.save_template {
         save_template(&tx, ctx, object, name, &options).await?;
@@ -496,7 +487,7 @@ pub async fn start(
     )
     .await?;
     let now = crate::clock::now();
-    let model = import::ActiveModel {
+    let queued = import::ActiveModel {
         id: Set(id),
         status: Set("queued".to_owned()),
         dry_run: Set(req.dry_run),
@@ -515,12 +506,52 @@ pub async fn start(
         finished_at: Set(None),
         updated_at: Set(now),
         ..Default::default()
-    }
-    .update(&tx)
-    .await?;
+    };
+    // Only from the state read above: of two starts at once, one wins and
+    // the other is a conflict (its job rolls back with it), so progress is
+    // never reset under a running job.
+    let model = import::Entity::update(queued)
+        .validate()?
+        .filter(import::Column::TenantId.eq(ctx.tenant_id))
+        .filter(import::Column::Status.eq(m.status.as_str()))
+        .filter(import::Column::DryRun.eq(m.dry_run))
+        .exec(&tx)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => Error::Conflict {
+                code: "import_started",
+                message: "this import was started meanwhile".to_owned(),
+            },
+            other => other.into(),
+        })?;
     tx.commit().await?;
     crate::crm::records::kick_jobs(ctx);
     Ok(view(&model, None))
+}
+
+/// The rights an import needs: to import, and to create and/or update
+/// (accounts too, when missing ones are created) unless it is a dry run.
+/// Checked when it starts and again when its job runs.
+pub fn require_rights(
+    ctx: &RequestContext,
+    object: ObjectType,
+    options: &Options,
+    dry_run: bool,
+) -> Result<()> {
+    ctx.require(object, Action::Import)?;
+    if dry_run {
+        return Ok(());
+    }
+    if options.mode != Mode::Update {
+        ctx.require(object, Action::Create)?;
+    }
+    if options.mode != Mode::Create {
+        ctx.require(object, Action::Update)?;
+    }
+    if options.create_missing_accounts {
+        ctx.require(ObjectType::Account, Action::Create)?;
+    }
+    Ok(())
 }
 
 async fn check_options<C: ConnectionTrait>(
@@ -610,7 +641,20 @@ pub async fn cancel(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> 
         .filter(import::Column::Status.is_in(["queued", "running", "uploaded"]))
         .exec(db)
         .await?;
+    forget_file(db, ctx.tenant_id, id).await?;
     get(db, ctx, id).await
+}
+
+/// Deletes an import's stored file once nothing can run it again (done for
+/// real, failed or cancelled); its rejects keep the rows the error file
+/// needs.
+pub async fn forget_file<C: ConnectionTrait>(db: &C, tenant_id: Uuid, id: Uuid) -> Result<()> {
+    import_chunk::Entity::delete_many()
+        .filter(import_chunk::Column::TenantId.eq(tenant_id))
+        .filter(import_chunk::Column::ImportId.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// A saved mapping and options.

@@ -490,6 +490,10 @@ async fn a_crashed_import_resumes_from_its_last_batch_without_duplicates() {
     app.post(&format!("/api/v1/imports/{id}/start"), json!({}))
         .await
         .assert_status(202);
+    // A second start (a double click) is refused, never a reset.
+    app.post(&format!("/api/v1/imports/{id}/start"), json!({}))
+        .await
+        .assert_problem(409, "import_started");
     // A process runs one batch and dies (its job lease left behind).
     let tenant = app.state.db.clone();
     let import_id = uuid::Uuid::parse_str(&id).unwrap();
@@ -522,6 +526,12 @@ async fn a_crashed_import_resumes_from_its_last_batch_without_duplicates() {
         2495
     );
     assert_eq!(rejects(&app, &id).await.len(), 5);
+    // The stored file is gone once the import is done; its rejects stay.
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM import_chunks")
+            .await,
+        0
+    );
 
     // The same file again creates nothing: every row is a duplicate.
     let again = import(

@@ -29,7 +29,7 @@ use crate::imports::sources::{self, Format, Sniffed};
 use crate::imports::transform::{AccountRef, Plan, Prepared, RowError};
 use crate::imports::{Mode, Options};
 use crate::keys::TenantKeys;
-use crate::permissions::{Action, ObjectType};
+use crate::permissions::ObjectType;
 
 /// Rows per batch: large enough to amortise a transaction, small enough
 /// that a crash loses little work.
@@ -90,9 +90,11 @@ pub async fn run(
             .col_expr(import::Column::FinishedAt, Expr::value(now))
             .col_expr(import::Column::UpdatedAt, Expr::value(now))
             .filter(import::Column::Id.eq(m.id))
+            .filter(import::Column::TenantId.eq(m.tenant_id))
             .filter(import::Column::Status.is_in(["queued", "running"]))
             .exec(db)
             .await?;
+        crate::imports::forget_file(db, m.tenant_id, m.id).await?;
         return Ok(Ended::Stopped);
     }
     outcome
@@ -110,9 +112,10 @@ async fn run_loaded(
     let ctx = crate::auth::resume(state, m.tenant_id, &acting).await?;
     let object = ObjectType::parse(&m.object_type)
         .ok_or_else(|| Error::Internal("the import's object type".to_owned()))?;
-    ctx.require(object, Action::Import)?;
     let options: Options = serde_json::from_value(m.options.clone())
         .map_err(|e| Error::Internal(format!("the import's options: {e}")))?;
+    // The rights are those the user holds now, not when the import started.
+    crate::imports::require_rights(&ctx, object, &options, m.dry_run)?;
     let source: Sniffed = serde_json::from_value(m.source.clone())
         .map_err(|e| Error::Internal(format!("the import's file: {e}")))?;
     let format = Format::parse(&m.format)
@@ -124,10 +127,15 @@ async fn run_loaded(
         .col_expr(import::Column::RunStartedAt, Expr::value(now))
         .col_expr(import::Column::RunStartRows, Expr::value(m.committed_rows))
         .filter(import::Column::Id.eq(m.id))
+        .filter(import::Column::TenantId.eq(m.tenant_id))
         .filter(import::Column::Status.is_in(["queued", "running"]))
         .exec(db)
         .await?;
     let file = download(db, m).await?;
+    if let Some(job) = job_id {
+        // Fetching a large file can take a good part of the lease.
+        crate::jobs::renew(db, job).await?;
+    }
     let defs = crate::crm::custom_fields::definitions(db, m.tenant_id, object).await?;
     let targets = mapping::targets(object, &defs);
     let owners = owners(db, m.tenant_id).await?;
@@ -196,7 +204,10 @@ async fn run_loaded(
     }
     drop(rx_batches);
     // The reader stops when nobody listens; its own errors came as batches.
-    let _ = reader.await;
+    // A reader that panicked ended the channel early: that is no success.
+    reader
+        .await
+        .map_err(|e| Error::Internal(format!("reading the file stopped: {e}")))?;
     drop(file);
     if ended == Ended::Done {
         let now = crate::clock::now();
@@ -205,9 +216,14 @@ async fn run_loaded(
             .col_expr(import::Column::FinishedAt, Expr::value(now))
             .col_expr(import::Column::UpdatedAt, Expr::value(now))
             .filter(import::Column::Id.eq(m.id))
+            .filter(import::Column::TenantId.eq(m.tenant_id))
             .filter(import::Column::Status.eq("running"))
             .exec(db)
             .await?;
+        if !m.dry_run {
+            // A dry run's upload may still be started for real.
+            crate::imports::forget_file(db, m.tenant_id, m.id).await?;
+        }
     }
     Ok(ended)
 }
@@ -575,11 +591,10 @@ impl Runner<'_> {
         for (index, item) in batch.items.into_iter().enumerate() {
             let mut errors = item.prepared.errors.clone();
             let found = item.key.as_ref().and_then(|k| existing.get(k));
-            let seen_before = self.m.dry_run
-                && item
-                    .key
-                    .as_ref()
-                    .is_some_and(|k| !self.seen.insert(k.clone()));
+            // A dry run writes nothing, so a key created by an earlier row
+            // of the file is remembered here instead.
+            let seen_before =
+                self.m.dry_run && item.key.as_ref().is_some_and(|k| self.seen.contains(k));
             let write = if !errors.is_empty() {
                 None
             } else {
@@ -592,7 +607,7 @@ impl Runner<'_> {
                         errors.push(duplicate(label, &match_field, None, self.plan));
                         None
                     }
-                    (Mode::Update, None) if !seen_before => {
+                    (Mode::Update, None) => {
                         errors.push(RowError::new(
                             self.plan.column_of(&match_field),
                             Some(&match_field),
@@ -629,6 +644,12 @@ impl Runner<'_> {
                 continue;
             }
             if let Some(w) = write {
+                if self.m.dry_run
+                    && matches!(w, BatchWrite::Create(_))
+                    && let Some(k) = &item.key
+                {
+                    self.seen.insert(k.clone());
+                }
                 writes.push((index, w));
             }
             items.push(Some(item));
