@@ -182,6 +182,26 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI 3.1 document of the API.
+/// A `Content-Disposition` for a download named `name` (RFC 6266): an
+/// ASCII fallback with anything unsafe in a quoted string replaced, and the
+/// name itself in `filename*` (RFC 8187) for browsers that read it.
+pub fn attachment(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().split_for_parts().1
 }
@@ -287,4 +307,21 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::new(body))
+}
+
+#[cfg(test)]
+mod attachment_tests {
+    use super::attachment;
+
+    #[test]
+    fn download_names_are_safe_in_the_header() {
+        assert_eq!(
+            attachment("people.csv"),
+            "attachment; filename=\"people.csv\"; filename*=UTF-8''people.csv"
+        );
+        assert_eq!(
+            attachment("Zoë \"x\"\\\r.csv"),
+            "attachment; filename=\"Zo_ _x___.csv\"; filename*=UTF-8''Zo%C3%AB%20%22x%22%5C%0D.csv"
+        );
+    }
 }

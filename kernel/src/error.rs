@@ -160,6 +160,19 @@ impl Error {
         Error::Validation(vec![FieldError::new(field, code, message)])
     }
 
+    /// The failure as one line for a person: a validation's field messages
+    /// joined, else the error's own message (pages show it above a form).
+    pub fn summary(&self) -> String {
+        match self {
+            Error::Validation(errors) => errors
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
+
     /// The stable code clients match on.
     pub fn code(&self) -> &'static str {
         match self {

@@ -2090,7 +2090,7 @@ async fn a_list_exports_what_it_shows() {
         file.headers["content-disposition"]
             .to_str()
             .unwrap()
-            .ends_with(".csv\""),
+            .ends_with(".csv"),
     );
     let audited = app.get("/api/v1/audit?action=export").await;
     assert_eq!(audited.body["data"].as_array().unwrap().len(), 1);

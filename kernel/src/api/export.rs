@@ -39,10 +39,7 @@ pub(crate) async fn export_of<R: Record>(
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, crate::api::attachment(&name)),
         ],
         Body::from_stream(stream),
     )

@@ -179,10 +179,7 @@ pub async fn errors_file(
                 header::CONTENT_TYPE,
                 rejects::file_type(format).0.to_owned(),
             ),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", name.replace('"', "")),
-            ),
+            (header::CONTENT_DISPOSITION, crate::api::attachment(&name)),
         ],
         Body::from_stream(stream),
     )

@@ -191,7 +191,7 @@ async fn run_loaded(
             // empty table) the planner looks up each batch's matches by
             // scanning the tenant's rows instead of the email index, and
             // every batch gets slower. Refreshed after 1, 4, 16... batches.
-            let mut tables = vec![object_table(object)];
+            let mut tables = vec![object.table()];
             if object == ObjectType::Contact {
                 tables.push("accounts");
             }
@@ -287,13 +287,6 @@ fn match_key(prepared: &Prepared, key: &str, kind: &Kind) -> Option<String> {
             Value::Null => None,
             other => Some(other.to_string()),
         },
-    }
-}
-
-fn object_table(object: ObjectType) -> &'static str {
-    match object {
-        ObjectType::Account => "accounts",
-        _ => "contacts",
     }
 }
 

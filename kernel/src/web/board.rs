@@ -186,14 +186,7 @@ pub async fn move_deal(
         }
         (Err(PageError(e)), true) => {
             let status = e.status();
-            let message = match &e {
-                Error::Validation(errors) => errors
-                    .iter()
-                    .map(|f| f.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                other => other.to_string(),
-            };
+            let message = e.summary();
             let status = if status.is_server_error() {
                 StatusCode::INTERNAL_SERVER_ERROR
             } else {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{Error, FieldError};
+use crate::error::Error;
 use crate::imports::mapping::ColumnMapping;
 use crate::imports::sources::Format;
 use crate::imports::{self, ImportView, Mode, StartRequest};
@@ -80,10 +80,10 @@ async fn upload(State(state): State<AppState>, ui: Ui, mut form: Multipart) -> P
     while let Some(field) = form.next_field().await.map_err(bad_form)? {
         match field.name() {
             Some("_csrf") => {
-                let token = field.text().await.map_err(bad_form)?;
+                let token = small_text(field).await?;
                 csrf_ok = security::same(&token, &ui.csrf);
             }
-            Some("object") => object = Some(field.text().await.map_err(bad_form)?),
+            Some("object") => object = Some(small_text(field).await?),
             Some("file") => {
                 if !csrf_ok {
                     return Err(PageError(Error::Forbidden(
@@ -126,7 +126,7 @@ async fn upload(State(state): State<AppState>, ui: Ui, mut form: Multipart) -> P
                     Ok(v) => v,
                     Err(Error::BadRequest(m)) => return again(&state, &ui, &m).await,
                     Err(e @ Error::Validation(_)) => {
-                        return again(&state, &ui, &problem_text(&e)).await;
+                        return again(&state, &ui, &e.summary()).await;
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -138,20 +138,22 @@ async fn upload(State(state): State<AppState>, ui: Ui, mut form: Multipart) -> P
     again(&state, &ui, "Choose a file to import.").await
 }
 
-fn bad_form(e: axum::extract::multipart::MultipartError) -> PageError {
-    PageError(Error::BadRequest(format!("the upload broke off: {e}")))
+/// A short text field of the form, refused past 1 KiB (the body has no
+/// overall cap here: the file streams).
+async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, PageError> {
+    let mut bytes = Vec::new();
+    while let Some(piece) = field.chunk().await.map_err(bad_form)? {
+        bytes.extend_from_slice(&piece);
+        if bytes.len() > 1024 {
+            return Err(PageError(Error::PayloadTooLarge));
+        }
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| PageError(Error::BadRequest("a form field is not UTF-8".to_owned())))
 }
 
-/// The errors of a problem as one line.
-fn problem_text(e: &Error) -> String {
-    match e {
-        Error::Validation(errors) => errors
-            .iter()
-            .map(|f: &FieldError| f.message.clone())
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
-    }
+fn bad_form(e: axum::extract::multipart::MultipartError) -> PageError {
+    PageError(Error::BadRequest(format!("the upload broke off: {e}")))
 }
 
 /// The imports page again, with what went wrong.
@@ -280,7 +282,7 @@ async fn start(
                 &state,
                 &ui,
                 view,
-                vec![problem_text(&e)],
+                vec![e.summary()],
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
@@ -309,7 +311,7 @@ async fn errors_file(State(state): State<AppState>, ui: Ui, Path(id): Path<Uuid>
             (header::CONTENT_TYPE, content_type.to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", filename.replace('"', "")),
+                crate::api::attachment(&filename),
             ),
         ],
         axum::body::Body::from_stream(stream),
