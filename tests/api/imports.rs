@@ -470,6 +470,47 @@ async fn contacts_link_to_accounts_found_or_created() {
             .await,
         3
     );
+
+    // One account per company however the rows spell its case, with or
+    // without its domain; a name with non-ASCII capitals finds itself.
+    let csv = "Email,Company,Website
+               e@hooli.com,Hooli,hooli.com
+               f@hooli.com,HOOLI,
+               g@aerzte.de,Ärzte GmbH,
+               h@aerzte.de,ÄRZTE GMBH,
+";
+    let done = import(
+        &app,
+        "contacts",
+        "more.csv",
+        csv.as_bytes().to_vec(),
+        json!({"create_missing_accounts": true}),
+    )
+    .await;
+    assert_eq!(done["created"], 4, "{done:#}");
+    let csv = "Email,Company
+i@aerzte.de,Ärzte GmbH
+";
+    let done = import(
+        &app,
+        "contacts",
+        "again.csv",
+        csv.as_bytes().to_vec(),
+        json!({"create_missing_accounts": true}),
+    )
+    .await;
+    assert_eq!(done["created"], 1, "{done:#}");
+    let accounts = app.get("/api/v1/accounts?limit=50&sort=name").await.body;
+    let names: Vec<&str> = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Acme Corp", "Globex", "Hooli", "Initech", "Ärzte GmbH"]
+    );
 }
 
 #[tokio::test]

@@ -290,6 +290,18 @@ fn match_key(prepared: &Prepared, key: &str, kind: &Kind) -> Option<String> {
     }
 }
 
+/// Whether two rows name one account: the same domain, or (when either has
+/// none) the same name whatever its case.
+fn same_account(a: &AccountRef, b: &AccountRef) -> bool {
+    match (&a.domain, &b.domain) {
+        (Some(x), Some(y)) => x == y,
+        _ => match (&a.name, &b.name) {
+            (Some(x), Some(y)) => x.to_lowercase() == y.to_lowercase(),
+            _ => false,
+        },
+    }
+}
+
 /// The reading side: rows to batches. A batch ends early before a row
 /// whose match value is already in it, so that the row sees the earlier
 /// one's record (written by then) and is judged against it.
@@ -712,9 +724,12 @@ impl Runner<'_> {
             return Ok((found, failed));
         }
         let domains: Vec<String> = refs.iter().filter_map(|(_, a)| a.domain.clone()).collect();
+        // SQLite's LOWER folds ASCII letters only: the name lowered that way
+        // too, so `Ärzte GmbH` finds itself on either database.
         let names: Vec<String> = refs
             .iter()
-            .filter_map(|(_, a)| a.name.as_ref().map(|n| n.to_lowercase()))
+            .filter_map(|(_, a)| a.name.as_ref())
+            .flat_map(|n| [n.to_lowercase(), n.to_ascii_lowercase()])
             .collect();
         let mut by_domain: HashMap<String, Uuid> = HashMap::new();
         let mut by_name: HashMap<String, Uuid> = HashMap::new();
@@ -746,10 +761,18 @@ impl Runner<'_> {
                     .or_else(|| a.name.as_ref().and_then(|n| by_name.get(&n.to_lowercase())))
                     .copied()
             };
-        // Missing accounts, each created once however many rows name it.
+        // Missing accounts, each created once however many rows name it and
+        // however they spell its case: those with a domain first, then names
+        // no wanted account already has.
         let mut wanted: Vec<AccountRef> = Vec::new();
-        for (_, a) in refs {
-            if lookup(a, &by_domain, &by_name).is_none() && !wanted.contains(a) {
+        let missing = refs
+            .iter()
+            .map(|(_, a)| a)
+            .filter(|a| lookup(a, &by_domain, &by_name).is_none());
+        let (with_domain, name_only): (Vec<&AccountRef>, Vec<&AccountRef>) =
+            missing.partition(|a| a.domain.is_some());
+        for a in with_domain.into_iter().chain(name_only) {
+            if !wanted.iter().any(|w| same_account(w, a)) {
                 wanted.push(a.clone());
             }
         }
@@ -812,7 +835,7 @@ impl Runner<'_> {
                     found.insert(*index, id);
                 }
                 None => {
-                    let pos = wanted.iter().position(|w| w == a);
+                    let pos = wanted.iter().position(|w| same_account(w, a));
                     let errors = pos
                         .and_then(|p| creation_errors.get(&p).cloned())
                         .unwrap_or_else(|| {
