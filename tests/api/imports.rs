@@ -986,3 +986,35 @@ async fn plugin_hooks_run_on_imported_rows() {
     );
     assert_eq!(by_email(&all, "grace@example.com")["last_name"], "Hopper");
 }
+
+/// A unique custom value claimed by a new row and an updated row of one
+/// batch is written once: the new row is rejected, on both databases.
+#[tokio::test]
+async fn a_unique_value_is_not_claimed_twice_in_one_batch() {
+    let app = TestApp::new().await;
+    app.create(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "ext", "label": "External id", "field_type": "text", "unique": true}),
+    )
+    .await;
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Old", "emails": [{"address": "old@example.com"}], "custom": {"ext": "E1"}}),
+    )
+    .await;
+    let csv = "Email,External id\nnew@example.com,E2\nold@example.com,E2\n";
+    let done = import(
+        &app,
+        "contacts",
+        "ext.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mode": "upsert", "match_on": "emails"}),
+    )
+    .await;
+    assert_eq!(done["updated"], 1, "{done:#}");
+    assert_eq!(done["created"], 0, "{done:#}");
+    assert_eq!(done["rejected"], 1);
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad[0]["row"], 1);
+    assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM contacts").await, 1);
+}

@@ -1112,13 +1112,25 @@ pub async fn import_batch<R: Record>(
             }
         }
     }
-    // Two new rows of the batch may not claim one unique value.
-    let models: Vec<R::Model> = created.iter().map(|(_, m)| m.clone()).collect();
+    // A new row may not claim a unique value another row of the batch
+    // claims: the database check saw neither the batch's other new rows
+    // (written below) nor, for rows before an update, that update. Updates
+    // come first, so the new row is the one refused.
+    let models: Vec<R::Model> = updated
+        .iter()
+        .map(|(_, m, _)| m.clone())
+        .chain(created.iter().map(|(_, m)| m.clone()))
+        .collect();
     let mut clashes = Vec::new();
     check_batch_uniqueness::<R>(defs, &models, &mut clashes);
-    let clashing: Vec<usize> = clashes.iter().map(|c| c.index).collect();
+    let clashing: Vec<usize> = clashes
+        .iter()
+        .filter_map(|c| c.index.checked_sub(updated.len()))
+        .collect();
     for c in clashes {
-        refused.push((created[c.index].0, Error::Validation(c.errors)));
+        if let Some(i) = c.index.checked_sub(updated.len()) {
+            refused.push((created[i].0, Error::Validation(c.errors)));
+        }
     }
     let mut i = 0;
     created.retain(|_| {
