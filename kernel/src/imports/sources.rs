@@ -493,8 +493,36 @@ fn json_cell(v: Option<&Value>) -> String {
 
 /// The first worksheet of a workbook as text cells (dates as ISO 8601,
 /// whole numbers without a decimal point).
+/// The most unpacked XML an XLSX workbook may hold: its first sheet is read
+/// whole into memory (calamine has no row-by-row reader), so a small file
+/// that unpacks to gigabytes is refused before it is read.
+const MAX_XLSX_UNPACKED: u64 = 512 << 20;
+
+/// Refuses a workbook whose parts unpack to more than `limit` bytes (the
+/// sizes its zip directory declares; the zip reader holds entries to them).
+fn check_unpacked(path: &Path, limit: u64) -> Result<()> {
+    let mut zip = zip::ZipArchive::new(File::open(path).map_err(io)?)
+        .map_err(|e| bad_file(format!("not a readable XLSX workbook: {e}")))?;
+    let mut unpacked: u64 = 0;
+    for i in 0..zip.len() {
+        let entry = zip
+            .by_index_raw(i)
+            .map_err(|e| bad_file(format!("not a readable XLSX workbook: {e}")))?;
+        unpacked = unpacked.saturating_add(entry.size());
+    }
+    if unpacked > limit {
+        return Err(bad_file(format!(
+            "the workbook unpacks to {} MiB, more than the {} MiB an XLSX import reads; save it as CSV, which has no such limit",
+            unpacked >> 20,
+            limit >> 20
+        )));
+    }
+    Ok(())
+}
+
 fn read_sheet(path: &Path) -> Result<Vec<Vec<String>>> {
     use calamine::{Data, Reader as _};
+    check_unpacked(path, MAX_XLSX_UNPACKED)?;
     let mut book: calamine::Xlsx<_> = calamine::open_workbook(path)
         .map_err(|e| bad_file(format!("not a readable XLSX workbook: {e}")))?;
     let range = book
@@ -573,5 +601,25 @@ mod tests {
             }
             assert_eq!(got, want, "{text:?}");
         }
+    }
+
+    /// A workbook that unpacks to more than the limit is refused before
+    /// it is read.
+    #[test]
+    fn a_workbook_that_unpacks_too_far_is_refused() {
+        use std::io::Write;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(file.path()).unwrap());
+        zip.start_file(
+            "xl/worksheets/sheet1.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(&vec![b' '; 3 << 20]).unwrap();
+        zip.finish().unwrap();
+        assert!(std::fs::metadata(file.path()).unwrap().len() < 100 << 10);
+        assert!(check_unpacked(file.path(), 4 << 20).is_ok());
+        let err = check_unpacked(file.path(), 2 << 20).unwrap_err();
+        assert!(err.summary().contains("unpacks to 3 MiB"), "{err:?}");
     }
 }
