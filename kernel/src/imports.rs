@@ -771,12 +771,9 @@ pub async fn create_template(
 ) -> Result<Template> {
     let object = object_named(&input.object)?;
     ctx.require(object, Action::Import)?;
+    let targets = targets(db, ctx, object).await?;
     for (i, m) in input.options.mapping.iter().enumerate() {
-        if targets(db, ctx, object)
-            .await?
-            .iter()
-            .all(|t| t.key != m.field)
-        {
+        if targets.iter().all(|t| t.key != m.field) {
             return Err(Error::field(
                 format!("options.mapping[{i}].field"),
                 "unknown_field",

@@ -1018,3 +1018,77 @@ async fn a_unique_value_is_not_claimed_twice_in_one_batch() {
     assert_eq!(bad[0]["row"], 1);
     assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM contacts").await, 1);
 }
+
+/// The error file of a vCard or JSON-lines import is in that format: the
+/// rejected cards or lines only, each carrying its errors, and importing
+/// it again once fixed brings in exactly those.
+#[tokio::test]
+async fn error_files_keep_the_uploads_format() {
+    let app = TestApp::new().await;
+    let cards = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Good Card\r\nN:Card;Good;;;\r\nEMAIL:good@example.com\r\nEND:VCARD\r\n\
+                 BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Bad Card\r\nN:Card;Bad;;;\r\nEMAIL:bad-at-example.com\r\nEND:VCARD\r\n";
+    let done = import(
+        &app,
+        "contacts",
+        "cards.vcf",
+        cards.as_bytes().to_vec(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (done["created"].as_i64(), done["rejected"].as_i64()),
+        (Some(1), Some(1)),
+        "{done:#}"
+    );
+    let id = done["id"].as_str().unwrap();
+    let res = app.get(&format!("/api/v1/imports/{id}/errors-file")).await;
+    res.assert_status(200);
+    assert!(
+        res.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/vcard")
+    );
+    let file = res.body.as_str().unwrap().to_owned();
+    assert_eq!(file.matches("BEGIN:VCARD").count(), 1, "{file}");
+    assert!(
+        file.contains("FN:Bad Card") && !file.contains("Good Card"),
+        "{file}"
+    );
+    assert!(file.contains("X-TRELLIS-IMPORT-ERRORS:"), "{file}");
+    let fixed = file.replace("bad-at-example.com", "bad@example.com");
+    let again = import(&app, "contacts", "fixed.vcf", fixed.into_bytes(), json!({})).await;
+    assert_eq!(
+        (again["created"].as_i64(), again["rejected"].as_i64()),
+        (Some(1), Some(0)),
+        "{again:#}"
+    );
+
+    let lines = "{\"first_name\":\"Ok\",\"emails\":\"ok@example.com\"}\n{\"first_name\":\"No\",\"emails\":\"no-at-example.com\"}\n";
+    let done = import(
+        &app,
+        "contacts",
+        "rows.jsonl",
+        lines.as_bytes().to_vec(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (done["created"].as_i64(), done["rejected"].as_i64()),
+        (Some(1), Some(1)),
+        "{done:#}"
+    );
+    let id = done["id"].as_str().unwrap();
+    let res = app.get(&format!("/api/v1/imports/{id}/errors-file")).await;
+    res.assert_status(200);
+    let line: Value = match res.body {
+        Value::String(s) => serde_json::from_str(s.trim()).unwrap(),
+        other => other,
+    };
+    assert_eq!(line["first_name"], "No");
+    assert!(
+        line["Import errors"].as_str().unwrap().contains("emails"),
+        "{line}"
+    );
+    assert_eq!(app.count_contacts().await, 3);
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// Escapes a TEXT value (RFC 6350 3.4, RFC 5545 3.3.11).
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -26,7 +26,7 @@ fn escape(s: &str) -> String {
 }
 
 /// One content line, folded at 75 octets, ending in CRLF.
-fn line(out: &mut String, name: &str, value: &str) {
+pub fn line(out: &mut String, name: &str, value: &str) {
     let full = format!("{name}:{value}");
     let mut width = 0;
     for c in full.chars() {

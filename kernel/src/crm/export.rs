@@ -166,8 +166,10 @@ fn field<'a>(record: &'a Value, column: &str) -> Option<&'a Value> {
     }
 }
 
-fn csv_line(values: impl IntoIterator<Item = String>) -> Result<Vec<u8>> {
+/// One CSV record (RFC 4180: quoted where needed, CRLF) with `delimiter`.
+pub fn csv_line(delimiter: u8, values: impl IntoIterator<Item = String>) -> Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter)
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     w.write_record(values)
@@ -200,7 +202,7 @@ pub async fn stream<R: Record>(
     )
     .await?;
     let header = match format {
-        Format::Csv => Some(csv_line(cols.iter().cloned())?),
+        Format::Csv => Some(csv_line(b',', cols.iter().cloned())?),
         Format::ICalendar => Some(
             b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Trellis//Trellis CRM//EN\r\n".to_vec(),
         ),
@@ -239,7 +241,7 @@ pub async fn stream<R: Record>(
             for record in &page.data {
                 match format {
                     Format::Csv => {
-                        let line = csv_line(cols.iter().map(|c| cell(field(record, c))));
+                        let line = csv_line(b',', cols.iter().map(|c| cell(field(record, c))));
                         match line {
                             Ok(l) => out.extend(l),
                             Err(e) => return Some((Err(std::io::Error::other(e.to_string())), s)),

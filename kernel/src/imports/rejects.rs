@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::context::RequestContext;
 use crate::entities::import_reject;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::imports::sources::{Format, Sniffed};
 use crate::imports::transform::RowError;
 
@@ -93,16 +93,6 @@ pub fn file_type(format: Format) -> (&'static str, &'static str) {
     }
 }
 
-fn csv_record(delimiter: u8, cells: &[String]) -> Result<Vec<u8>> {
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    w.write_record(cells)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    w.into_inner().map_err(|e| Error::Internal(e.to_string()))
-}
-
 fn render(format: Format, source: &Sniffed, m: &import_reject::Model) -> Result<Vec<u8>> {
     let (_, errors) = errors_of(m);
     let why = summary(&errors);
@@ -123,7 +113,7 @@ fn render(format: Format, source: &Sniffed, m: &import_reject::Model) -> Result<
             } else {
                 b','
             };
-            csv_record(d, &cells)?
+            crate::crm::export::csv_line(d, cells)?
         }
         Format::Jsonl => {
             let line = match &m.raw {
@@ -139,12 +129,12 @@ fn render(format: Format, source: &Sniffed, m: &import_reject::Model) -> Result<
         }
         Format::Vcard => {
             let card = m.raw.as_str().unwrap_or_default();
-            let escaped = why
-                .replace('\\', "\\\\")
-                .replace(',', "\\,")
-                .replace(';', "\\;")
-                .replace('\n', "\\n");
-            let note = format!("X-TRELLIS-IMPORT-ERRORS:{escaped}\r\n");
+            let mut note = String::new();
+            crate::crm::cards::line(
+                &mut note,
+                "X-TRELLIS-IMPORT-ERRORS",
+                &crate::crm::cards::escape(&why),
+            );
             match card.rfind("END:VCARD") {
                 Some(at) => format!("{}{note}{}", &card[..at], &card[at..]).into_bytes(),
                 None => format!("{card}{note}").into_bytes(),
@@ -175,7 +165,7 @@ pub async fn file(
             } else {
                 b','
             };
-            csv_record(d, &headers)?
+            crate::crm::export::csv_line(d, headers.iter().cloned())?
         }
         _ => Vec::new(),
     };
