@@ -83,6 +83,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(activities::bulk))
         .routes(routes!(relations::contact_timeline))
+        .routes(routes!(relations::contact_duplicates))
+        .routes(routes!(relations::account_duplicates))
         .routes(routes!(relations::account_timeline))
         .routes(routes!(relations::deal_timeline))
         .routes(routes!(relations::move_deal))

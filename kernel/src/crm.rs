@@ -8,6 +8,7 @@ pub mod checks;
 pub mod contacts;
 pub mod custom_fields;
 pub mod deals;
+pub mod duplicates;
 pub mod export;
 pub mod field_definitions;
 pub mod links;

@@ -12,6 +12,7 @@ mod cli;
 mod contacts;
 mod custom_fields;
 mod deals;
+mod duplicates;
 mod editions;
 mod errors;
 mod export;

@@ -150,6 +150,8 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/api/v1/import-templates"),
         ("post", "/api/v1/import-templates"),
         ("delete", "/api/v1/import-templates/{id}"),
+        ("get", "/api/v1/contacts/{id}/duplicates"),
+        ("get", "/api/v1/accounts/{id}/duplicates"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

@@ -256,3 +256,32 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>> {
     crate::db::ping(&state.db).await?;
     Ok(Json(serde_json::json!({"status": "ok"})))
 }
+
+/// The contact's likely duplicates (same email, same phone number, a name
+/// alike), each with a confidence from 0 to 1 and its reasons, most likely
+/// first; only records the caller may read.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/duplicates", tag = "contacts",
+    responses((status = 200, body = Vec<crate::crm::duplicates::Candidate>), (status = 404, body = Problem)))]
+pub async fn contact_duplicates(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<crate::crm::duplicates::Candidate>>> {
+    Ok(Json(
+        crate::crm::duplicates::contacts(&state.db, &ctx, id).await?,
+    ))
+}
+
+/// The account's likely duplicates (same domain, a name alike), each with a
+/// confidence from 0 to 1 and its reasons, most likely first.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/duplicates", tag = "accounts",
+    responses((status = 200, body = Vec<crate::crm::duplicates::Candidate>), (status = 404, body = Problem)))]
+pub async fn account_duplicates(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<crate::crm::duplicates::Candidate>>> {
+    Ok(Json(
+        crate::crm::duplicates::accounts(&state.db, &ctx, id).await?,
+    ))
+}

@@ -406,7 +406,13 @@ impl Record for Contacts {
         let mut body: Vec<String> = c.emails.iter().map(|e| e.address.clone()).collect();
         for p in &c.phones {
             body.push(p.number.clone());
-            body.push(p.number.chars().filter(char::is_ascii_digit).collect());
+            let digits: String = p.number.chars().filter(char::is_ascii_digit).collect();
+            // The last nine digits find the same line written with or
+            // without its country code (duplicate detection searches them).
+            if digits.len() > 9 {
+                body.push(digits[digits.len() - 9..].to_owned());
+            }
+            body.push(digits);
         }
         body.extend(c.job_title.clone());
         body.extend(c.tags.iter().cloned());
