@@ -54,7 +54,7 @@ pub async fn contacts(
 ) -> Result<Vec<Candidate>> {
     let me = one::<Contacts>(db, ctx, id).await?;
     let emails = list_of(&me, "emails", "address", |s| s.trim().to_lowercase());
-    let phones = list_of(&me, "phones", "number", |s| digits(s));
+    let phones = list_of(&me, "phones", "number", digits);
     let name = person_name(&me);
     let mut queries: Vec<String> = emails.iter().cloned().collect();
     // The search index holds each number's last nine digits as a word.
@@ -76,7 +76,7 @@ pub async fn contacts(
         if let Some(e) = emails.intersection(&their_emails).next() {
             evidence.push((0.95, reason("same_email", e.clone())));
         }
-        let their_phones = list_of(&other, "phones", "number", |s| digits(s));
+        let their_phones = list_of(&other, "phones", "number", digits);
         if let Some(p) = phones
             .iter()
             .find(|p| p.len() >= 7 && their_phones.iter().any(|q| same_number(p, q)))
@@ -101,7 +101,9 @@ pub async fn accounts(
     let me = one::<Accounts>(db, ctx, id).await?;
     let name = text(&me, "name");
     let domain = text(&me, "domain").to_lowercase();
-    let mut queries: Vec<String> = name_prefixes(&[name.clone()]).into_iter().collect();
+    let mut queries: Vec<String> = name_prefixes(std::slice::from_ref(&name))
+        .into_iter()
+        .collect();
     if !domain.is_empty() {
         queries.push(domain.clone());
     }
