@@ -98,6 +98,11 @@ pub enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Maintain the search index.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Import contacts or accounts from a CSV, XLSX, JSON lines or vCard
     /// file (the API's import, run here with a progress bar).
     Import(import::ImportArgs),
@@ -118,6 +123,17 @@ pub enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Rewrite the search documents of every contact, account and deal from
+    /// the records (after an upgrade that changed them, or to repair).
+    Reindex {
+        /// Only this tenant (slug).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -402,6 +418,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin { command } => plugin::run(command, config).await,
+        Command::Search {
+            command: SearchCommand::Reindex { tenant },
+        } => {
+            let state = AppState::open(config).await?;
+            let tenant = match tenant {
+                Some(slug) => Some(tenant_by_slug(&state, &slug).await?.id),
+                None => None,
+            };
+            let n = crate::crm::search::reindex(&state.db, tenant).await?;
+            println!("reindexed {n} records");
+            Ok(())
+        }
         Command::Import(args) => {
             let state = AppState::open(config).await?;
             import::run(&state, args).await

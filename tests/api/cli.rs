@@ -271,3 +271,44 @@ async fn contacts_import_from_the_command_line() {
     assert!(stderr.contains("nickname"), "{stderr}");
     assert_eq!(app.count_contacts().await, 2);
 }
+
+/// `trellis search reindex` rewrites lost or stale search documents from
+/// the records: a contact whose document is gone is found again, by name
+/// and by its phone's last nine digits.
+#[tokio::test]
+async fn search_reindex_from_the_command_line() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::new().await;
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Zebulon", "last_name": "Pike", "phones": [{"number": "+1 202 555 0143"}]}),
+    )
+    .await;
+    assert_eq!(found(&app, "Zebulon").await, 1);
+    app.state
+        .db
+        .execute_unprepared("DELETE FROM search_documents")
+        .await
+        .unwrap();
+    assert_eq!(found(&app, "Zebulon").await, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &["search", "reindex", "--tenant", "default"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("reindexed 1 records"), "{stdout}");
+    assert_eq!(found(&app, "Zebulon").await, 1);
+    assert_eq!(found(&app, "025550143").await, 1);
+}
+
+async fn found(app: &TestApp, q: &str) -> usize {
+    let path = format!("/api/v1/search?q={q}&types=contact");
+    app.get(&path).await.body.as_array().unwrap().len()
+}

@@ -82,3 +82,48 @@ fn visible_title(visible: &serde_json::Value) -> String {
         })
         .unwrap_or_else(|| "(restricted)".to_owned())
 }
+
+/// Rewrites the search documents of every contact, account and deal (of
+/// one tenant, or all), from the records as they are: after the documents'
+/// shape changed, or to repair the index. Pages of 1,000 by id, each page
+/// one transaction, so it runs beside normal traffic. Returns the
+/// documents written.
+pub async fn reindex(db: &DatabaseConnection, tenant: Option<uuid::Uuid>) -> Result<u64> {
+    use crate::crm::{accounts::Accounts, contacts::Contacts, deals::Deals};
+    Ok(reindex_type::<Contacts>(db, tenant).await?
+        + reindex_type::<Accounts>(db, tenant).await?
+        + reindex_type::<Deals>(db, tenant).await?)
+}
+
+async fn reindex_type<R: records::Record>(
+    db: &DatabaseConnection,
+    tenant: Option<uuid::Uuid>,
+) -> Result<u64> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+    let mut after: Option<uuid::Uuid> = None;
+    let mut written = 0;
+    loop {
+        let mut find = R::Entity::find();
+        if let Some(t) = tenant {
+            find = find.filter(Expr::col("tenant_id").eq(t));
+        }
+        if let Some(a) = after {
+            find = find.filter(Expr::col("id").gt(a));
+        }
+        let page: Vec<R::Model> = find
+            .order_by_asc(Expr::col("id"))
+            .limit(1000)
+            .all(db)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(written);
+        };
+        after = Some(R::id(last));
+        let docs: Vec<_> = page.iter().filter_map(R::search_document).collect();
+        let tx = db.begin().await?;
+        search::upsert(&tx, &docs).await?;
+        tx.commit().await?;
+        written += docs.len() as u64;
+    }
+}
