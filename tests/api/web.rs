@@ -518,6 +518,10 @@ async fn every_page_renders_in_every_shipped_theme() {
         // The relationship map names the related contact and the kind.
         (format!("/contacts/{c}"), "colleague"),
         (format!("/contacts/{c}/edit"), ">ada@example.com</textarea>"),
+        (
+            format!("/contacts/{c}/duplicates"),
+            "Possible duplicates of",
+        ),
         ("/contacts/new".into(), "New contact"),
         ("/accounts".into(), "Northwind Retail"),
         (format!("/accounts/{a}"), "Account hierarchy"),
@@ -2108,4 +2112,51 @@ async fn a_list_exports_what_it_shows() {
         .assert(200)
         .lacks("format=csv");
     reader.get("/contacts/export?format=csv").await.assert(403);
+}
+
+/// A contact's page links to its likely duplicates: the page lists them,
+/// most likely first, with how sure and why, linking to each.
+#[tokio::test]
+async fn likely_duplicates_are_shown_with_their_reasons() {
+    let app = TestApp::new().await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace", "emails": [{"address": "ada@example.com"}]}),
+        )
+        .await;
+    let twin = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace", "emails": [{"address": "ada@example.com"}]}),
+        )
+        .await;
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Grace", "last_name": "Hopper"}),
+    )
+    .await;
+    let mut b = admin_browser(&app).await;
+    let id = ada["id"].as_str().unwrap();
+    b.get(&format!("/contacts/{id}"))
+        .await
+        .assert(200)
+        .contains(&format!("/contacts/{id}/duplicates"));
+    let page = b.get(&format!("/contacts/{id}/duplicates")).await;
+    page.assert(200)
+        .contains("Possible duplicates of Ada Lovelace")
+        .contains(twin["id"].as_str().unwrap())
+        .contains("98%")
+        .contains("ada@example.com")
+        .lacks("Grace Hopper");
+    assert_labelled("/contacts/duplicates", &page.html);
+    let grace_list = app
+        .get("/api/v1/contacts?filter=first_name:eq:Grace")
+        .await
+        .body;
+    let grace = grace_list["data"][0]["id"].as_str().unwrap();
+    b.get(&format!("/contacts/{grace}/duplicates"))
+        .await
+        .assert(200)
+        .contains("No likely duplicates.");
 }

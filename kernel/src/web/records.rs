@@ -327,6 +327,8 @@ impl RecordPage for Activities {
 /// The routes of the four record types.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/contacts/{id}/duplicates", get(duplicates::<Contacts>))
+        .route("/accounts/{id}/duplicates", get(duplicates::<Accounts>))
         .merge(routes::<Contacts>())
         .merge(routes::<Accounts>())
         .merge(routes::<Deals>())
@@ -404,6 +406,47 @@ impl ListParams {
         }
         s.finish()
     }
+}
+
+/// A record's likely duplicates (contacts and accounts), each with its
+/// confidence and reasons, linking to both records.
+async fn duplicates<R: RecordPage>(
+    State(state): State<AppState>,
+    ui: Ui,
+    Path(id): Path<Uuid>,
+) -> PageResult {
+    let found = match R::OBJECT {
+        ObjectType::Account => crate::crm::duplicates::accounts(&state.db, &ui.ctx, id).await?,
+        _ => crate::crm::duplicates::contacts(&state.db, &ui.ctx, id).await?,
+    };
+    let title = records::among::<R>(&state.db, &ui.ctx, None, &[id])
+        .await?
+        .first()
+        .and_then(|r| r.get(R::TITLE))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let candidates: Vec<Value> = found
+        .iter()
+        .map(|c| {
+            json!({
+                "href": format!("/{}/{}", R::PATH, c.id),
+                "name": c.name,
+                "percent": (c.score * 100.0).round(),
+                "reasons": c.reasons.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(ui.render(
+        &state,
+        "duplicates.html",
+        json!({
+            "title": format!("Possible duplicates of {title}"),
+            "object": object_json::<R>(),
+            "record": {"id": id, "href": format!("/{}/{id}", R::PATH)},
+            "candidates": candidates,
+        }),
+    ))
 }
 
 /// The list's filters as the service takes them, with its search turned

@@ -170,6 +170,10 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "rejects",
         ],
     ),
+    (
+        "duplicates.html",
+        &["title", "object", "record", "candidates"],
+    ),
     ("error.html", &["title", "status", "message"]),
 ];
 
