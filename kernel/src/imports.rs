@@ -375,14 +375,27 @@ pub async fn load<C: ConnectionTrait>(
 
 /// One import's state and progress.
 pub async fn get(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Result<ImportView> {
+    Ok(get_with_targets(db, ctx, id).await?.0)
+}
+
+/// An import and, while a mapping can still be chosen for it (uploaded, or
+/// after a dry run), the fields it can fill: loaded once for both the
+/// suggestion and a page's choices.
+pub async fn get_with_targets(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<(ImportView, Option<Vec<mapping::Target>>)> {
     let m = load(db, ctx, id).await?;
     let object = ObjectType::parse(&m.object_type).ok_or(Error::NotFound("import"))?;
-    let suggest = if m.status == "uploaded" {
+    let mappable = m.status == "uploaded" || (m.status == "done" && m.dry_run);
+    let targets = if mappable {
         Some(targets(db, ctx, object).await?)
     } else {
         None
     };
-    Ok(view(&m, suggest.as_deref()))
+    let suggest = targets.as_deref().filter(|_| m.status == "uploaded");
+    Ok((view(&m, suggest), targets))
 }
 
 /// The tenant's recent imports, newest first.

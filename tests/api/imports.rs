@@ -1092,3 +1092,86 @@ async fn error_files_keep_the_uploads_format() {
     );
     assert_eq!(app.count_contacts().await, 3);
 }
+
+/// A cancelled import stops after the batch being written: what was
+/// committed stays, nothing more is written, its file is dropped, and a
+/// finished import cannot be cancelled.
+#[tokio::test]
+async fn a_cancelled_import_stops_after_its_committed_batch() {
+    let app = TestApp::new().await;
+    let mut csv = String::from("Email\n");
+    for i in 0..1500 {
+        csv.push_str(&format!("c{i}@example.com\n"));
+    }
+    let up = upload(&app, "contacts", "cancel.csv", csv.into_bytes()).await;
+    let id = up["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/imports/{id}/start"), json!({}))
+        .await
+        .assert_status(202);
+    let import_id = uuid::Uuid::parse_str(&id).unwrap();
+    let tenant_id = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap()
+        .0
+        .id;
+    // One batch lands, then the user cancels.
+    trellis::imports::run::run(&app.state, tenant_id, import_id, None, Some(1))
+        .await
+        .unwrap();
+    let res = app
+        .post(&format!("/api/v1/imports/{id}/cancel"), json!({}))
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.body["status"], "cancelled");
+    app.run_jobs().await;
+    let after = app.get(&format!("/api/v1/imports/{id}")).await.body;
+    assert_eq!(after["status"], "cancelled");
+    assert_eq!(after["processed_rows"], 1000);
+    assert_eq!(app.count_contacts().await, 1000);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM import_chunks")
+            .await,
+        0
+    );
+    app.post(&format!("/api/v1/imports/{id}/cancel"), json!({}))
+        .await
+        .assert_problem(409, "import_finished");
+}
+
+/// The plan's contact limit holds for imports: the batch that would pass
+/// it is not written and the import fails naming the limit.
+#[tokio::test]
+async fn an_import_stops_at_the_plans_contact_limit() {
+    let app = TestApp::new().await;
+    let platform = app.operator(None).await;
+    app.send(
+        Method::POST,
+        "/api/v1/platform/tenants",
+        Some(&platform),
+        Some(json!({"slug": "small", "name": "Small", "admin_email": "a@small.test", "plan": "starter"})),
+        &[],
+    )
+    .await
+    .assert_status(201);
+    let key = app.tenant_token("small", "admin").await;
+    let mut csv = String::from("Email\n");
+    for i in 0..1001 {
+        csv.push_str(&format!("s{i}@example.com\n"));
+    }
+    let done = import_as(
+        &app,
+        &key,
+        "contacts",
+        "big.csv",
+        csv.into_bytes(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert!(
+        done["error"].as_str().unwrap().contains("contacts"),
+        "{done:#}"
+    );
+    assert_eq!(done["processed_rows"], 1000);
+    assert_eq!(contacts(&app, Some(&key)).await.len(), 1000);
+}

@@ -280,8 +280,10 @@ fn match_key(prepared: &Prepared, key: &str, kind: &Kind) -> Option<String> {
             .get("address")?
             .as_str()
             .map(|s| s.trim().to_lowercase()),
-        Kind::Text if key == "domain" => v.as_str().map(|s| s.trim().to_lowercase()),
-        Kind::Text if key == "name" => v.as_str().map(|s| s.trim().to_lowercase()),
+        // Domains and names match whatever their case.
+        Kind::Text if key == "domain" || key == "name" => {
+            v.as_str().map(|s| s.trim().to_lowercase())
+        }
         _ => match v {
             Value::String(s) => Some(s.trim().to_owned()),
             Value::Null => None,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::Error;
-use crate::imports::mapping::ColumnMapping;
+use crate::imports::mapping::{ColumnMapping, Target};
 use crate::imports::sources::Format;
 use crate::imports::{self, ImportView, Mode, StartRequest};
 use crate::permissions::{Action, ObjectType};
@@ -169,18 +169,18 @@ async fn again(state: &AppState, ui: &Ui, error: &str) -> PageResult {
 }
 
 async fn show(State(state): State<AppState>, ui: Ui, Path(id): Path<Uuid>) -> PageResult {
-    let view = imports::get(&state.db, &ui.ctx, id).await?;
-    render_import(&state, &ui, view, Vec::new(), StatusCode::OK).await
+    let (view, targets) = imports::get_with_targets(&state.db, &ui.ctx, id).await?;
+    render_import(&state, &ui, view, targets, Vec::new(), StatusCode::OK).await
 }
 
 async fn render_import(
     state: &AppState,
     ui: &Ui,
     view: ImportView,
+    targets: Option<Vec<Target>>,
     errors: Vec<String>,
     status: StatusCode,
 ) -> PageResult {
-    let object = ObjectType::parse(&view.object).ok_or(Error::NotFound("import"))?;
     let running = matches!(view.status.as_str(), "queued" | "running");
     let mut page = json!({
         "title": format!("Import of {}", view.filename),
@@ -188,8 +188,8 @@ async fn render_import(
         "running": running,
         "errors": errors,
     });
-    if view.status == "uploaded" || (view.status == "done" && view.dry_run) {
-        let targets = imports::targets(&state.db, &ui.ctx, object).await?;
+    // Targets come only while a mapping can still be chosen.
+    if let Some(targets) = &targets {
         let chosen = view
             .options
             .as_ref()
@@ -247,7 +247,7 @@ async fn start(
     form: FormData,
 ) -> PageResult {
     ui.check_csrf(&form)?;
-    let view = imports::get(&state.db, &ui.ctx, id).await?;
+    let (view, targets) = imports::get_with_targets(&state.db, &ui.ctx, id).await?;
     let mapping: Vec<ColumnMapping> = view
         .headers
         .iter()
@@ -282,6 +282,7 @@ async fn start(
                 &state,
                 &ui,
                 view,
+                targets,
                 vec![e.summary()],
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
