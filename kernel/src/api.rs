@@ -7,6 +7,7 @@ pub mod auth;
 pub mod export;
 pub mod extract;
 pub mod imports;
+pub mod merges;
 pub mod objects;
 pub mod platform;
 pub mod plugins;
@@ -85,6 +86,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(relations::contact_timeline))
         .routes(routes!(relations::contact_duplicates))
         .routes(routes!(relations::account_duplicates))
+        .routes(routes!(merges::merge_contacts))
+        .routes(routes!(merges::merge_accounts))
+        .routes(routes!(merges::list))
+        .routes(routes!(merges::get))
+        .routes(routes!(merges::undo))
+        .routes(routes!(merges::scan))
+        .routes(routes!(merges::list_pairs))
+        .routes(routes!(merges::dismiss))
         .routes(routes!(relations::account_timeline))
         .routes(routes!(relations::deal_timeline))
         .routes(routes!(relations::move_deal))
@@ -183,7 +192,6 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::activity_panels))
 }
 
-/// The OpenAPI 3.1 document of the API.
 /// A `Content-Disposition` for a download named `name` (RFC 6266): an
 /// ASCII fallback with anything unsafe in a quoted string replaced, and the
 /// name itself in `filename*` (RFC 8187) for browsers that read it.
@@ -204,6 +212,7 @@ pub fn attachment(name: &str) -> String {
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
+/// The OpenAPI 3.1 document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().split_for_parts().1
 }

@@ -37,6 +37,11 @@ pub enum AuditAction {
     /// A plugin enabled, disabled (by an admin or its circuit breaker),
     /// granted or configured.
     Configure,
+    /// Records merged into a survivor (on the survivor and on each merged
+    /// record).
+    Merge,
+    /// A merge undone.
+    Unmerge,
 }
 
 impl AuditAction {
@@ -56,6 +61,8 @@ impl AuditAction {
             AuditAction::Erase => "erase",
             AuditAction::Denied => "denied",
             AuditAction::Configure => "configure",
+            AuditAction::Merge => "merge",
+            AuditAction::Unmerge => "unmerge",
         }
     }
 }

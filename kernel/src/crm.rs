@@ -13,6 +13,7 @@ pub mod export;
 pub mod field_definitions;
 pub mod links;
 pub mod listing;
+pub mod merge;
 pub mod objects;
 pub mod pipelines;
 pub mod privacy;

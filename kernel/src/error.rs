@@ -92,6 +92,12 @@ pub enum Error {
     PreconditionRequired,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A create refused under the tenant's `block` duplicate policy.
+    #[error("this {object} very likely exists already ({}); merge or change it instead", .candidates.len())]
+    Duplicate {
+        object: &'static str,
+        candidates: Vec<crate::crm::duplicates::Candidate>,
+    },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type: send application/json")]
@@ -196,6 +202,7 @@ impl Error {
             Error::PreconditionFailed { .. } => "precondition_failed",
             Error::PreconditionRequired => "precondition_required",
             Error::Conflict { code, .. } => code,
+            Error::Duplicate { .. } => "duplicate",
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Validation(_) => "validation_failed",
@@ -223,7 +230,9 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::VersionConflict { .. } | Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::VersionConflict { .. } | Error::Conflict { .. } | Error::Duplicate { .. } => {
+                StatusCode::CONFLICT
+            }
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -261,6 +270,9 @@ pub struct Problem {
     /// The plan limit or rate limit that was hit (`contacts`, `users`...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// The records a refused create very likely duplicates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<crate::crm::duplicates::Candidate>,
 }
 
 impl Problem {
@@ -275,6 +287,7 @@ impl Problem {
             items: Vec::new(),
             current_version: None,
             limit: None,
+            candidates: Vec::new(),
         }
     }
 }
@@ -320,6 +333,7 @@ impl IntoResponse for Error {
             }
             Error::Validation(errors) => problem.errors = errors,
             Error::Bulk(items) => problem.items = items,
+            Error::Duplicate { candidates, .. } => problem.candidates = candidates,
             Error::VersionConflict { current } | Error::PreconditionFailed { current } => {
                 problem.current_version = Some(current)
             }

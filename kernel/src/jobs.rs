@@ -33,6 +33,8 @@ pub enum Kind {
     PluginJob,
     /// Run (or resume) an import.
     Import,
+    /// Scan a tenant's contacts or accounts for likely duplicates.
+    DuplicateScan,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
             Kind::AfterWrite => "after_write",
             Kind::PluginJob => "plugin_job",
             Kind::Import => "import",
+            Kind::DuplicateScan => "duplicate_scan",
         }
     }
 }
@@ -107,7 +110,8 @@ pub async fn run_due(state: &AppState, max: u64, detach: bool) -> Result<usize> 
             continue;
         }
         ran += 1;
-        if detach && j.kind == Kind::Import.as_str() {
+        // Long jobs run beside the runner's loop.
+        if detach && (j.kind == Kind::Import.as_str() || j.kind == Kind::DuplicateScan.as_str()) {
             let state = state.clone();
             tokio::spawn(async move {
                 let outcome = run_one(&state, &j).await;
@@ -194,6 +198,12 @@ async fn run_one(state: &AppState, j: &job::Model) -> std::result::Result<(), St
             .ok_or("the job names no import")?;
         // An import records its own failures; the job is done either way.
         return crate::imports::run::run(state, j.tenant_id, import_id, Some(j.id), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    if j.kind == Kind::DuplicateScan.as_str() {
+        return crate::crm::duplicates::queue::run_scan(state, j.tenant_id, &j.payload)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());

@@ -18,6 +18,7 @@ mod m0008_support_access;
 mod m0009_custom_objects;
 mod m0010_themes;
 mod m0011_imports;
+mod m0012_merges;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_custom_objects::Migration),
             Box::new(m0010_themes::Migration),
             Box::new(m0011_imports::Migration),
+            Box::new(m0012_merges::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ mod errors;
 mod export;
 mod imports;
 mod lists;
+mod merges;
 mod objects;
 mod openapi;
 mod platform;

@@ -152,6 +152,14 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("delete", "/api/v1/import-templates/{id}"),
         ("get", "/api/v1/contacts/{id}/duplicates"),
         ("get", "/api/v1/accounts/{id}/duplicates"),
+        ("post", "/api/v1/contacts/merge"),
+        ("post", "/api/v1/accounts/merge"),
+        ("get", "/api/v1/merges"),
+        ("get", "/api/v1/merges/{id}"),
+        ("post", "/api/v1/merges/{id}/undo"),
+        ("post", "/api/v1/duplicates/scan"),
+        ("get", "/api/v1/duplicates"),
+        ("post", "/api/v1/duplicates/{id}/dismiss"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

@@ -159,6 +159,12 @@ pub struct TenantSettings {
     pub session_absolute_seconds: i64,
     /// The tenant's own theme; none: its reseller's or the default.
     pub theme: Option<String>,
+    /// `off`, `warn` (created, with a `Trellis-Duplicates` count and a
+    /// link to the candidates) or `block` (a near-certain duplicate is
+    /// refused with 409 and the candidates).
+    pub duplicate_policy: String,
+    /// How many days a merge can be undone.
+    pub merge_undo_days: i32,
 }
 
 fn settings_out(t: &tenant::Model) -> TenantSettings {
@@ -174,6 +180,8 @@ fn settings_out(t: &tenant::Model) -> TenantSettings {
         session_idle_seconds: t.session_idle_seconds,
         session_absolute_seconds: t.session_absolute_seconds,
         theme: t.theme.clone(),
+        duplicate_policy: t.duplicate_policy.clone(),
+        merge_undo_days: t.merge_undo_days,
     }
 }
 
@@ -199,6 +207,10 @@ pub struct TenantSettingsPatch {
     /// The white-label theme (a loaded theme's folder name); empty: the
     /// reseller's or the default.
     pub theme: Option<String>,
+    /// `off`, `warn` or `block`.
+    pub duplicate_policy: Option<String>,
+    /// 0 to 365.
+    pub merge_undo_days: Option<i32>,
 }
 
 /// Changes the tenant's name, MFA requirement, session timeouts and theme
@@ -289,6 +301,26 @@ pub async fn update_settings(
                 format!("no theme `{theme}` is available to this workspace"),
             ));
         }
+    }
+    if let Some(policy) = p.duplicate_policy {
+        let policy = crate::crm::duplicates::Policy::parse(policy.trim()).ok_or_else(|| {
+            Error::field(
+                "duplicate_policy",
+                "invalid_value",
+                "use off, warn or block",
+            )
+        })?;
+        a.duplicate_policy = Set(policy.as_str().to_owned());
+    }
+    if let Some(days) = p.merge_undo_days {
+        if !(0..=365).contains(&days) {
+            return Err(Error::field(
+                "merge_undo_days",
+                "out_of_range",
+                "use 0 to 365",
+            ));
+        }
+        a.merge_undo_days = Set(days);
     }
     let saved = a.update(&tx).await?;
     audit::write(

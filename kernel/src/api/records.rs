@@ -17,6 +17,7 @@ use crate::api::extract::{JsonBody, etag, expected_version, if_match};
 use crate::context::RequestContext;
 use crate::crm::records::{self, BulkDeleteItem, BulkUpdateItem, Page, Record};
 use crate::error::{Problem, Result};
+use crate::permissions::ObjectType;
 
 /// Query parameters of list endpoints.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -100,8 +101,41 @@ pub async fn create<R: Record>(
     ctx: &RequestContext,
     input: R::Input,
 ) -> Result<Response> {
+    use crate::crm::duplicates::{self, Policy};
+    let checked = matches!(R::OBJECT, ObjectType::Contact | ObjectType::Account);
+    let policy = if checked {
+        Policy::parse(
+            &crate::crm::tenants::cached(state, ctx.tenant_id)
+                .await?
+                .duplicate_policy,
+        )
+        .unwrap_or_default()
+    } else {
+        Policy::Off
+    };
+    if policy == Policy::Block {
+        let proposed = serde_json::to_value(&input)
+            .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+        duplicates::refuse_likely(&state.db, ctx, R::OBJECT, &proposed).await?;
+    }
     let m = records::create::<R>(&state.db, ctx, input).await?;
-    with_etag::<R>(state, ctx, StatusCode::CREATED, m, false).await
+    let id = R::id(&m);
+    let mut response = with_etag::<R>(state, ctx, StatusCode::CREATED, m, false).await?;
+    if policy != Policy::Off {
+        // Created, with a pointer to the records it likely duplicates.
+        let found = duplicates::of(&state.db, ctx, R::OBJECT, id).await?;
+        if !found.is_empty() {
+            let headers = response.headers_mut();
+            headers.insert("trellis-duplicates", header::HeaderValue::from(found.len()));
+            if let Ok(link) = header::HeaderValue::from_str(&format!(
+                "</api/v1/{}s/{id}/duplicates>; rel=\"duplicates\"",
+                R::OBJECT.as_str()
+            )) {
+                headers.insert(header::LINK, link);
+            }
+        }
+    }
+    Ok(response)
 }
 
 pub async fn get<R: Record>(state: &AppState, ctx: &RequestContext, id: Uuid) -> Result<Response> {

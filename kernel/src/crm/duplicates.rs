@@ -20,6 +20,44 @@ use crate::crm::accounts::Accounts;
 use crate::crm::contacts::Contacts;
 use crate::crm::records::{self, Record};
 use crate::error::Result;
+use crate::permissions::ObjectType;
+
+pub mod queue;
+
+/// What creating a record that likely duplicates another does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Nothing.
+    Off,
+    /// The record is created; the answer names the likely duplicates.
+    #[default]
+    Warn,
+    /// A near-certain duplicate (the same email address, phone number or
+    /// domain) is refused with the candidates; weaker ones only warn.
+    Block,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Off => "off",
+            Policy::Warn => "warn",
+            Policy::Block => "block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s {
+            "off" => Some(Policy::Off),
+            "warn" => Some(Policy::Warn),
+            "block" => Some(Policy::Block),
+            _ => None,
+        }
+    }
+}
+
+/// Candidates this likely block a create under [`Policy::Block`].
+pub const BLOCK_SCORE: f64 = 0.9;
 
 /// Candidates below this confidence are not worth a person's look.
 const MIN_SCORE: f64 = 0.5;
@@ -38,7 +76,7 @@ pub struct Candidate {
 }
 
 /// One piece of evidence.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Reason {
     /// `same_email`, `same_phone`, `similar_name` or `same_domain`.
     pub code: String,
@@ -53,9 +91,20 @@ pub async fn contacts(
     id: Uuid,
 ) -> Result<Vec<Candidate>> {
     let me = one::<Contacts>(db, ctx, id).await?;
-    let emails = list_of(&me, "emails", "address", |s| s.trim().to_lowercase());
-    let phones = list_of(&me, "phones", "number", digits);
-    let name = person_name(&me);
+    contacts_like(db, ctx, &me, Some(id)).await
+}
+
+/// Likely duplicates of a contact given as JSON (stored, or about to be:
+/// its input form has the same fields), but `id`.
+pub async fn contacts_like(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    me: &Value,
+    id: Option<Uuid>,
+) -> Result<Vec<Candidate>> {
+    let emails = list_of(me, "emails", "address", |s| s.trim().to_lowercase());
+    let phones = list_of(me, "phones", "number", digits);
+    let name = person_name(me);
     let mut queries: Vec<String> = emails.iter().cloned().collect();
     // The search index holds each number's last nine digits as a word.
     queries.extend(
@@ -65,8 +114,8 @@ pub async fn contacts(
             .map(|p| p[p.len().saturating_sub(9)..].to_owned()),
     );
     queries.extend(name_prefixes(&[
-        text(&me, "first_name"),
-        text(&me, "last_name"),
+        text(me, "first_name"),
+        text(me, "last_name"),
     ]));
     let found = candidates::<Contacts>(db, ctx, id, &queries).await?;
     let mut out = Vec::new();
@@ -99,8 +148,18 @@ pub async fn accounts(
     id: Uuid,
 ) -> Result<Vec<Candidate>> {
     let me = one::<Accounts>(db, ctx, id).await?;
-    let name = text(&me, "name");
-    let domain = text(&me, "domain").to_lowercase();
+    accounts_like(db, ctx, &me, Some(id)).await
+}
+
+/// Likely duplicates of an account given as JSON, but `id`.
+pub async fn accounts_like(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    me: &Value,
+    id: Option<Uuid>,
+) -> Result<Vec<Candidate>> {
+    let name = text(me, "name");
+    let domain = text(me, "domain").to_lowercase();
     let mut queries: Vec<String> = name_prefixes(std::slice::from_ref(&name))
         .into_iter()
         .collect();
@@ -123,6 +182,48 @@ pub async fn accounts(
     Ok(ranked(out))
 }
 
+/// The likely duplicates of record `id` of `object` (none for types
+/// without duplicate detection).
+pub async fn of(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    object: ObjectType,
+    id: Uuid,
+) -> Result<Vec<Candidate>> {
+    match object {
+        ObjectType::Contact => contacts(db, ctx, id).await,
+        ObjectType::Account => accounts(db, ctx, id).await,
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Under [`Policy::Block`], refuses to create a record (given in input
+/// form) that very likely exists already, naming the records it matches.
+pub async fn refuse_likely(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    object: ObjectType,
+    input: &Value,
+) -> Result<()> {
+    let found = match object {
+        ObjectType::Contact => contacts_like(db, ctx, input, None).await?,
+        ObjectType::Account => accounts_like(db, ctx, input, None).await?,
+        _ => return Ok(()),
+    };
+    let candidates: Vec<Candidate> = found
+        .into_iter()
+        .filter(|c| c.score >= BLOCK_SCORE)
+        .collect();
+    if candidates.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Duplicate {
+            object: object.as_str(),
+            candidates,
+        })
+    }
+}
+
 /// The record as the caller may see it (404 when it may not).
 async fn one<R: Record>(
     db: &sea_orm::DatabaseConnection,
@@ -130,7 +231,7 @@ async fn one<R: Record>(
     id: Uuid,
 ) -> Result<Value> {
     records::get::<R>(db, ctx, id).await?;
-    records::among::<R>(db, ctx, None, &[id])
+    records::among_sealed::<R>(db, ctx, &[id])
         .await?
         .into_iter()
         .next()
@@ -142,13 +243,13 @@ async fn one<R: Record>(
 async fn candidates<R: Record>(
     db: &sea_orm::DatabaseConnection,
     ctx: &RequestContext,
-    id: Uuid,
+    id: Option<Uuid>,
     queries: &[String],
 ) -> Result<Vec<Value>> {
     let mut ids: BTreeSet<Uuid> = BTreeSet::new();
     for q in queries.iter().filter(|q| !q.trim().is_empty()) {
         for hit in crate::crm::search::records(db, ctx, q, &[R::OBJECT], 20).await? {
-            if hit.id != id {
+            if Some(hit.id) != id {
                 ids.insert(hit.id);
             }
         }
@@ -157,7 +258,7 @@ async fn candidates<R: Record>(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = ids.into_iter().take(100).collect();
-    records::among::<R>(db, ctx, None, &ids).await
+    records::among_sealed::<R>(db, ctx, &ids).await
 }
 
 fn push_candidate(

@@ -68,7 +68,15 @@ pub trait Record: Sized + Send + Sync + 'static {
     /// output name guards the input name too.
     const INPUT_ALIASES: &'static [(&'static str, &'static str)] = &[];
     type Entity: EntityTrait<Model = Self::Model>;
-    type Model: FromQueryResult + IntoActiveModel<Self::Active> + Clone + Send + Sync;
+    /// Serializable as stored (ciphertext included), so a merge can keep
+    /// the exact rows it removes and an undo can put them back.
+    type Model: FromQueryResult
+        + IntoActiveModel<Self::Active>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync;
     type Active: ActiveModelTrait<Entity = Self::Entity> + ActiveModelBehavior + Send + Sync;
     /// The writable fields, as clients send them.
     type Input: DeserializeOwned + Serialize + Send + Sync;
@@ -331,11 +339,31 @@ pub async fn get<R: Record>(
     id: Uuid,
 ) -> Result<R::Model> {
     ctx.require(R::OBJECT, Action::Read)?;
-    load::<R, _>(db, ctx, id).await
+    load_or_alias::<R, _>(db, ctx, id).await
+}
+
+/// Loads `id`, or the record it was merged into: ids merged away keep
+/// resolving for reads and updates, so old links and integrations work.
+/// Deletes take no aliases (deleting by a stale id must not delete the
+/// survivor).
+pub async fn load_or_alias<R: Record, C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<R::Model> {
+    match load::<R, _>(db, ctx, id).await {
+        Err(Error::NotFound(what)) => {
+            match crate::crm::merge::alias_of(db, ctx.tenant_id, R::OBJECT, id).await? {
+                Some(survivor) => load::<R, _>(db, ctx, survivor).await,
+                None => Err(Error::NotFound(what)),
+            }
+        }
+        found => found,
+    }
 }
 
 /// Counts new contacts against the plan (no-op on unlimited plans).
-async fn reserve_stock<R: Record>(
+pub(crate) async fn reserve_stock<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
     n: i64,
@@ -455,7 +483,7 @@ fn combine<M>(custom: Result<Value>, built: Result<M>) -> Result<M> {
 }
 
 /// After rows are written: hooks, search index and audit entries.
-async fn finish_writes<R: Record>(
+pub(crate) async fn finish_writes<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
     written: &[(R::Model, Option<R::Model>)],
@@ -602,16 +630,17 @@ pub async fn update<R: Record>(
 
 /// One update: the record, the patch, the version the client saw, and
 /// whether it came as If-Match.
-type UpdateRequest = (Uuid, Value, i64, bool);
+pub(crate) type UpdateRequest = (Uuid, Value, i64, bool);
 
-async fn update_in<R: Record>(
+pub(crate) async fn update_in<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
     keys: Option<&TenantKeys>,
     defs: &[FieldDef],
     (id, patch, expected_version, via_if_match): UpdateRequest,
 ) -> Result<(R::Model, R::Model)> {
-    let mut existing = load::<R, _>(tx, ctx, id).await?;
+    let mut existing = load_or_alias::<R, _>(tx, ctx, id).await?;
+    let id = R::id(&existing);
     // Validation and merging work on plaintext; the stored ciphertext is
     // kept for values that do not change.
     let stored_custom = R::custom_mut(&mut existing).clone();
@@ -709,7 +738,7 @@ pub async fn delete<R: Record>(
     Ok(())
 }
 
-async fn delete_in<R: Record>(
+pub(crate) async fn delete_in<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
     id: Uuid,
@@ -817,6 +846,27 @@ pub async fn among<R: Record>(
     raw_query: Option<&str>,
     ids: &[Uuid],
 ) -> Result<Vec<Value>> {
+    let rows = among_rows::<R>(db, ctx, raw_query, ids).await?;
+    reveal_many::<R>(db, ctx, &rows, true).await
+}
+
+/// As [`among`], with sensitive values left sealed (and so no read to
+/// audit): for the kernel's own comparisons, which never need them.
+pub async fn among_sealed<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    ids: &[Uuid],
+) -> Result<Vec<Value>> {
+    let rows = among_rows::<R>(db, ctx, None, ids).await?;
+    Ok(rows.iter().map(|m| present::<R>(ctx, m)).collect())
+}
+
+async fn among_rows<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    raw_query: Option<&str>,
+    ids: &[Uuid],
+) -> Result<Vec<R::Model>> {
     if ids.len() > crate::crm::listing::MAX_LIMIT as usize {
         return Err(Error::field(
             "ids",
@@ -825,13 +875,12 @@ pub async fn among<R: Record>(
         ));
     }
     let (_, filters) = list_filters::<R>(db, ctx, raw_query).await?;
-    let rows = visible::<R, _>(db, ctx)
+    Ok(visible::<R, _>(db, ctx)
         .await?
         .filter(filters)
         .filter(Expr::col("id").is_in(ids.iter().copied()))
         .all(db)
-        .await?;
-    reveal_many::<R>(db, ctx, &rows, true).await
+        .await?)
 }
 
 /// A list request's parsed query and its WHERE conditions, after the

@@ -52,6 +52,10 @@ pub async fn ensure(
                 session_absolute_seconds: Set(DEFAULT_ABSOLUTE_SECONDS),
                 support_access_until: Set(None),
                 support_access_role: Set(None),
+                duplicate_policy: Set(crate::crm::duplicates::Policy::default()
+                    .as_str()
+                    .to_owned()),
+                merge_undo_days: Set(crate::crm::merge::DEFAULT_UNDO_DAYS),
             }
             .insert(&tx)
             .await?;

@@ -25,6 +25,10 @@ pub struct Model {
     /// The white-label theme (a folder of `themes/`); none: the default
     /// (for a tenant: its reseller's).
     pub theme: Option<String>,
+    /// `off`, `warn` or `block`: what creating a likely duplicate does.
+    pub duplicate_policy: String,
+    /// How long a merge can be undone.
+    pub merge_undo_days: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -163,6 +163,8 @@ async fn general(
             "mfa_required": t.mfa_required,
             "session_idle_seconds": t.session_idle_seconds,
             "session_absolute_seconds": t.session_absolute_seconds,
+            "duplicate_policy": t.duplicate_policy,
+            "merge_undo_days": t.merge_undo_days,
             "hostname": t.hostname,
             "themes": themes,
             // Only the problems of the theme this tenant chose: others'
@@ -280,6 +282,17 @@ async fn save_general(state: &AppState, ui: &Ui, form: &FormData) -> Result<Stri
             session_idle_seconds: number("session_idle_seconds")?,
             session_absolute_seconds: number("session_absolute_seconds")?,
             theme: Some(form.get("theme").unwrap_or("").to_owned()),
+            duplicate_policy: form.text("duplicate_policy"),
+            merge_undo_days: match form.text("merge_undo_days") {
+                None => None,
+                Some(t) => Some(t.parse().map_err(|_| {
+                    Error::field(
+                        "merge_undo_days",
+                        "invalid_value",
+                        "enter a whole number of days",
+                    )
+                })?),
+            },
         })
     })();
     let patch = patch?;
