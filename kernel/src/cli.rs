@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod import;
+mod merge;
 mod plugin;
 
 use crate::config::{Config, LogFormat, Overrides};
@@ -106,6 +107,11 @@ pub enum Command {
     /// Import contacts or accounts from a CSV, XLSX, JSON lines or vCard
     /// file (the API's import, run here with a progress bar).
     Import(import::ImportArgs),
+    /// Merge duplicate contacts or accounts into one, or undo a merge.
+    Merge {
+        #[command(subcommand)]
+        command: merge::MergeCommand,
+    },
     /// Run queued jobs (after-write hooks, plugin jobs) until none is due,
     /// then exit. `serve` runs them continuously.
     Jobs,
@@ -433,6 +439,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => {
             let state = AppState::open(config).await?;
             import::run(&state, args).await
+        }
+        Command::Merge { command } => {
+            let state = AppState::open(config).await?;
+            merge::run(&state, command).await
         }
         Command::Jobs => {
             let state = AppState::open(config).await?;

@@ -161,6 +161,12 @@ impl Ui {
                 items.push(json!({"href": href, "label": label}));
             }
         }
+        if [ObjectType::Contact, ObjectType::Account]
+            .iter()
+            .any(|o| self.ctx.can(*o, Action::Update))
+        {
+            items.push(json!({"href": "/duplicates", "label": "Duplicates"}));
+        }
         if imports::visible(&self.ctx) {
             items.push(json!({"href": "/imports", "label": "Imports"}));
         }

@@ -312,3 +312,101 @@ async fn found(app: &TestApp, q: &str) -> usize {
     let path = format!("/api/v1/search?q={q}&types=contact");
     app.get(&path).await.body.as_array().unwrap().len()
 }
+
+/// `trellis merge contacts` merges with a chosen field and prints the merge;
+/// `trellis merge undo` undoes it; bad input is a message and a non-zero
+/// exit.
+#[tokio::test]
+async fn contacts_merge_and_undo_from_the_command_line() {
+    let app = TestApp::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace", "job_title": "Analyst"}),
+        )
+        .await;
+    let b = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "King", "job_title": "Countess"}),
+        )
+        .await;
+    let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let field = format!("job_title={b_id}");
+    let out = trellis(
+        &app,
+        tmp.path(),
+        &[
+            "merge",
+            "contacts",
+            "--survivor",
+            a_id,
+            b_id,
+            "--field",
+            &field,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("merged {b_id} into {a_id}")),
+        "{stdout}"
+    );
+    let now = app.get(&format!("/api/v1/contacts/{a_id}")).await.body;
+    assert_eq!(now["job_title"], "Countess");
+    assert_eq!(now["last_name"], "Lovelace");
+    let merge_id = stdout
+        .split("(merge ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap()
+        .to_owned();
+
+    let out = trellis(&app, tmp.path(), &["merge", "undo", &merge_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{b_id}")).await.body["id"],
+        b_id
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{a_id}")).await.body["job_title"],
+        "Analyst"
+    );
+
+    for (args, message) in [
+        (
+            vec!["merge", "contacts", "--survivor", a_id, a_id],
+            "the survivor cannot be merged into itself",
+        ),
+        (
+            vec![
+                "merge",
+                "contacts",
+                "--survivor",
+                a_id,
+                b_id,
+                "--rule",
+                "oldest",
+            ],
+            "`oldest` is not a rule",
+        ),
+        (
+            vec!["merge", "undo", &merge_id],
+            "this merge was undone already",
+        ),
+    ] {
+        let out = trellis(&app, tmp.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

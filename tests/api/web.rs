@@ -522,6 +522,8 @@ async fn every_page_renders_in_every_shipped_theme() {
             format!("/contacts/{c}/duplicates"),
             "Possible duplicates of",
         ),
+        (format!("/contacts/{c}/merge"), "Merge contacts"),
+        ("/duplicates".into(), "Likely duplicates"),
         ("/contacts/new".into(), "New contact"),
         ("/accounts".into(), "Northwind Retail"),
         (format!("/accounts/{a}"), "Account hierarchy"),
@@ -2159,4 +2161,119 @@ async fn likely_duplicates_are_shown_with_their_reasons() {
         .await
         .assert(200)
         .contains("No likely duplicates.");
+}
+
+/// From a contact's duplicates to a side-by-side comparison, a merge with a
+/// value chosen per field, the survivor's page offering the undo, the old
+/// address leading to the survivor, and the undo; and the review queue with
+/// its scan and dismissals.
+#[tokio::test]
+async fn duplicates_are_compared_merged_and_unmerged_in_the_pages() {
+    let app = TestApp::new().await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace", "job_title": "Analyst",
+                   "emails": [{"address": "ada@example.com"}]}),
+        )
+        .await;
+    let twin = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace", "job_title": "Countess",
+                   "emails": [{"address": "ada@example.com"}, {"address": "ada@home.example"}]}),
+        )
+        .await;
+    let (a, t) = (ada["id"].as_str().unwrap(), twin["id"].as_str().unwrap());
+    let mut b = admin_browser(&app).await;
+    let compare_link = format!("/contacts/{a}/merge?with={t}");
+    // (Slashes in attributes are escaped: look for the link's tail.)
+    b.get(&format!("/contacts/{a}/duplicates"))
+        .await
+        .assert(200)
+        .contains(&format!("merge?with={t}"));
+    let compare = b.get(&compare_link).await;
+    compare
+        .assert(200)
+        .contains("Merge contacts")
+        .contains("Countess")
+        .contains("Analyst")
+        .contains("ada@home.example");
+    assert_labelled("/contacts/merge", &compare.html);
+    // Keep Ada, with the twin's job title.
+    let done = b
+        .post(
+            &format!("/contacts/{a}/merge"),
+            &[
+                ("_csrf", &compare.csrf()),
+                ("with", t),
+                ("survivor", a),
+                ("field.job_title", t),
+                ("field.first_name", a),
+            ],
+        )
+        .await;
+    done.assert(303);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("/contacts/{a}").as_str())
+    );
+    let kept = b.get(&format!("/contacts/{a}")).await;
+    kept.assert(200)
+        .contains("Countess")
+        .contains("ada@home.example")
+        .contains("Merged into this contact")
+        .contains("Undo merge");
+    // The merged contact's address leads to the survivor.
+    let old = b.get(&format!("/contacts/{t}")).await;
+    old.assert(303);
+    assert_eq!(
+        old.location.as_deref(),
+        Some(format!("/contacts/{a}").as_str())
+    );
+
+    let merges = app.get("/api/v1/merges?object_type=contact").await.body;
+    let mid = merges[0]["id"].as_str().unwrap();
+    let undone = b
+        .post(&format!("/merges/{mid}/undo"), &[("_csrf", &kept.csrf())])
+        .await;
+    undone.assert(303);
+    b.get(&format!("/contacts/{t}"))
+        .await
+        .assert(200)
+        .contains("Countess");
+    b.get(&format!("/contacts/{a}"))
+        .await
+        .assert(200)
+        .contains("Analyst")
+        .lacks("Undo merge");
+
+    // The queue: a scan finds the pair; "not duplicates" clears it.
+    let queue = b.get("/duplicates?object=contacts").await;
+    queue.assert(200).contains("Nothing to review");
+    assert_labelled("/duplicates", &queue.html);
+    b.post(
+        "/duplicates/scan",
+        &[("_csrf", &queue.csrf()), ("object", "contacts")],
+    )
+    .await
+    .assert(303);
+    app.run_jobs().await;
+    let queue = b.get("/duplicates?object=contacts").await;
+    queue
+        .assert(200)
+        .contains(&format!("merge?with={}", a.max(t)))
+        .contains("Not duplicates");
+    let pair = app.get("/api/v1/duplicates?object_type=contact").await.body;
+    let pid = pair[0]["id"].as_str().unwrap();
+    b.post(
+        &format!("/duplicates/{pid}/dismiss"),
+        &[("_csrf", &queue.csrf()), ("object", "contacts")],
+    )
+    .await
+    .assert(303);
+    b.get("/duplicates?object=contacts")
+        .await
+        .assert(200)
+        .contains("Nothing to review");
 }

@@ -28,6 +28,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use fields::Rule;
+pub(crate) use fields::is_blank;
 pub use undo::undo;
 
 use crate::audit::{self, AuditAction, AuditEntry};

@@ -33,6 +33,8 @@ use crate::permissions::{Action, FieldAccess, ObjectType};
 use crate::web::forms::{self, Field, FormData, Input};
 use crate::web::{PageError, Ui};
 
+mod merging;
+
 type PageResult = Result<Response, PageError>;
 
 /// What a record type's pages need beyond [`Record`].
@@ -329,6 +331,18 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/contacts/{id}/duplicates", get(duplicates::<Contacts>))
         .route("/accounts/{id}/duplicates", get(duplicates::<Accounts>))
+        .route(
+            "/contacts/{id}/merge",
+            get(merging::compare::<Contacts>).post(merging::submit::<Contacts>),
+        )
+        .route(
+            "/accounts/{id}/merge",
+            get(merging::compare::<Accounts>).post(merging::submit::<Accounts>),
+        )
+        .route("/merges/{id}/undo", post(merging::undo))
+        .route("/duplicates", get(merging::queue_page))
+        .route("/duplicates/scan", post(merging::scan))
+        .route("/duplicates/{id}/dismiss", post(merging::dismiss))
         .merge(routes::<Contacts>())
         .merge(routes::<Accounts>())
         .merge(routes::<Deals>())
@@ -431,6 +445,7 @@ async fn duplicates<R: RecordPage>(
         .map(|c| {
             json!({
                 "href": format!("/{}/{}", R::PATH, c.id),
+                "merge": format!("/{}/{id}/merge?with={}", R::PATH, c.id),
                 "name": c.name,
                 "percent": (c.score * 100.0).round(),
                 "reasons": c.reasons.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
@@ -445,6 +460,7 @@ async fn duplicates<R: RecordPage>(
             "object": object_json::<R>(),
             "record": {"id": id, "href": format!("/{}/{id}", R::PATH)},
             "candidates": candidates,
+            "can_merge": ui.ctx.can(R::OBJECT, Action::Update) && ui.ctx.can(R::OBJECT, Action::Delete),
         }),
     ))
 }
@@ -1150,7 +1166,12 @@ async fn detail<R: RecordPage>(
     Path(id): Path<Uuid>,
 ) -> PageResult {
     let m = records::get::<R>(&state.db, &ui.ctx, id).await?;
+    if R::id(&m) != id {
+        // A merged record's old address leads to the record it became.
+        return Ok(Redirect::to(&format!("/{}/{}", R::PATH, R::id(&m))).into_response());
+    }
     let version = R::version(&m);
+    let merges = merging::undoable(&state, &ui, R::OBJECT, id).await?;
     let record = records::reveal_many::<R>(&state.db, &ui.ctx, &[m], true)
         .await?
         .pop()
@@ -1202,6 +1223,7 @@ async fn detail<R: RecordPage>(
             "relations": relations,
             "can_edit": ui.ctx.can(R::OBJECT, Action::Update),
             "can_delete": ui.ctx.can(R::OBJECT, Action::Delete),
+            "merges": merges,
             "actions": Value::Null,
         }),
     ))

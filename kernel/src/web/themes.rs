@@ -130,6 +130,7 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "relations",
             "can_edit",
             "can_delete",
+            "merges",
             "actions",
         ],
     ),
@@ -172,7 +173,23 @@ pub const PAGES: &[(&str, &[&str])] = &[
     ),
     (
         "duplicates.html",
-        &["title", "object", "record", "candidates"],
+        &["title", "object", "record", "candidates", "can_merge"],
+    ),
+    (
+        "merge.html",
+        &[
+            "title",
+            "object",
+            "action",
+            "records",
+            "rows",
+            "undo_days",
+            "errors",
+        ],
+    ),
+    (
+        "duplicate_queue.html",
+        &["title", "path", "tabs", "pairs", "notice", "can_merge"],
     ),
     ("error.html", &["title", "status", "message"]),
 ];
