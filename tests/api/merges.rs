@@ -77,10 +77,17 @@ async fn merging_contacts_moves_everything_and_undo_puts_it_back() {
         .await
         .assert_status(201);
     }
+    app.create(
+        "/api/v1/custom-fields",
+        json!({"object_type": "deal", "key": "referrer", "label": "Referrer",
+               "field_type": "reference", "reference_type": "contact"}),
+    )
+    .await;
     let deal = app
         .create(
             "/api/v1/deals",
-            json!({"name": "Engine", "amount": "100", "currency": "GBP", "contact_id": d}),
+            json!({"name": "Engine", "amount": "100", "currency": "GBP", "contact_id": d,
+                   "custom": {"referrer": d}}),
         )
         .await;
     let task = app
@@ -103,7 +110,8 @@ async fn merging_contacts_moves_everything_and_undo_puts_it_back() {
     assert_eq!(merge["merged_ids"], json!([d]));
     assert_eq!(
         merge["moved"],
-        json!({"deals": 1, "activities": 1, "links": 1, "relationships_from": 1})
+        json!({"deals": 1, "activities": 1, "links": 1, "relationships_from": 1,
+               "custom.deal.referrer": 1})
     );
     // Chosen, kept, filled in, united.
     assert_eq!(rec["last_name"], "King");
@@ -125,12 +133,13 @@ async fn merging_contacts_moves_everything_and_undo_puts_it_back() {
     app.delete(&format!("/api/v1/contacts/{d}"))
         .await
         .assert_status(404);
-    assert_eq!(
-        app.get(&format!("/api/v1/deals/{}", deal["id"].as_str().unwrap()))
-            .await
-            .body["contact_id"],
-        a
-    );
+    let moved_deal = app
+        .get(&format!("/api/v1/deals/{}", deal["id"].as_str().unwrap()))
+        .await
+        .body;
+    assert_eq!(moved_deal["contact_id"], a);
+    assert_eq!(moved_deal["custom"]["referrer"], a);
+    assert!(moved_deal["version"].as_i64() > deal["version"].as_i64());
     let moved_task = app
         .get(&format!(
             "/api/v1/activities/{}",
@@ -165,6 +174,21 @@ async fn merging_contacts_moves_everything_and_undo_puts_it_back() {
         assert_eq!(entries.len(), 1, "{entries:?}");
         assert!(!entries[0]["changes"][member].is_null());
     }
+    // The survivor's timeline holds the merged record's history too.
+    let timeline = app.get(&format!("/api/v1/contacts/{a}/timeline")).await;
+    let created: Vec<&Value> = timeline
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "create")
+        .collect();
+    let mut whose: Vec<&str> = created
+        .iter()
+        .map(|e| e["record_id"].as_str().unwrap())
+        .collect();
+    whose.sort();
+    assert_eq!(whose, sorted(vec![a.to_owned(), d.to_owned()]));
     // The merged record left the search index.
     let found = app.get("/api/v1/search?q=ada%40home.example").await;
     let hits: Vec<&str> = found
@@ -202,12 +226,12 @@ async fn merging_contacts_moves_everything_and_undo_puts_it_back() {
     for field in ["last_name", "emails", "job_title", "tags", "do_not_call"] {
         assert_eq!(survivor[field], ada[field], "{field}");
     }
-    assert_eq!(
-        app.get(&format!("/api/v1/deals/{}", deal["id"].as_str().unwrap()))
-            .await
-            .body["contact_id"],
-        d
-    );
+    let deal_back = app
+        .get(&format!("/api/v1/deals/{}", deal["id"].as_str().unwrap()))
+        .await
+        .body;
+    assert_eq!(deal_back["contact_id"], d);
+    assert_eq!(deal_back["custom"]["referrer"], d);
     let links = app.get(&format!("/api/v1/contacts/{d}/accounts")).await;
     assert_eq!(links.body.as_array().unwrap().len(), 2);
     let links = app.get(&format!("/api/v1/contacts/{a}/accounts")).await;

@@ -25,9 +25,11 @@ pub enum TimelineEntry {
         #[schema(value_type = Activity)]
         activity: Value,
     },
-    /// A change to the record.
+    /// A change to the record (or to a record merged into it).
     Change {
         at: DateTime<Utc>,
+        /// The record changed: this one, or one merged into it.
+        record_id: Uuid,
         /// `create`, `update`, `delete`, `link`, `unlink` (a stage move is an update of `stage_id`).
         action: String,
         actor_kind: String,
@@ -89,9 +91,12 @@ pub async fn timeline(
             activity: records::present::<Activities>(ctx, &a),
         }));
     }
+    // The history of records merged into this one is part of its own.
+    let mut ids = crate::crm::merge::aliases(db, ctx.tenant_id, object, id).await?;
+    ids.push(id);
     let changes = audit_log::Entity::find()
         .filter(audit_log::Column::TenantId.eq(ctx.tenant_id))
-        .filter(audit_log::Column::RecordId.eq(id))
+        .filter(audit_log::Column::RecordId.is_in(ids))
         .order_by_desc(audit_log::Column::At)
         .order_by_desc(audit_log::Column::Id)
         .limit(limit)
@@ -102,6 +107,7 @@ pub async fn timeline(
         ctx.policy.redact_changes(object, &mut changes);
         TimelineEntry::Change {
             at: c.at,
+            record_id: c.record_id,
             action: c.action,
             actor_kind: c.actor_kind,
             actor_id: c.actor_id,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -15,8 +15,10 @@ use super::Snapshot;
 use crate::context::RequestContext;
 use crate::crm::accounts::Accounts;
 use crate::crm::activities::Activities;
+use crate::crm::custom_fields::{self, FieldType};
 use crate::crm::deals::Deals;
-use crate::crm::records::{self, Record};
+use crate::crm::records::{self, Record, with_record_type};
+use crate::db::dialect::{Dialect, JsonKind};
 use crate::entities::{account, consent, contact_account, contact_relationship};
 use crate::error::{Error, Result};
 use crate::permissions::ObjectType;
@@ -92,6 +94,13 @@ pub(crate) async fn move_all(
                 .await?;
         snapshot.moved.insert("child_accounts".to_owned(), children);
     }
+    for (holder, key) in reference_fields(tx, ctx, object).await? {
+        let moved = with_record_type!(holder, R => repoint_by::<R>(
+            tx, ctx, Pointer::Custom(&key), merged, None, &[], survivor,
+        )
+        .await?);
+        snapshot.moved.insert(custom_kind(holder, &key), moved);
+    }
     Ok(())
 }
 
@@ -117,6 +126,14 @@ pub(crate) async fn restore_all(
     }
     for (from, ids) in by_origin(&moved("child_accounts")) {
         repoint::<Accounts>(tx, ctx, "parent_id", &[survivor], Some(&ids), from).await?;
+    }
+    for (holder, key) in reference_fields(tx, ctx, object).await? {
+        for (from, ids) in by_origin(&moved(&custom_kind(holder, &key))) {
+            with_record_type!(holder, R => repoint_by::<R>(
+                tx, ctx, Pointer::Custom(&key), &[survivor], Some(&ids), &[], from,
+            )
+            .await?);
+        }
     }
     for (from, ids) in by_origin(&moved("links")) {
         let q = contact_account::Entity::update_many()
@@ -216,9 +233,16 @@ fn from_json<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
     serde_json::from_value(v.clone()).map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// Where a record points at another: a column, or a custom reference field.
+#[derive(Debug, Clone, Copy)]
+enum Pointer<'a> {
+    Column(&'static str),
+    Custom(&'a str),
+}
+
 /// Points `column` of the `R` records that point at one of `pointing_at`
-/// (only the records `only`, and never those in `skip`) at `to`, as
-/// ordinary updates: new version, audit entry, search, hooks.
+/// (only the records `only`) at `to`, as ordinary updates: new version,
+/// audit entry, search, hooks.
 async fn repoint<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
@@ -227,9 +251,10 @@ async fn repoint<R: Record>(
     only: Option<&[Uuid]>,
     to: Uuid,
 ) -> Result<Vec<Moved>> {
-    repoint_skipping::<R>(tx, ctx, column, pointing_at, only, &[], to).await
+    repoint_by::<R>(tx, ctx, Pointer::Column(column), pointing_at, only, &[], to).await
 }
 
+/// As [`repoint`], never touching the records `skip`.
 async fn repoint_skipping<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
@@ -239,9 +264,38 @@ async fn repoint_skipping<R: Record>(
     skip: &[Uuid],
     to: Uuid,
 ) -> Result<Vec<Moved>> {
-    let mut q = R::Entity::find()
-        .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
-        .filter(Expr::col(column).is_in(pointing_at.to_vec()));
+    repoint_by::<R>(
+        tx,
+        ctx,
+        Pointer::Column(column),
+        pointing_at,
+        only,
+        skip,
+        to,
+    )
+    .await
+}
+
+async fn repoint_by<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    pointer: Pointer<'_>,
+    pointing_at: &[Uuid],
+    only: Option<&[Uuid]>,
+    skip: &[Uuid],
+    to: Uuid,
+) -> Result<Vec<Moved>> {
+    let mut q = R::Entity::find().filter(Expr::col("tenant_id").eq(ctx.tenant_id));
+    q = match pointer {
+        Pointer::Column(c) => q.filter(Expr::col(c).is_in(pointing_at.to_vec())),
+        Pointer::Custom(key) => {
+            let value = Dialect(tx.get_database_backend()).custom_value(key, JsonKind::Text);
+            q.filter(
+                Expr::cust(value)
+                    .is_in(pointing_at.iter().map(Uuid::to_string).collect::<Vec<_>>()),
+            )
+        }
+    };
     if let Some(ids) = only {
         q = q.filter(Expr::col("id").is_in(ids.to_vec()));
     }
@@ -257,31 +311,78 @@ async fn repoint_skipping<R: Record>(
     let mut written = Vec::with_capacity(rows.len());
     for before in rows {
         let mut row = serde_json::to_value(&before).map_err(|e| Error::Internal(e.to_string()))?;
-        let from = row
-            .get(column)
-            .cloned()
-            .and_then(|v| serde_json::from_value::<Uuid>(v).ok())
-            .ok_or_else(|| Error::Internal(format!("`{column}` is not an id")))?;
-        row[column] = json!(to);
+        let slot = match pointer {
+            Pointer::Column(c) => row.get_mut(c),
+            Pointer::Custom(key) => row.get_mut("custom").and_then(|c| c.get_mut(key)),
+        }
+        .ok_or_else(|| Error::Internal(format!("{pointer:?} is missing")))?;
+        let from = serde_json::from_value::<Uuid>(slot.clone())
+            .map_err(|_| Error::Internal(format!("{pointer:?} is not an id")))?;
+        *slot = json!(to);
         row["version"] = json!(R::version(&before) + 1);
         row["updated_at"] = json!(now);
         let after: R::Model = from_json(&row)?;
+        if let Pointer::Custom(_) = pointer {
+            // Each record's custom values differ: one write each.
+            R::Entity::update_many()
+                .col_expr(Alias::new("custom"), Expr::value(row["custom"].clone()))
+                .col_expr(Alias::new("version"), Expr::col("version").add(1))
+                .col_expr(Alias::new("updated_at"), Expr::value(now))
+                .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
+                .filter(Expr::col("id").eq(R::id(&before)))
+                .exec(tx)
+                .await?;
+        }
         moved.push(Moved {
             id: R::id(&before),
             from,
         });
         written.push((after, Some(before)));
     }
-    R::Entity::update_many()
-        .col_expr(Alias::new(column), Expr::value(to))
-        .col_expr(Alias::new("version"), Expr::col("version").add(1))
-        .col_expr(Alias::new("updated_at"), Expr::value(now))
-        .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
-        .filter(Expr::col("id").is_in(moved.iter().map(|m| m.id).collect::<Vec<_>>()))
-        .exec(tx)
-        .await?;
+    if let Pointer::Column(column) = pointer {
+        R::Entity::update_many()
+            .col_expr(Alias::new(column), Expr::value(to))
+            .col_expr(Alias::new("version"), Expr::col("version").add(1))
+            .col_expr(Alias::new("updated_at"), Expr::value(now))
+            .filter(Expr::col("tenant_id").eq(ctx.tenant_id))
+            .filter(Expr::col("id").is_in(moved.iter().map(|m| m.id).collect::<Vec<_>>()))
+            .exec(tx)
+            .await?;
+    }
     records::finish_writes::<R>(tx, ctx, &written).await?;
     Ok(moved)
+}
+
+/// The custom reference fields (of every record type) that can point at
+/// records of `object`: `(holder type, key)`. Encrypted ones cannot be
+/// searched, so they keep pointing at the merged id (which resolves).
+async fn reference_fields(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    object: ObjectType,
+) -> Result<Vec<(ObjectType, String)>> {
+    let mut out = Vec::new();
+    for holder in [
+        ObjectType::Contact,
+        ObjectType::Account,
+        ObjectType::Deal,
+        ObjectType::Activity,
+    ] {
+        for d in custom_fields::definitions(tx, ctx.tenant_id, holder).await? {
+            if d.field_type == FieldType::Reference
+                && d.reference_type == Some(object)
+                && !d.sensitive
+            {
+                out.push((holder, d.key));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The snapshot's name of a custom reference field's moves.
+fn custom_kind(holder: ObjectType, key: &str) -> String {
+    format!("custom.{}.{key}", holder.as_str())
 }
 
 /// Moves contact–account links of the merged records to the survivor; a
