@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bulk;
 pub mod export;
 pub mod extract;
 pub mod imports;
@@ -70,12 +71,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(contacts::list, contacts::create))
         .routes(routes!(contacts::get, contacts::patch, contacts::delete))
         .routes(routes!(contacts::bulk))
+        .routes(routes!(contacts::bulk_action))
         .routes(routes!(accounts::list, accounts::create))
         .routes(routes!(accounts::get, accounts::patch, accounts::delete))
         .routes(routes!(accounts::bulk))
+        .routes(routes!(accounts::bulk_action))
         .routes(routes!(deals::list, deals::create))
         .routes(routes!(deals::get, deals::patch, deals::delete))
         .routes(routes!(deals::bulk))
+        .routes(routes!(deals::bulk_action))
         .routes(routes!(activities::list, activities::create))
         .routes(routes!(
             activities::get,
@@ -83,6 +87,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             activities::delete
         ))
         .routes(routes!(activities::bulk))
+        .routes(routes!(activities::bulk_action))
         .routes(routes!(relations::contact_timeline))
         .routes(routes!(relations::contact_duplicates))
         .routes(routes!(relations::account_duplicates))
@@ -94,6 +99,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(merges::scan))
         .routes(routes!(merges::list_pairs))
         .routes(routes!(merges::dismiss))
+        .routes(routes!(bulk::get))
+        .routes(routes!(bulk::cancel))
+        .routes(routes!(bulk::restore))
+        .routes(routes!(bulk::trash))
+        .routes(routes!(bulk::restore_trashed))
         .routes(routes!(relations::account_timeline))
         .routes(routes!(relations::deal_timeline))
         .routes(routes!(relations::move_deal))

@@ -42,6 +42,8 @@ pub enum AuditAction {
     Merge,
     /// A merge undone.
     Unmerge,
+    /// A deleted record brought back from the trash.
+    Restore,
 }
 
 impl AuditAction {
@@ -63,6 +65,7 @@ impl AuditAction {
             AuditAction::Configure => "configure",
             AuditAction::Merge => "merge",
             AuditAction::Unmerge => "unmerge",
+            AuditAction::Restore => "restore",
         }
     }
 }

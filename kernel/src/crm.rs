@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod bulk;
 pub mod cards;
 pub mod checks;
 pub mod contacts;
@@ -22,3 +23,4 @@ pub mod search;
 pub mod sensitive;
 pub mod tenants;
 pub mod timeline;
+pub mod trash;

@@ -35,6 +35,8 @@ pub enum Kind {
     Import,
     /// Scan a tenant's contacts or accounts for likely duplicates.
     DuplicateScan,
+    /// Run (or resume) a bulk action.
+    BulkAction,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::PluginJob => "plugin_job",
             Kind::Import => "import",
             Kind::DuplicateScan => "duplicate_scan",
+            Kind::BulkAction => "bulk_action",
         }
     }
 }
@@ -111,7 +114,11 @@ pub async fn run_due(state: &AppState, max: u64, detach: bool) -> Result<usize> 
         }
         ran += 1;
         // Long jobs run beside the runner's loop.
-        if detach && (j.kind == Kind::Import.as_str() || j.kind == Kind::DuplicateScan.as_str()) {
+        if detach
+            && [Kind::Import, Kind::DuplicateScan, Kind::BulkAction]
+                .iter()
+                .any(|k| j.kind == k.as_str())
+        {
             let state = state.clone();
             tokio::spawn(async move {
                 let outcome = run_one(&state, &j).await;
@@ -200,6 +207,12 @@ async fn run_one(state: &AppState, j: &job::Model) -> std::result::Result<(), St
         return crate::imports::run::run(state, j.tenant_id, import_id, Some(j.id), None)
             .await
             .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    if j.kind == Kind::BulkAction.as_str() {
+        // A bulk action records its own failure; the job is done either way.
+        return crate::crm::bulk::run(state, j.tenant_id, &j.payload)
+            .await
             .map_err(|e| e.to_string());
     }
     if j.kind == Kind::DuplicateScan.as_str() {

@@ -19,6 +19,7 @@ mod m0009_custom_objects;
 mod m0010_themes;
 mod m0011_imports;
 mod m0012_merges;
+mod m0013_bulk_actions;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_themes::Migration),
             Box::new(m0011_imports::Migration),
             Box::new(m0012_merges::Migration),
+            Box::new(m0013_bulk_actions::Migration),
         ]
     }
 }

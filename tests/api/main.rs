@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod authorization;
 mod browser;
+mod bulk_actions;
 mod cli;
 mod contacts;
 mod custom_fields;

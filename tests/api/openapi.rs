@@ -160,6 +160,15 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("post", "/api/v1/duplicates/scan"),
         ("get", "/api/v1/duplicates"),
         ("post", "/api/v1/duplicates/{id}/dismiss"),
+        ("post", "/api/v1/contacts/bulk-actions"),
+        ("post", "/api/v1/accounts/bulk-actions"),
+        ("post", "/api/v1/deals/bulk-actions"),
+        ("post", "/api/v1/activities/bulk-actions"),
+        ("get", "/api/v1/bulk-actions/{id}"),
+        ("post", "/api/v1/bulk-actions/{id}/cancel"),
+        ("post", "/api/v1/bulk-actions/{id}/restore"),
+        ("get", "/api/v1/trash"),
+        ("post", "/api/v1/trash/restore"),
     ];
     let mut documented = Vec::new();
     for (path, item) in paths {

@@ -194,7 +194,7 @@ pub async fn bulk<R: Record>(
 
 /// Generates the handlers of one record type, with their OpenAPI paths.
 macro_rules! record_api {
-    ($module:ident, $rec:ty, $input:ty, $output:ty, $tag:literal, $path:literal, $item:literal, $bulk:literal) => {
+    ($module:ident, $rec:ty, $input:ty, $output:ty, $tag:literal, $path:literal, $item:literal, $bulk:literal, $actions:literal) => {
         pub mod $module {
             use super::*;
 
@@ -241,6 +241,15 @@ macro_rules! record_api {
             pub async fn bulk(State(state): State<AppState>, ctx: RequestContext, JsonBody(req): JsonBody<BulkRequest>) -> Result<Json<BulkResponse<Value>>> {
                 super::bulk::<$rec>(&state, &ctx, req).await
             }
+
+            /// Starts a bulk action on every record the filters match (not
+            /// one page): it runs in the background; follow it at
+            /// `GET /api/v1/bulk-actions/{id}`.
+            #[utoipa::path(post, path = $actions, tag = $tag, request_body = crate::crm::bulk::BulkActionRequest,
+                responses((status = 202, body = crate::crm::bulk::BulkAction), (status = 422, body = Problem)))]
+            pub async fn bulk_action(State(state): State<AppState>, ctx: RequestContext, JsonBody(req): JsonBody<crate::crm::bulk::BulkActionRequest>) -> Result<(StatusCode, Json<crate::crm::bulk::BulkAction>)> {
+                Ok((StatusCode::ACCEPTED, Json(crate::crm::bulk::start::<$rec>(&state.db, &ctx, req).await?)))
+            }
         }
     };
 }
@@ -253,7 +262,8 @@ record_api!(
     "contacts",
     "/api/v1/contacts",
     "/api/v1/contacts/{id}",
-    "/api/v1/contacts/bulk"
+    "/api/v1/contacts/bulk",
+    "/api/v1/contacts/bulk-actions"
 );
 record_api!(
     accounts,
@@ -263,7 +273,8 @@ record_api!(
     "accounts",
     "/api/v1/accounts",
     "/api/v1/accounts/{id}",
-    "/api/v1/accounts/bulk"
+    "/api/v1/accounts/bulk",
+    "/api/v1/accounts/bulk-actions"
 );
 record_api!(
     deals,
@@ -273,7 +284,8 @@ record_api!(
     "deals",
     "/api/v1/deals",
     "/api/v1/deals/{id}",
-    "/api/v1/deals/bulk"
+    "/api/v1/deals/bulk",
+    "/api/v1/deals/bulk-actions"
 );
 record_api!(
     activities,
@@ -283,5 +295,6 @@ record_api!(
     "activities",
     "/api/v1/activities",
     "/api/v1/activities/{id}",
-    "/api/v1/activities/bulk"
+    "/api/v1/activities/bulk",
+    "/api/v1/activities/bulk-actions"
 );

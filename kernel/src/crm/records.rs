@@ -166,7 +166,7 @@ pub async fn reachable_owners<C: ConnectionTrait>(
 
 /// The records of the caller's tenant within the caller's record scope:
 /// another tenant's id, or one outside the scope, is simply not found.
-async fn visible<R: Record, C: ConnectionTrait>(
+pub(crate) async fn visible<R: Record, C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
 ) -> Result<sea_orm::Select<R::Entity>> {
@@ -886,7 +886,7 @@ async fn among_rows<R: Record>(
 /// A list request's parsed query and its WHERE conditions, after the
 /// permission checks every list makes: the type must be readable, and no
 /// filter or sort may name a field hidden from the caller.
-async fn list_filters<R: Record>(
+pub(crate) async fn list_filters<R: Record>(
     db: &DatabaseConnection,
     ctx: &RequestContext,
     raw_query: Option<&str>,
