@@ -418,3 +418,70 @@ async fn consent_history_is_kept_per_purpose() {
     .await
     .assert_problem(404, "not_found");
 }
+
+/// A merge keeps the merged record as it was, to undo the merge: erasing
+/// the survivor erases that copy and the merged record's history too.
+#[tokio::test]
+async fn erasure_reaches_what_a_merge_kept() {
+    let app = TestApp::new().await;
+    let id = subject(&app).await;
+    // The same person entered twice: the copy holds personal data too.
+    let twin = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Zelda", "last_name": "Quixotic", "job_title": "Cartographer",
+                   "phones": [{"number": "+44 20 7946 0991"}]}),
+        )
+        .await;
+    let res = app
+        .post(
+            "/api/v1/contacts/merge",
+            json!({"survivor_id": id, "merged_ids": [twin["id"]]}),
+        )
+        .await;
+    res.assert_status(201);
+    let merge_id = res.body["merge"]["id"].as_str().unwrap().to_owned();
+    // A scan's reasons name the details too (here the phone number).
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "Z.", "last_name": "Q.", "phones": [{"number": "02079460991"}]}),
+    )
+    .await;
+    app.post("/api/v1/duplicates/scan", json!({"object_type": "contact"}))
+        .await
+        .assert_status(202);
+    app.run_jobs().await;
+    assert_eq!(
+        app.get("/api/v1/duplicates?object_type=contact")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.post(
+        &format!("/api/v1/contacts/{id}/erase"),
+        json!({"reason": "request DSR-2001"}),
+    )
+    .await
+    .assert_status(200);
+    let left = scan(&app).await;
+    assert!(
+        left.is_empty(),
+        "personal data left after erasure: {left:?}"
+    );
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM duplicate_pairs")
+            .await,
+        0
+    );
+    // Nothing is left to undo with.
+    app.post(&format!("/api/v1/merges/{merge_id}/undo"), json!({}))
+        .await
+        .assert_problem(409, "undo_period_over");
+    let report = trellis::audit::chain::verify(&app.state.db, None)
+        .await
+        .unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}

@@ -95,6 +95,7 @@ pub struct MergeOutcome {
 
 /// Everything an undo needs, stored with the merge.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Snapshot {
     /// The survivor as stored before and after the merge.
     survivor_before: Value,
@@ -140,6 +141,28 @@ pub async fn aliases<C: ConnectionTrait>(
         .into_iter()
         .map(|a| a.alias_id)
         .collect())
+}
+
+/// For an erasure: the merges into record `id` lose the copies of the
+/// records they merged (so they can no longer be undone). Returns the ids
+/// merged into it, whose history is the same person's.
+pub async fn forget<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    object: ObjectType,
+    id: Uuid,
+) -> Result<Vec<Uuid>> {
+    let merged_in = aliases(db, ctx.tenant_id, object, id).await?;
+    let now = crate::clock::now();
+    merge::Entity::update_many()
+        .col_expr(merge::Column::Snapshot, Expr::value(json!({})))
+        .col_expr(merge::Column::UndoUntil, Expr::value(now))
+        .filter(merge::Column::TenantId.eq(ctx.tenant_id))
+        .filter(merge::Column::ObjectType.eq(object.as_str()))
+        .filter(merge::Column::SurvivorId.eq(id))
+        .exec(db)
+        .await?;
+    Ok(merged_in)
 }
 
 /// Merges records of type `R` (contacts or accounts) into a survivor.

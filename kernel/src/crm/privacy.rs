@@ -374,6 +374,21 @@ pub async fn erase(
         .filter(consent::Column::ContactId.eq(id))
         .exec(&tx)
         .await?;
+    // Merges into the contact kept the merged records as they were: those
+    // copies go (and the undo with them); their history is erased too.
+    let merged_in = crate::crm::merge::forget(&tx, ctx, ObjectType::Contact, id).await?;
+    // Pairs in the duplicates queue name the contact's details as reasons.
+    let mut paired = merged_in.clone();
+    paired.push(id);
+    crate::entities::duplicate_pair::Entity::delete_many()
+        .filter(crate::entities::duplicate_pair::Column::TenantId.eq(ctx.tenant_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(crate::entities::duplicate_pair::Column::RecordId.is_in(paired.clone()))
+                .add(crate::entities::duplicate_pair::Column::OtherId.is_in(paired)),
+        )
+        .exec(&tx)
+        .await?;
     let addresses: Vec<String> = c
         .email
         .iter()
@@ -414,6 +429,7 @@ pub async fn erase(
     crate::audit::chain::claim(&tx, ctx.tenant_id, 0).await?;
     let mut subjects = activity_ids;
     subjects.push(id);
+    subjects.extend(merged_in);
     let redacted: Vec<Uuid> = audit_log::Entity::find()
         .select_only()
         .column(audit_log::Column::Id)
