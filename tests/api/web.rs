@@ -2277,3 +2277,83 @@ async fn duplicates_are_compared_merged_and_unmerged_in_the_pages() {
         .assert(200)
         .contains("Nothing to review");
 }
+
+/// A list's "change all" form reaches every record its filters match (not
+/// one page); the action's page shows its progress; a bulk delete is
+/// restored from its page. Readers see no such form.
+#[tokio::test]
+async fn bulk_actions_run_from_a_list_and_deletes_restore_from_their_page() {
+    let app = TestApp::new().await;
+    let items: Vec<Value> = (0..60)
+        .map(|i| json!({"first_name": format!("Lead{i}"), "tags": if i < 55 { vec!["old"] } else { vec!["new"] }}))
+        .collect();
+    app.post(
+        "/api/v1/contacts/bulk",
+        json!({"operation": "create", "items": items}),
+    )
+    .await
+    .assert_status(200);
+    let mut b = admin_browser(&app).await;
+    let list = b.get("/contacts?filter=tags:contains:old").await;
+    list.assert(200).contains("Apply to all");
+    assert_labelled("/contacts (bulk)", &list.html);
+    let started = b
+        .post(
+            "/contacts/bulk",
+            &[
+                ("_csrf", &list.csrf()),
+                ("filter", "tags:contains:old"),
+                ("action", "add_tags"),
+                ("value", "q4, stale"),
+            ],
+        )
+        .await;
+    started.assert(303);
+    let page_path = started.location.clone().unwrap();
+    assert!(page_path.starts_with("/bulk-actions/"), "{page_path}");
+    let queued = b.get(&page_path).await;
+    queued.assert(200).contains("Running");
+    assert!(queued.headers.get("refresh").is_some());
+    app.run_jobs().await;
+    let done = b.get(&page_path).await;
+    done.assert(200).contains("55 of 55").lacks("Running");
+    assert!(done.headers.get("refresh").is_none());
+    let stale = app
+        .get("/api/v1/contacts?filter=tags:contains:stale&count=true&limit=1")
+        .await;
+    assert_eq!(stale.body["total"], 55);
+
+    let deleting = b
+        .post(
+            "/contacts/bulk",
+            &[
+                ("_csrf", &list.csrf()),
+                ("filter", "tags:contains:stale"),
+                ("action", "delete"),
+            ],
+        )
+        .await;
+    deleting.assert(303);
+    let del_path = deleting.location.clone().unwrap();
+    app.run_jobs().await;
+    let deleted = b.get(&del_path).await;
+    deleted.assert(200).contains("Restore them all");
+    let left = app.get("/api/v1/contacts?count=true&limit=1").await;
+    assert_eq!(left.body["total"], 5);
+    let restoring = b
+        .post(
+            &format!("{del_path}/restore"),
+            &[("_csrf", &deleted.csrf())],
+        )
+        .await;
+    restoring.assert(303);
+    app.run_jobs().await;
+    let back = app.get("/api/v1/contacts?count=true&limit=1").await;
+    assert_eq!(back.body["total"], 60);
+
+    app.user("default", "reader@example.com", PW, &["read_only"])
+        .await;
+    let mut r = Browser::new(&app);
+    r.sign_in("reader@example.com", PW, None).await.assert(303);
+    r.get("/contacts").await.assert(200).lacks("Apply to all");
+}

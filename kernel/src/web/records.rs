@@ -33,6 +33,7 @@ use crate::permissions::{Action, FieldAccess, ObjectType};
 use crate::web::forms::{self, Field, FormData, Input};
 use crate::web::{PageError, Ui};
 
+mod bulk_pages;
 mod merging;
 
 type PageResult = Result<Response, PageError>;
@@ -340,6 +341,8 @@ pub fn router() -> Router<AppState> {
             get(merging::compare::<Accounts>).post(merging::submit::<Accounts>),
         )
         .route("/merges/{id}/undo", post(merging::undo))
+        .route("/bulk-actions/{id}", get(bulk_pages::show))
+        .route("/bulk-actions/{id}/restore", post(bulk_pages::restore))
         .route("/duplicates", get(merging::queue_page))
         .route("/duplicates/scan", post(merging::scan))
         .route("/duplicates/{id}/dismiss", post(merging::dismiss))
@@ -356,6 +359,7 @@ fn routes<R: RecordPage>() -> Router<AppState> {
         .route(&format!("{base}/new"), get(new_form::<R>).post(create::<R>))
         .route(&format!("{base}/views"), post(save_view::<R>))
         .route(&format!("{base}/export"), get(export::<R>))
+        .route(&format!("{base}/bulk"), post(bulk_pages::start::<R>))
         .route(&format!("{base}/{{id}}"), get(detail::<R>))
         .route(
             &format!("{base}/{{id}}/edit"),
@@ -741,6 +745,7 @@ async fn list<R: RecordPage>(
             "errors": errors,
             "can_create": ui.ctx.can(R::OBJECT, Action::Create),
             "can_export": ui.ctx.can(R::OBJECT, Action::Export),
+            "bulk": bulk_pages::form::<R>(&ui, &params, &choices),
             "query": params.query(None, None),
             "views": views,
             "view": Value::Null,

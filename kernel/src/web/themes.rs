@@ -112,6 +112,7 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "errors",
             "can_create",
             "can_export",
+            "bulk",
             "query",
             "total",
         ],
@@ -186,6 +187,10 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "undo_days",
             "errors",
         ],
+    ),
+    (
+        "bulk_action.html",
+        &["title", "action", "running", "list", "restorable"],
     ),
     (
         "duplicate_queue.html",
