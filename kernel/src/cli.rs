@@ -107,6 +107,24 @@ pub enum Command {
     /// Import contacts or accounts from a CSV, XLSX, JSON lines or vCard
     /// file (the API's import, run here with a progress bar).
     Import(import::ImportArgs),
+    /// Write a tenant's full backup (JSON lines; encrypted fields in clear:
+    /// keep the file like the database).
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// Restore a tenant backup into a new tenant (ids are translated, so it
+    /// can sit beside the original).
+    Restore {
+        /// The backup file (`trellis export tenant`).
+        file: std::path::PathBuf,
+        /// The new tenant's slug (it must not exist).
+        #[arg(long)]
+        slug: String,
+        /// The new tenant's name (default: the backup's).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Merge duplicate contacts or accounts into one, or undo a merge.
     Merge {
         #[command(subcommand)]
@@ -129,6 +147,20 @@ pub enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Every record, custom field, relation, user, role, pipeline, view and
+    /// plugin setting and KV entry of one tenant.
+    Tenant {
+        /// Tenant slug.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 
@@ -439,6 +471,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => {
             let state = AppState::open(config).await?;
             import::run(&state, args).await
+        }
+        Command::Export {
+            command: ExportCommand::Tenant { tenant, out },
+        } => {
+            let state = AppState::open(config).await?;
+            let t = tenant_by_slug(&state, &tenant).await?;
+            let ctx = system_ctx(&state, t.id);
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let counts = crate::backup::export(&state.db, &ctx, &mut w).await?;
+            let total: u64 = counts.values().sum();
+            println!("wrote {total} rows of tenant {tenant} to {}", out.display());
+            Ok(())
+        }
+        Command::Restore { file, slug, name } => {
+            let state = AppState::open(config).await?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let (id, counts) = crate::backup::restore(
+                &state.db,
+                Some(state.keyring.clone()),
+                std::io::BufReader::new(f),
+                &slug,
+                name.as_deref(),
+            )
+            .await?;
+            let total: u64 = counts.values().sum();
+            println!("restored {total} rows into tenant {slug} ({id})");
+            Ok(())
         }
         Command::Merge { command } => {
             let state = AppState::open(config).await?;
