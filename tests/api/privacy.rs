@@ -485,3 +485,38 @@ async fn erasure_reaches_what_a_merge_kept() {
         .unwrap();
     assert!(report.findings.is_empty(), "{:?}", report.findings);
 }
+
+/// A contact a bulk delete put in the trash can still be erased: nothing
+/// of it is left, in the trash or anywhere else.
+#[tokio::test]
+async fn a_trashed_contact_is_erased_too() {
+    let app = TestApp::new().await;
+    let id = subject(&app).await;
+    let res = app
+        .post(
+            "/api/v1/contacts/bulk-actions",
+            json!({"filter": ["tags:contains:vip-zq"], "action": "delete"}),
+        )
+        .await;
+    res.assert_status(202);
+    app.run_jobs().await;
+    app.get(&format!("/api/v1/contacts/{id}"))
+        .await
+        .assert_status(404);
+    assert!(!scan(&app).await.is_empty(), "the trash keeps the contact");
+    app.post(
+        &format!("/api/v1/contacts/{id}/erase"),
+        json!({"reason": "request DSR-3003"}),
+    )
+    .await
+    .assert_status(200);
+    let left = scan(&app).await;
+    assert!(
+        left.is_empty(),
+        "personal data left after erasure: {left:?}"
+    );
+    let report = trellis::audit::chain::verify(&app.state.db, None)
+        .await
+        .unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}

@@ -287,11 +287,23 @@ pub async fn erase(
     // Lock the contact row for the transaction (PostgreSQL; SQLite writers
     // are serial anyway): an update racing the erasure waits, then fails
     // on the bumped version instead of writing personal data back.
-    contact::Entity::find_by_id(id)
+    let live = contact::Entity::find_by_id(id)
         .filter(contact::Column::TenantId.eq(ctx.tenant_id))
         .lock_exclusive()
         .one(&tx)
         .await?;
+    if live.is_none() {
+        // A contact in the trash is brought back, within this transaction,
+        // to be erased with everything its delete set aside.
+        let trashed = crate::entities::trash::Entity::find()
+            .filter(crate::entities::trash::Column::TenantId.eq(ctx.tenant_id))
+            .filter(crate::entities::trash::Column::RecordId.eq(id))
+            .one(&tx)
+            .await?;
+        if let Some(entry) = trashed {
+            crate::crm::trash::restore::<Contacts>(&tx, ctx, &entry).await?;
+        }
+    }
     let c = records::load::<Contacts, _>(&tx, ctx, id).await?;
     let (legal_hold, erased) = flags(&tx, ctx, id).await?;
     if legal_hold {
