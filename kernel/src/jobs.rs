@@ -309,9 +309,13 @@ async fn finish(
 /// How long finished jobs, plugin log lines and events are kept.
 const KEEP_DONE_JOBS: chrono::Duration = chrono::Duration::days(7);
 const KEEP_LOGS_AND_EVENTS: chrono::Duration = chrono::Duration::days(30);
+/// How long a bulk delete's records stay restorable in the trash.
+pub const KEEP_TRASH: chrono::Duration = chrono::Duration::days(30);
 
-/// Deletes finished jobs, plugin log lines and events past their retention
-/// (failed jobs are kept as long as done ones: their error is the record).
+/// Deletes finished jobs, plugin log lines, events and trashed records past
+/// their retention (failed jobs are kept as long as done ones: their error
+/// is the record), and the copies merges keep once they can no longer be
+/// undone.
 pub async fn prune(db: &DatabaseConnection) -> Result<u64> {
     let now = crate::clock::now();
     let jobs = job::Entity::delete_many()
@@ -330,7 +334,25 @@ pub async fn prune(db: &DatabaseConnection) -> Result<u64> {
         .exec(db)
         .await?
         .rows_affected;
-    Ok(jobs + logs + events)
+    let trash = crate::entities::trash::Entity::delete_many()
+        .filter(crate::entities::trash::Column::DeletedAt.lt(now - KEEP_TRASH))
+        .exec(db)
+        .await?
+        .rows_affected;
+    // A merge past its undo period needs its copies of the merged records
+    // no more: data kept for nothing goes.
+    let merges = crate::entities::merge::Entity::update_many()
+        .col_expr(
+            crate::entities::merge::Column::Snapshot,
+            Expr::value(json!({})),
+        )
+        .filter(crate::entities::merge::Column::UndoUntil.lt(now))
+        // (JSON has no equality on PostgreSQL; its text has.)
+        .filter(Expr::cust("CAST(snapshot AS TEXT) <> '{}'"))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(jobs + logs + events + trash + merges)
 }
 
 /// Runs jobs in the background until the process ends: when woken by new

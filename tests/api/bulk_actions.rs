@@ -340,3 +340,51 @@ async fn a_bulk_delete_goes_to_the_trash_and_comes_back_whole() {
         .await;
     assert_eq!(trail.body["data"].as_array().unwrap().len(), 1);
 }
+
+/// The trash keeps records for its retention period, and a merge keeps its
+/// copies only while it can be undone: pruning removes what is past.
+#[tokio::test]
+async fn pruning_empties_old_trash_and_forgets_what_finished_merges_kept() {
+    let app = TestApp::new().await;
+    let made = make_contacts(&app, 3, "lead", "old").await;
+    run(
+        &app,
+        "/api/v1/contacts/bulk-actions",
+        json!({"filter": ["first_name:eq:P0"], "action": "delete"}),
+    )
+    .await;
+    let res = app
+        .post(
+            "/api/v1/contacts/merge",
+            json!({"survivor_id": made[1]["id"], "merged_ids": [made[2]["id"]]}),
+        )
+        .await;
+    res.assert_status(201);
+    let merge_id = res.body["merge"]["id"].as_str().unwrap().to_owned();
+    // Nothing is old yet.
+    trellis::jobs::prune(&app.state.db).await.unwrap();
+    assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM trash").await, 1);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM merges WHERE CAST(snapshot AS TEXT) = '{}'")
+            .await,
+        0
+    );
+    app.sql("UPDATE trash SET deleted_at = '2000-01-01T00:00:00Z'")
+        .await;
+    app.sql("UPDATE merges SET undo_until = '2000-01-01T00:00:00Z'")
+        .await;
+    let pruned = trellis::jobs::prune(&app.state.db).await.unwrap();
+    assert!(pruned >= 2, "{pruned}");
+    assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM trash").await, 0);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM merges WHERE CAST(snapshot AS TEXT) = '{}'")
+            .await,
+        1
+    );
+    app.post(&format!("/api/v1/merges/{merge_id}/undo"), json!({}))
+        .await
+        .assert_problem(409, "undo_period_over");
+    // The merge itself is still listed.
+    let listed = app.get("/api/v1/merges?object_type=contact").await;
+    assert_eq!(listed.body[0]["id"], merge_id.as_str());
+}
