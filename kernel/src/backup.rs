@@ -27,7 +27,7 @@ use std::io::{BufRead, Write};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -108,6 +108,17 @@ pub async fn export(
     ctx: &RequestContext,
     out: &mut impl Write,
 ) -> Result<Counts> {
+    // One snapshot for the whole file: rows written meanwhile cannot leave
+    // a reference without its row.
+    let db = &if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.begin_with_config(
+            Some(sea_orm::IsolationLevel::RepeatableRead),
+            Some(sea_orm::AccessMode::ReadOnly),
+        )
+        .await?
+    } else {
+        db.begin().await?
+    };
     let t = tenant::Entity::find_by_id(ctx.tenant_id)
         .one(db)
         .await?
@@ -165,7 +176,7 @@ pub async fn export(
 /// A row's encrypted custom values, decrypted; users lose their MFA
 /// secret (sealed for the user it belongs to).
 async fn opened(
-    db: &DatabaseConnection,
+    db: &DatabaseTransaction,
     ctx: &RequestContext,
     object: Option<ObjectType>,
     table: &str,

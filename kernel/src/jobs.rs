@@ -216,7 +216,7 @@ async fn run_one(state: &AppState, j: &job::Model) -> std::result::Result<(), St
             .map_err(|e| e.to_string());
     }
     if j.kind == Kind::DuplicateScan.as_str() {
-        return crate::crm::duplicates::queue::run_scan(state, j.tenant_id, &j.payload)
+        return crate::crm::duplicates::queue::run_scan(state, j.tenant_id, Some(j.id), &j.payload)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());

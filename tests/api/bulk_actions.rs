@@ -260,6 +260,33 @@ async fn a_bulk_delete_goes_to_the_trash_and_comes_back_whole() {
             json!({"name": "Anvils", "amount": "5", "currency": "USD", "contact_id": a}),
         )
         .await;
+    // Two records deleted together, related to each other.
+    let (o1, o2) = (
+        old[1]["id"].as_str().unwrap().to_owned(),
+        old[2]["id"].as_str().unwrap().to_owned(),
+    );
+    app.post(
+        &format!("/api/v1/contacts/{o1}/relationships"),
+        json!({"to_contact_id": o2, "kind": "sibling"}),
+    )
+    .await
+    .assert_status(201);
+    // One under legal hold stays out of the trash.
+    let held = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Held", "tags": ["stale"]}),
+        )
+        .await;
+    app.put(
+        &format!(
+            "/api/v1/contacts/{}/legal-hold",
+            held["id"].as_str().unwrap()
+        ),
+        json!({"legal_hold": true}),
+    )
+    .await
+    .assert_status(204);
 
     let done = run(
         &app,
@@ -268,7 +295,9 @@ async fn a_bulk_delete_goes_to_the_trash_and_comes_back_whole() {
     )
     .await;
     assert_eq!(done["succeeded"], 3, "{done}");
-    assert_eq!(count(&app, "").await, 2);
+    assert_eq!(done["failed"], 1);
+    assert_eq!(done["errors"][0]["code"], "legal_hold");
+    assert_eq!(count(&app, "").await, 3);
     app.get(&format!("/api/v1/contacts/{a}"))
         .await
         .assert_status(404);
@@ -319,7 +348,17 @@ async fn a_bulk_delete_goes_to_the_trash_and_comes_back_whole() {
     .await;
     assert_eq!(restored["status"], "done", "{restored}");
     assert_eq!(restored["succeeded"], 2);
-    assert_eq!(count(&app, "").await, 5);
+    assert_eq!(count(&app, "").await, 6);
+    let sibling = app
+        .get(&format!("/api/v1/contacts/{o1}/relationships"))
+        .await;
+    assert_eq!(
+        sibling.body.as_array().unwrap().len(),
+        1,
+        "{}",
+        sibling.body
+    );
+    assert_eq!(sibling.body[0]["to_contact_id"], o2.as_str());
     for c in &old {
         let now = app
             .get(&format!("/api/v1/contacts/{}", c["id"].as_str().unwrap()))

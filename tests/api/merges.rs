@@ -643,3 +643,84 @@ async fn a_scan_fills_the_review_queue_and_dismissals_stick() {
         .await
         .assert_problem(422, "validation_failed");
 }
+
+#[tokio::test]
+async fn held_contacts_stay_and_self_references_and_account_cycles_are_handled() {
+    let app = TestApp::new().await;
+    app.create(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "referred_by", "label": "Referred by",
+               "field_type": "reference", "reference_type": "contact"}),
+    )
+    .await;
+    let b = app
+        .create("/api/v1/contacts", json!({"first_name": "Bea"}))
+        .await;
+    let a = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Bea", "custom": {"referred_by": b["id"]}}),
+        )
+        .await;
+    // The survivor referred to the record merged into it: now to itself.
+    let res = app
+        .post(
+            "/api/v1/contacts/merge",
+            json!({"survivor_id": a["id"], "merged_ids": [b["id"]]}),
+        )
+        .await;
+    res.assert_status(201);
+    assert_eq!(res.body["record"]["custom"]["referred_by"], a["id"]);
+
+    // A contact under legal hold is not merged away.
+    let held = app
+        .create("/api/v1/contacts", json!({"first_name": "Held"}))
+        .await;
+    app.put(
+        &format!(
+            "/api/v1/contacts/{}/legal-hold",
+            held["id"].as_str().unwrap()
+        ),
+        json!({"legal_hold": true}),
+    )
+    .await
+    .assert_status(204);
+    app.post(
+        "/api/v1/contacts/merge",
+        json!({"survivor_id": a["id"], "merged_ids": [held["id"]]}),
+    )
+    .await
+    .assert_problem(409, "legal_hold");
+    app.get(&format!(
+        "/api/v1/contacts/{}",
+        held["id"].as_str().unwrap()
+    ))
+    .await
+    .assert_status(200);
+
+    // M > C > S: merging M into S would put C below S, which is below C.
+    let m = app.create("/api/v1/accounts", json!({"name": "M"})).await;
+    let c = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "C", "parent_id": m["id"]}),
+        )
+        .await;
+    let s_ = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "S", "parent_id": c["id"]}),
+        )
+        .await;
+    let res = app
+        .post(
+            "/api/v1/accounts/merge",
+            json!({"survivor_id": s_["id"], "merged_ids": [m["id"]]}),
+        )
+        .await;
+    res.assert_problem(409, "merge_would_cycle");
+    assert!(res.body["detail"].as_str().unwrap().contains("`C`"));
+    app.get(&format!("/api/v1/accounts/{}", m["id"].as_str().unwrap()))
+        .await
+        .assert_status(200);
+}

@@ -95,7 +95,7 @@ fn valid_domain(d: &str) -> bool {
 }
 
 /// Whether `ancestor` is `start` or one of its ancestors.
-async fn is_ancestor_or_self<C: ConnectionTrait>(
+pub(crate) async fn is_ancestor_or_self<C: ConnectionTrait>(
     db: &C,
     tenant: Uuid,
     start: Uuid,

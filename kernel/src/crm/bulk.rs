@@ -419,7 +419,9 @@ pub async fn run(state: &AppState, tenant_id: Uuid, payload: &Value) -> Result<(
     let outcome = run_loaded(state, &m).await;
     let now = crate::clock::now();
     let (status, error) = match &outcome {
-        Ok(()) => ("done", None),
+        Ok(true) => ("done", None),
+        // Cancelled, or another run holds it: its status is theirs.
+        Ok(false) => return Ok(()),
         Err(e) => ("failed", Some(e.to_string())),
     };
     // A cancel that landed meanwhile stays a cancel.
@@ -436,7 +438,8 @@ pub async fn run(state: &AppState, tenant_id: Uuid, payload: &Value) -> Result<(
     Ok(())
 }
 
-async fn run_loaded(state: &AppState, m: &bulk_action::Model) -> Result<()> {
+/// True when the action went through to its end.
+async fn run_loaded(state: &AppState, m: &bulk_action::Model) -> Result<bool> {
     let acting: crate::auth::Acting = serde_json::from_value(m.actor.clone())
         .map_err(|e| Error::Internal(format!("the bulk action's actor: {e}")))?;
     let ctx = crate::auth::resume(state, m.tenant_id, &acting).await?;
@@ -463,7 +466,7 @@ async fn run_typed<R: Record>(
     ctx: &RequestContext,
     m: &bulk_action::Model,
     kind: Kind,
-) -> Result<()> {
+) -> Result<bool> {
     let db = &state.db;
     let filters: Vec<String> = serde_json::from_value(m.filters.clone()).unwrap_or_default();
     let raw = query_of(&filters);
@@ -476,7 +479,7 @@ async fn run_typed<R: Record>(
             .await?
             .ok_or(Error::NotFound("bulk action"))?;
         if now_row.status != "running" {
-            return Ok(());
+            return Ok(false);
         }
         let ids: Vec<Uuid> = if kind == Kind::Restore {
             let of = m
@@ -485,22 +488,25 @@ async fn run_typed<R: Record>(
                 .and_then(Value::as_str)
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .ok_or_else(|| Error::Internal("the restore names no delete".to_owned()))?;
+            // Newest id first: the reverse of the delete's order, so a
+            // relationship between two records deleted together comes back
+            // with the one whose delete took it along.
             let mut q = trash_row::Entity::find()
                 .select_only()
                 .column(trash_row::Column::RecordId)
                 .filter(trash_row::Column::TenantId.eq(m.tenant_id))
                 .filter(trash_row::Column::BulkActionId.eq(of));
             if let Some(c) = cursor {
-                q = q.filter(trash_row::Column::RecordId.gt(c));
+                q = q.filter(trash_row::Column::RecordId.lt(c));
             }
-            q.order_by_asc(trash_row::Column::RecordId)
+            q.order_by_desc(trash_row::Column::RecordId)
                 .limit(BATCH)
                 .into_tuple()
                 .all(db)
                 .await?
         } else {
             let Some(upper) = m.upper else {
-                return Ok(());
+                return Ok(true);
             };
             let (_, filters) = records::list_filters::<R>(db, ctx, Some(&raw)).await?;
             let mut q = records::visible::<R, _>(db, ctx)
@@ -519,7 +525,7 @@ async fn run_typed<R: Record>(
                 .await?
         };
         let Some(last) = ids.last().copied() else {
-            return Ok(());
+            return Ok(true);
         };
         let tx = crate::db::tenant_tx(db, ctx).await?;
         let failures = batch::<R>(&tx, ctx, m, kind, &ids).await?;
@@ -567,8 +573,8 @@ async fn run_typed<R: Record>(
             .exec(&tx)
             .await?;
         if moved.rows_affected != 1 {
-            // Another run got here first.
-            return Ok(());
+            // Another run got here first; it carries on.
+            return Ok(false);
         }
         tx.commit().await?;
         records::kick_jobs(ctx);

@@ -203,6 +203,9 @@ pub async fn merge<R: Record>(
                 .await
                 .map_err(|e| not_found_as_field(e, &format!("merged_ids[{i}]")))?,
         );
+        if R::OBJECT == ObjectType::Contact {
+            crate::crm::privacy::refuse_if_held(&tx, ctx, *id, "merging it away").await?;
+        }
     }
 
     // The survivor's new values, chosen on plaintext.
@@ -225,6 +228,16 @@ pub async fn merge<R: Record>(
         });
     }
     let mut chosen = fields::choose(&sources, req.rule, &req.fields)?;
+    // A chosen reference to a record merged away points at the survivor.
+    if let Some(custom) = chosen.get_mut("custom").and_then(Value::as_object_mut) {
+        for v in custom.values_mut() {
+            if let Some(id) = v.as_str().and_then(|s| Uuid::parse_str(s).ok())
+                && req.merged_ids.contains(&id)
+            {
+                *v = json!(req.survivor_id);
+            }
+        }
+    }
 
     let survivor_id = R::id(&survivor);
     let merged_ids: Vec<Uuid> = merged.iter().map(R::id).collect();

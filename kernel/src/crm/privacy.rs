@@ -36,7 +36,8 @@ use crate::permissions::{Action, FieldAccess, ObjectType};
 /// What erasure writes in place of a blanked text.
 const ERASED: &str = "[erased]";
 
-async fn flags<C: ConnectionTrait>(
+/// A contact's legal hold and erasure time.
+pub(crate) async fn flags<C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
     id: Uuid,
@@ -61,12 +62,12 @@ async fn flags<C: ConnectionTrait>(
 }
 
 /// The privacy columns of `contacts` (not part of the record's API shape).
-enum Flag {
+pub(crate) enum Flag {
     LegalHold,
     ErasedAt,
 }
 
-async fn set_flag<C: ConnectionTrait>(
+pub(crate) async fn set_flag<C: ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
     id: Uuid,
@@ -89,6 +90,31 @@ async fn set_flag<C: ConnectionTrait>(
         [value, ctx.tenant_id.into(), id.into()],
     ))
     .await?;
+    Ok(())
+}
+
+/// Refuses `what` (a merge away, a delete into the trash) for a contact
+/// under legal hold or already erased: either would let its data (or its
+/// hold) slip out of the privacy rules.
+pub(crate) async fn refuse_if_held<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+    what: &str,
+) -> Result<()> {
+    let (hold, erased) = flags(db, ctx, id).await?;
+    if hold {
+        return Err(Error::Conflict {
+            code: "legal_hold",
+            message: format!("this contact is under legal hold: {what} is refused"),
+        });
+    }
+    if erased.is_some() {
+        return Err(Error::Conflict {
+            code: "erased",
+            message: format!("this contact was erased: {what} is refused"),
+        });
+    }
     Ok(())
 }
 
@@ -389,6 +415,7 @@ pub async fn erase(
     // Merges into the contact kept the merged records as they were: those
     // copies go (and the undo with them); their history is erased too.
     let merged_in = crate::crm::merge::forget(&tx, ctx, ObjectType::Contact, id).await?;
+    crate::crm::trash::purge_mentions(&tx, ctx, id).await?;
     // Pairs in the duplicates queue name the contact's details as reasons.
     let mut paired = merged_in.clone();
     paired.push(id);

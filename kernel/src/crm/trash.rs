@@ -81,6 +81,9 @@ pub async fn bury<R: Record>(
     bulk_action_id: Option<Uuid>,
 ) -> Result<()> {
     let m = records::load::<R, _>(tx, ctx, id).await?;
+    if R::OBJECT == ObjectType::Contact {
+        crate::crm::privacy::refuse_if_held(tx, ctx, id, "deleting it into the trash").await?;
+    }
     let mut deps = Dependents::default();
     let t = ctx.tenant_id;
     match R::OBJECT {
@@ -169,6 +172,12 @@ pub async fn restore<R: Record>(
     entry: &trash::Model,
 ) -> Result<R::Model> {
     let m: R::Model = from_value(&entry.row)?;
+    // Only what the caller's record scope reaches.
+    if let Some(owners) = records::reachable_owners(tx, ctx, R::OBJECT).await?
+        && !R::owner(&m).is_some_and(|o| owners.contains(&o))
+    {
+        return Err(Error::NotFound("trashed record"));
+    }
     records::reserve_stock::<R>(tx, ctx, 1).await?;
     let restored = crate::crm::merge::reinsert::<R>(tx, std::slice::from_ref(&entry.row))
         .await
@@ -284,6 +293,22 @@ pub async fn restore<R: Record>(
     Ok(m)
 }
 
+/// For an erasure: trashed records that name contact `id` (an activity
+/// about them, a deal of theirs) go for good.
+pub async fn purge_mentions<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<()> {
+    trash::Entity::delete_many()
+        .filter(trash::Column::TenantId.eq(ctx.tenant_id))
+        // A UUID's text is hex and dashes: safe to splice.
+        .filter(Expr::cust(format!("CAST(\"row\" AS TEXT) LIKE '%{id}%'")))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// The trash of one record type, newest first.
 pub async fn list(
     db: &DatabaseConnection,
@@ -357,6 +382,10 @@ pub async fn restore_ids(
             "no such record in the trash",
         ));
     }
+    // The reverse of the deletes' order: a relationship between two
+    // records deleted together comes back with the one that took it along.
+    let mut rows = rows;
+    rows.sort_by_key(|r| std::cmp::Reverse(r.id));
     for r in &rows {
         with_record_type!(object, R => drop(restore::<R>(&tx, ctx, r).await?));
     }

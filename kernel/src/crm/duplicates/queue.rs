@@ -111,7 +111,12 @@ fn scannable(object: ObjectType) -> Result<()> {
 
 /// Runs a queued scan (from the job runner): every record the user may
 /// read, its candidates scored, each pair stored once.
-pub async fn run_scan(state: &AppState, tenant_id: Uuid, payload: &Value) -> Result<u64> {
+pub async fn run_scan(
+    state: &AppState,
+    tenant_id: Uuid,
+    job: Option<Uuid>,
+    payload: &Value,
+) -> Result<u64> {
     let acting: crate::auth::Acting =
         serde_json::from_value(payload.get("actor").cloned().unwrap_or(Value::Null))
             .map_err(|e| Error::Internal(format!("the scan's actor: {e}")))?;
@@ -124,12 +129,16 @@ pub async fn run_scan(state: &AppState, tenant_id: Uuid, payload: &Value) -> Res
     scannable(object)?;
     ctx.require(object, Action::Read)?;
     match object {
-        ObjectType::Contact => scan::<Contacts>(&state.db, &ctx).await,
-        _ => scan::<Accounts>(&state.db, &ctx).await,
+        ObjectType::Contact => scan::<Contacts>(&state.db, &ctx, job).await,
+        _ => scan::<Accounts>(&state.db, &ctx, job).await,
     }
 }
 
-async fn scan<R: Record>(db: &DatabaseConnection, ctx: &RequestContext) -> Result<u64> {
+async fn scan<R: Record>(
+    db: &DatabaseConnection,
+    ctx: &RequestContext,
+    job: Option<Uuid>,
+) -> Result<u64> {
     let mut after: Option<Uuid> = None;
     let mut found = 0;
     loop {
@@ -150,6 +159,10 @@ async fn scan<R: Record>(db: &DatabaseConnection, ctx: &RequestContext) -> Resul
             return Ok(found);
         };
         after = Some(last);
+        if let Some(job) = job {
+            // A long scan keeps its claim on the job.
+            crate::jobs::renew(db, job).await?;
+        }
         for id in ids {
             let candidates = match R::OBJECT {
                 ObjectType::Contact => super::contacts(db, ctx, id).await,
@@ -196,7 +209,7 @@ async fn store(
             false
         }
         None => {
-            duplicate_pair::ActiveModel {
+            let inserted = duplicate_pair::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 tenant_id: Set(ctx.tenant_id),
                 object_type: Set(object.as_str().to_owned()),
@@ -210,8 +223,13 @@ async fn store(
                 resolved_by: Set(None),
             }
             .insert(&tx)
-            .await?;
-            true
+            .await;
+            match inserted {
+                Ok(_) => true,
+                // Another scan stored it a moment ago.
+                Err(e) if crate::db::is_unique_violation(&e) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     tx.commit().await?;
@@ -246,14 +264,19 @@ pub async fn list(
         .limit(limit.clamp(1, 200))
         .all(db)
         .await?;
-    let ids: Vec<Uuid> = rows
+    let mut ids: Vec<Uuid> = rows
         .iter()
         .flat_map(|r| [r.record_id, r.other_id])
         .collect();
-    let visible = match object {
-        ObjectType::Contact => records::among_sealed::<Contacts>(db, ctx, &ids).await?,
-        _ => records::among_sealed::<Accounts>(db, ctx, &ids).await?,
-    };
+    ids.sort();
+    ids.dedup();
+    let mut visible = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(crate::crm::listing::MAX_LIMIT as usize) {
+        visible.extend(match object {
+            ObjectType::Contact => records::among_sealed::<Contacts>(db, ctx, chunk).await?,
+            _ => records::among_sealed::<Accounts>(db, ctx, chunk).await?,
+        });
+    }
     let name_of = |id: Uuid| -> Option<String> {
         visible
             .iter()

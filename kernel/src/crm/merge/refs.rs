@@ -95,8 +95,9 @@ pub(crate) async fn move_all(
         snapshot.moved.insert("child_accounts".to_owned(), children);
     }
     for (holder, key) in reference_fields(tx, ctx, object).await? {
+        // The survivor's own references are its chosen values' business.
         let moved = with_record_type!(holder, R => repoint_by::<R>(
-            tx, ctx, Pointer::Custom(&key), merged, None, &[], survivor,
+            tx, ctx, Pointer::Custom(&key), merged, None, &[survivor], survivor,
         )
         .await?);
         snapshot.moved.insert(custom_kind(holder, &key), moved);
@@ -188,6 +189,11 @@ pub(crate) async fn restore_all(
     // again (a link made since).
     for row in snapshot.dropped.get("links").into_iter().flatten() {
         let m: contact_account::Model = from_json(row)?;
+        if !contact_exists(tx, ctx, m.contact_id).await?
+            || !account_exists(tx, ctx, m.account_id).await?
+        {
+            continue;
+        }
         let exists = contact_account::Entity::find()
             .filter(contact_account::Column::TenantId.eq(ctx.tenant_id))
             .filter(contact_account::Column::ContactId.eq(m.contact_id))
@@ -203,6 +209,11 @@ pub(crate) async fn restore_all(
     }
     for row in snapshot.dropped.get("relationships").into_iter().flatten() {
         let m: contact_relationship::Model = from_json(row)?;
+        if !contact_exists(tx, ctx, m.from_contact_id).await?
+            || !contact_exists(tx, ctx, m.to_contact_id).await?
+        {
+            continue;
+        }
         let exists = contact_relationship::Entity::find()
             .filter(contact_relationship::Column::TenantId.eq(ctx.tenant_id))
             .filter(contact_relationship::Column::FromContactId.eq(m.from_contact_id))
@@ -218,6 +229,24 @@ pub(crate) async fn restore_all(
         }
     }
     Ok(())
+}
+
+async fn contact_exists(tx: &DatabaseTransaction, ctx: &RequestContext, id: Uuid) -> Result<bool> {
+    Ok(crate::entities::contact::Entity::find()
+        .filter(crate::entities::contact::Column::TenantId.eq(ctx.tenant_id))
+        .filter(crate::entities::contact::Column::Id.eq(id))
+        .one(tx)
+        .await?
+        .is_some())
+}
+
+async fn account_exists(tx: &DatabaseTransaction, ctx: &RequestContext, id: Uuid) -> Result<bool> {
+    Ok(account::Entity::find()
+        .filter(account::Column::TenantId.eq(ctx.tenant_id))
+        .filter(account::Column::Id.eq(id))
+        .one(tx)
+        .await?
+        .is_some())
 }
 
 /// Moved rows grouped by the record they pointed at.
@@ -559,6 +588,27 @@ pub(crate) async fn settle_account_tree(
         .into_iter()
         .map(|a| (a.id, a.parent_id))
         .collect();
+    // A merged account's child moves below the survivor: that child must
+    // not be above the survivor already.
+    let children = account::Entity::find()
+        .filter(account::Column::TenantId.eq(ctx.tenant_id))
+        .filter(account::Column::ParentId.is_in(merged.to_vec()))
+        .filter(account::Column::Id.is_not_in(all.clone()))
+        .all(tx)
+        .await?;
+    for c in children {
+        let (above, _) =
+            crate::crm::accounts::is_ancestor_or_self(tx, ctx.tenant_id, *survivor, c.id).await?;
+        if above {
+            return Err(Error::Conflict {
+                code: "merge_would_cycle",
+                message: format!(
+                    "`{}` is below a merged account and above the survivor: keep it instead, or move it first",
+                    c.name
+                ),
+            });
+        }
+    }
     let mut parent: Option<Uuid> = chosen
         .get("parent_id")
         .cloned()

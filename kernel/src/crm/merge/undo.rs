@@ -42,9 +42,11 @@ pub async fn undo(db: &DatabaseConnection, ctx: &RequestContext, id: Uuid) -> Re
         });
     }
     // The claim: of two undos racing, one wins.
+    // The copies are spent once undone: they go with the claim.
     let claimed = merge::Entity::update_many()
         .col_expr(merge::Column::UndoneAt, Expr::value(now))
         .col_expr(merge::Column::UndoneBy, Expr::value(ctx.user_id))
+        .col_expr(merge::Column::Snapshot, Expr::value(json!({})))
         .filter(merge::Column::TenantId.eq(ctx.tenant_id))
         .filter(merge::Column::Id.eq(id))
         .filter(merge::Column::UndoneAt.is_null())

@@ -31,6 +31,7 @@ fn ids_of(id: Uuid, raw: Option<&str>) -> Vec<Uuid> {
         if k == "with"
             && let Ok(other) = Uuid::parse_str(v.trim())
             && !ids.contains(&other)
+            && ids.len() <= merge::MAX_MERGED
         {
             ids.push(other);
         }
