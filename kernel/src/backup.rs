@@ -26,8 +26,8 @@ use std::io::{BufRead, Write};
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -168,6 +168,31 @@ pub async fn export(
         }};
     }
     each_table!(dump);
+    // Contacts' privacy marks live beside the row (not in its model).
+    let backend = db.get_database_backend();
+    let marked = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT id, legal_hold, erased_at FROM contacts WHERE tenant_id = {} \
+                 AND (legal_hold OR erased_at IS NOT NULL) ORDER BY id",
+                crate::db::dialect::param(backend, 1)
+            ),
+            [ctx.tenant_id.into()],
+        ))
+        .await?;
+    let mut n = 0u64;
+    for r in marked {
+        let id: Uuid = r.try_get("", "id")?;
+        let hold: bool = r.try_get("", "legal_hold")?;
+        let erased: Option<chrono::DateTime<chrono::Utc>> = r.try_get("", "erased_at")?;
+        line(
+            out,
+            &json!({"t": "contact_flags", "r": {"id": id, "legal_hold": hold, "erased_at": erased}}),
+        )?;
+        n += 1;
+    }
+    counts.insert("contact_flags".to_owned(), n);
     line(out, &json!({"end": true, "rows": counts}))?;
     out.flush().map_err(io)?;
     Ok(counts)
@@ -374,6 +399,23 @@ async fn write(
     parents: &mut Vec<(Uuid, Uuid)>,
 ) -> Result<()> {
     if rows.is_empty() {
+        return Ok(());
+    }
+    if table == "contact_flags" {
+        use crate::crm::privacy::{Flag, set_flag};
+        for r in rows {
+            let id: Uuid = serde_json::from_value(r["id"].clone()).map_err(internal)?;
+            if r["legal_hold"] == Value::Bool(true) {
+                set_flag(tx, ctx, id, Flag::LegalHold, true.into()).await?;
+            }
+            if let Some(at) = r["erased_at"]
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            {
+                let at: chrono::DateTime<chrono::Utc> = at.into();
+                set_flag(tx, ctx, id, Flag::ErasedAt, at.into()).await?;
+            }
+        }
         return Ok(());
     }
     macro_rules! insert {

@@ -605,6 +605,12 @@ async fn a_tenant_backs_up_and_restores_beside_itself() {
     .await
     .unwrap();
 
+    app.put(
+        &format!("/api/v1/contacts/{g}/legal-hold"),
+        json!({"legal_hold": true}),
+    )
+    .await
+    .assert_status(204);
     let file = tmp.path().join("default.trellis.jsonl");
     let f = file.to_str().unwrap();
     let out = trellis(&app, tmp.path(), &["export", "tenant", "--out", f]);
@@ -691,6 +697,18 @@ async fn a_tenant_backs_up_and_restores_beside_itself() {
         .await,
         0
     );
+    // The legal hold came along: the copy cannot be erased either.
+    let held = id_b("contact:Grace Hopper");
+    let res = app
+        .send(
+            axum::http::Method::POST,
+            &format!("/api/v1/contacts/{held}/erase"),
+            Some(&copy),
+            Some(json!({"reason": "test"})),
+            &[],
+        )
+        .await;
+    res.assert_problem(409, "legal_hold");
     // Users come along (without their MFA), with their passwords.
     let users = canon(&fetch(&app, &copy, "/api/v1/users").await, &lb);
     assert!(users.to_string().contains("rep@example.com"), "{users}");
