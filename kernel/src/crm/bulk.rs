@@ -597,11 +597,15 @@ async fn batch<R: Record>(
     let keys = sensitive::keys(tx, ctx).await?;
     let defs = custom_fields::definitions(tx, ctx.tenant_id, R::OBJECT).await?;
     let mut failures = Vec::new();
+    let mut written = Vec::new();
     for id in ids {
         let sp = tx.begin().await?;
         let result = one::<R>(&sp, ctx, m, kind, *id, keys.as_deref(), &defs).await;
         match result {
-            Ok(()) => sp.commit().await?,
+            Ok(pair) => {
+                sp.commit().await?;
+                written.extend(pair);
+            }
             Err(e @ Error::Database(_)) | Err(e @ Error::Internal(_)) => return Err(e),
             Err(e) => {
                 sp.rollback().await?;
@@ -609,8 +613,13 @@ async fn batch<R: Record>(
             }
         }
     }
+    // Updates' audit entries, search documents and hooks, once a batch.
+    records::finish_writes::<R>(tx, ctx, &written).await?;
     Ok(failures)
 }
+
+/// An update's record after and before, for the batch's bookkeeping.
+type Written<R> = Option<(<R as Record>::Model, Option<<R as Record>::Model>)>;
 
 async fn one<R: Record>(
     tx: &DatabaseTransaction,
@@ -620,9 +629,11 @@ async fn one<R: Record>(
     id: Uuid,
     keys: Option<&crate::keys::TenantKeys>,
     defs: &[custom_fields::FieldDef],
-) -> Result<()> {
+) -> Result<Written<R>> {
     match kind {
-        Kind::Delete => trash::bury::<R>(tx, ctx, id, Some(m.id)).await,
+        Kind::Delete => trash::bury::<R>(tx, ctx, id, Some(m.id))
+            .await
+            .map(|_| None),
         Kind::Restore => {
             let entry = trash_row::Entity::find()
                 .filter(trash_row::Column::TenantId.eq(ctx.tenant_id))
@@ -630,7 +641,7 @@ async fn one<R: Record>(
                 .one(tx)
                 .await?
                 .ok_or(Error::NotFound("trashed record"))?;
-            trash::restore::<R>(tx, ctx, &entry).await.map(drop)
+            trash::restore::<R>(tx, ctx, &entry).await.map(|_| None)
         }
         _ => {
             let current = records::load::<R, _>(tx, ctx, id).await?;
@@ -670,7 +681,7 @@ async fn one<R: Record>(
                 (id, patch, R::version(&current), false),
             )
             .await?;
-            records::finish_writes::<R>(tx, ctx, &[(after, Some(before))]).await
+            Ok(Some((after, Some(before))))
         }
     }
 }
