@@ -19,6 +19,35 @@ use crate::entities::{contact_account, contact_relationship};
 use crate::error::{Error, Result};
 use crate::permissions::{Action, ObjectType};
 
+/// Whether contact `id` exists in the caller's tenant (whoever owns it):
+/// a link or relationship put back needs both its ends.
+pub(crate) async fn contact_exists<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<bool> {
+    Ok(crate::entities::contact::Entity::find()
+        .filter(crate::entities::contact::Column::TenantId.eq(ctx.tenant_id))
+        .filter(crate::entities::contact::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Whether account `id` exists in the caller's tenant (whoever owns it).
+pub(crate) async fn account_exists<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> Result<bool> {
+    Ok(crate::entities::account::Entity::find()
+        .filter(crate::entities::account::Column::TenantId.eq(ctx.tenant_id))
+        .filter(crate::entities::account::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// Body of a new contact–account link.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -18,10 +18,9 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::context::RequestContext;
+use crate::crm::links;
 use crate::crm::records::{self, Record, with_record_type};
-use crate::entities::{
-    account, consent, contact, contact_account, contact_relationship, deal_stage_history, trash,
-};
+use crate::entities::{consent, contact_account, contact_relationship, deal_stage_history, trash};
 use crate::error::{Error, Result};
 use crate::permissions::{Action, ObjectType};
 
@@ -199,18 +198,8 @@ pub async fn restore<R: Record>(
     };
     for row in rows("contact_accounts") {
         let l: contact_account::Model = from_value(&row)?;
-        let contact_there = contact::Entity::find()
-            .filter(contact::Column::TenantId.eq(t))
-            .filter(contact::Column::Id.eq(l.contact_id))
-            .one(tx)
-            .await?
-            .is_some();
-        let account_there = account::Entity::find()
-            .filter(account::Column::TenantId.eq(t))
-            .filter(account::Column::Id.eq(l.account_id))
-            .one(tx)
-            .await?
-            .is_some();
+        let contact_there = links::contact_exists(tx, ctx, l.contact_id).await?;
+        let account_there = links::account_exists(tx, ctx, l.account_id).await?;
         let linked = contact_account::Entity::find()
             .filter(contact_account::Column::TenantId.eq(t))
             .filter(contact_account::Column::ContactId.eq(l.contact_id))
@@ -229,12 +218,7 @@ pub async fn restore<R: Record>(
         } else {
             r.from_contact_id
         };
-        let other_there = contact::Entity::find()
-            .filter(contact::Column::TenantId.eq(t))
-            .filter(contact::Column::Id.eq(other))
-            .one(tx)
-            .await?
-            .is_some();
+        let other_there = links::contact_exists(tx, ctx, other).await?;
         if other_there {
             r.into_active_model().insert(tx).await?;
         }

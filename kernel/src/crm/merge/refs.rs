@@ -17,6 +17,7 @@ use crate::crm::accounts::Accounts;
 use crate::crm::activities::Activities;
 use crate::crm::custom_fields::{self, FieldType};
 use crate::crm::deals::Deals;
+use crate::crm::links;
 use crate::crm::records::{self, Record, with_record_type};
 use crate::db::dialect::{Dialect, JsonKind};
 use crate::entities::{account, consent, contact_account, contact_relationship};
@@ -189,8 +190,8 @@ pub(crate) async fn restore_all(
     // again (a link made since).
     for row in snapshot.dropped.get("links").into_iter().flatten() {
         let m: contact_account::Model = from_json(row)?;
-        if !contact_exists(tx, ctx, m.contact_id).await?
-            || !account_exists(tx, ctx, m.account_id).await?
+        if !links::contact_exists(tx, ctx, m.contact_id).await?
+            || !links::account_exists(tx, ctx, m.account_id).await?
         {
             continue;
         }
@@ -209,8 +210,8 @@ pub(crate) async fn restore_all(
     }
     for row in snapshot.dropped.get("relationships").into_iter().flatten() {
         let m: contact_relationship::Model = from_json(row)?;
-        if !contact_exists(tx, ctx, m.from_contact_id).await?
-            || !contact_exists(tx, ctx, m.to_contact_id).await?
+        if !links::contact_exists(tx, ctx, m.from_contact_id).await?
+            || !links::contact_exists(tx, ctx, m.to_contact_id).await?
         {
             continue;
         }
@@ -229,24 +230,6 @@ pub(crate) async fn restore_all(
         }
     }
     Ok(())
-}
-
-async fn contact_exists(tx: &DatabaseTransaction, ctx: &RequestContext, id: Uuid) -> Result<bool> {
-    Ok(crate::entities::contact::Entity::find()
-        .filter(crate::entities::contact::Column::TenantId.eq(ctx.tenant_id))
-        .filter(crate::entities::contact::Column::Id.eq(id))
-        .one(tx)
-        .await?
-        .is_some())
-}
-
-async fn account_exists(tx: &DatabaseTransaction, ctx: &RequestContext, id: Uuid) -> Result<bool> {
-    Ok(account::Entity::find()
-        .filter(account::Column::TenantId.eq(ctx.tenant_id))
-        .filter(account::Column::Id.eq(id))
-        .one(tx)
-        .await?
-        .is_some())
 }
 
 /// Moved rows grouped by the record they pointed at.
