@@ -227,6 +227,15 @@ pub(super) struct QueueParams {
     notice: Option<String>,
 }
 
+/// The URL segment of a queue's record type (and the `object` parameter).
+fn queue_path(object: ObjectType) -> &'static str {
+    if object == ObjectType::Account {
+        "accounts"
+    } else {
+        "contacts"
+    }
+}
+
 fn queue_object(raw: Option<&str>) -> ObjectType {
     match raw {
         Some("accounts") => ObjectType::Account,
@@ -241,11 +250,7 @@ pub(super) async fn queue_page(
     Query(p): Query<QueueParams>,
 ) -> PageResult {
     let object = queue_object(p.object.as_deref());
-    let path = if object == ObjectType::Account {
-        "accounts"
-    } else {
-        "contacts"
-    };
+    let path = queue_path(object);
     let pairs = queue::list(&state.db, &ui.ctx, object, None, 200).await?;
     let rows: Vec<Value> = pairs
         .iter()
@@ -287,11 +292,7 @@ pub(super) async fn scan(
     ui.check_csrf(&form)?;
     let object = queue_object(form.get("object").or(p.object.as_deref()));
     queue::start_scan(&state.db, &ui.ctx, object).await?;
-    let path = if object == ObjectType::Account {
-        "accounts"
-    } else {
-        "contacts"
-    };
+    let path = queue_path(object);
     Ok(Redirect::to(&format!("/duplicates?object={path}&notice=scan")).into_response())
 }
 
