@@ -212,6 +212,19 @@ async fn opened(
         row["mfa_enabled_at"] = Value::Null;
         row["totp_last_step"] = Value::Null;
     }
+    if table == "tenant_plugins" && row["config"].to_string().contains("\"$sealed\"") {
+        let keyring = ctx.keyring.clone().ok_or_else(|| {
+            Error::Internal("backing up plugin secrets needs the keyring".to_owned())
+        })?;
+        let plugin_id = row["plugin_id"].as_str().unwrap_or_default().to_owned();
+        row["config"] = crate::plugins::secrets::for_backup(
+            &keyring,
+            db,
+            (ctx.tenant_id, &plugin_id),
+            &row["config"],
+        )
+        .await?;
+    }
     let Some(custom) = row.get_mut("custom") else {
         return Ok(());
     };
@@ -451,6 +464,21 @@ async fn write(
                     }
                     if let (Some(o), Some(custom)) = (object, row.get_mut("custom")) {
                         sensitive::seal(keys.as_deref(), ctx.tenant_id, o, &defs, custom, None)?;
+                    }
+                    if $name == "tenant_plugins"
+                        && row["config"].to_string().contains("\"$secret\"")
+                    {
+                        let keyring = ctx.keyring.clone().ok_or_else(|| {
+                            Error::Internal("restoring plugin secrets needs the keyring".to_owned())
+                        })?;
+                        let plugin_id = row["plugin_id"].as_str().unwrap_or_default().to_owned();
+                        crate::plugins::secrets::from_backup(
+                            &keyring,
+                            tx,
+                            (ctx.tenant_id, &plugin_id),
+                            &mut row["config"],
+                        )
+                        .await?;
                     }
                     let m: $module::Model = serde_json::from_value(row).map_err(|e| {
                         Error::BadRequest(format!("a row of `{}` is damaged: {e}", $name))

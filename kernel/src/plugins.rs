@@ -10,6 +10,7 @@
 //! - [`runtime`]: the process's host: enabled plugins, invoke, breaker.
 //! - [`hooks`]: before-write and after-write hooks on records.
 //! - [`registry`]: installing packages and enabling them per tenant.
+//! - [`secrets`]: `writeOnly` configuration values, sealed at rest.
 
 pub mod bundled;
 pub mod engine;
@@ -21,5 +22,6 @@ pub mod outbound;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod secrets;
 
 pub use runtime::Runtime;

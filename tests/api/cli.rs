@@ -605,6 +605,15 @@ async fn a_tenant_backs_up_and_restores_beside_itself() {
     .await
     .unwrap();
 
+    // A plugin's configuration secret (sealed with this tenant's key).
+    app.enable_plugin(
+        "real-estate",
+        json!(["kv"]),
+        json!({"mls": {"url": "https://mls.example/odata", "client_secret": "backup-secret-42"}}),
+    )
+    .await
+    .assert_status(200);
+
     app.put(
         &format!("/api/v1/contacts/{g}/legal-hold"),
         json!({"legal_hold": true}),
@@ -712,6 +721,34 @@ async fn a_tenant_backs_up_and_restores_beside_itself() {
     // Users come along (without their MFA), with their passwords.
     let users = canon(&fetch(&app, &copy, "/api/v1/users").await, &lb);
     assert!(users.to_string().contains("rep@example.com"), "{users}");
+    // The plugin's secret opens for the copy (sealed again with its key).
+    let copy_tenant =
+        trellis::crm::tenants::ensure(&app.state.db, "copy", "copy", "admin@copy.test")
+            .await
+            .unwrap()
+            .0;
+    let row = trellis::entities::tenant_plugin::Entity::find()
+        .filter(trellis::entities::tenant_plugin::Column::TenantId.eq(copy_tenant.id))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let opened = trellis::plugins::secrets::reveal(
+        &app.state.keyring,
+        &app.state.db,
+        (copy_tenant.id, "real-estate"),
+        &row.config,
+    )
+    .await
+    .unwrap();
+    assert_eq!(opened["mls"]["client_secret"], "backup-secret-42");
+    assert_eq!(
+        app.sql_count(
+            "SELECT COUNT(*) AS n FROM tenant_plugins WHERE CAST(config AS TEXT) LIKE '%backup-secret%'"
+        )
+        .await,
+        0
+    );
     // Plugin KV, byte for byte; search finds the copy's records.
     let copied = trellis::entities::plugin_kv::Entity::find()
         .filter(trellis::entities::plugin_kv::Column::PluginId.eq("mls-sync"))

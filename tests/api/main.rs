@@ -20,6 +20,7 @@ mod export;
 mod imports;
 mod lists;
 mod merges;
+mod mls;
 mod objects;
 mod openapi;
 mod platform;

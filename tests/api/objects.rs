@@ -201,3 +201,63 @@ async fn custom_objects_keep_to_tenants_and_roles() {
     .await
     .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn unique_fields_of_a_custom_object_hold_within_that_object() {
+    let app = TestApp::new().await;
+    for key in ["parcel", "permit"] {
+        app.put(
+            &format!("/api/v1/objects/{key}"),
+            json!({"label": key, "plural_label": key, "fields": [
+                {"key": "code", "label": "Code", "field_type": "text", "unique": true}
+            ]}),
+        )
+        .await
+        .assert_status(200);
+    }
+    let first = app
+        .create(
+            "/api/v1/objects/parcel/records",
+            json!({"custom": {"code": "P-1"}}),
+        )
+        .await;
+    let again = app
+        .post(
+            "/api/v1/objects/parcel/records",
+            json!({"custom": {"code": "P-1"}}),
+        )
+        .await;
+    again.assert_problem(422, "validation_failed");
+    assert_eq!(again.error_fields(), ["custom.code"]);
+    assert_eq!(again.body["errors"][0]["code"], "not_unique");
+    // Another object may hold the same value; a record may keep its own.
+    app.create(
+        "/api/v1/objects/permit/records",
+        json!({"custom": {"code": "P-1"}}),
+    )
+    .await;
+    let second = app
+        .create(
+            "/api/v1/objects/parcel/records",
+            json!({"custom": {"code": "P-2"}}),
+        )
+        .await;
+    let id = first["id"].as_str().unwrap();
+    app.patch(
+        &format!("/api/v1/objects/parcel/records/{id}"),
+        json!({"version": 1, "custom": {"code": "P-1"}}),
+    )
+    .await
+    .assert_status(200);
+    let taken = app
+        .patch(
+            &format!(
+                "/api/v1/objects/parcel/records/{}",
+                second["id"].as_str().unwrap()
+            ),
+            json!({"version": 1, "custom": {"code": "P-1"}}),
+        )
+        .await;
+    taken.assert_problem(422, "validation_failed");
+    assert_eq!(taken.error_fields(), ["custom.code"]);
+}

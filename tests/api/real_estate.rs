@@ -20,7 +20,8 @@ async fn edition(app: &TestApp) {
     );
 }
 
-async fn tasks_for(app: &TestApp, contact: &str) -> Vec<String> {
+/// The subjects of the tasks on a contact.
+pub async fn tasks_for(app: &TestApp, contact: &str) -> Vec<String> {
     let res = app
         .get(&format!(
             "/api/v1/activities?filter=contact_id:eq:{contact}&filter=kind:eq:task"

@@ -200,7 +200,8 @@ impl TestApp {
         let manifest = std::fs::read_to_string(root.join(dir).join("plugin.toml")).unwrap();
         let name = dir.rsplit('/').next().unwrap();
         let wasm = std::fs::read(
-            std::path::Path::new(env!("TRELLIS_PLUGINS_DIR")).join(format!("{name}.wasm")),
+            std::path::Path::new(env!("TRELLIS_PLUGINS_DIR"))
+                .join(format!("{}.wasm", name.replace('-', "_"))),
         )
         .unwrap();
         use base64::Engine as _;

@@ -890,11 +890,13 @@ impl CustomField {
 }
 
 /// Checks the values that need the database: unique fields against the
-/// tenant's other records, references against existing records of the tenant.
+/// tenant's other records (of the same custom object, `object_key`, when the
+/// type is a custom object), references against existing records of the
+/// tenant.
 pub async fn check_unique_and_references<C: ConnectionTrait>(
     db: &C,
     ctx: &crate::context::RequestContext,
-    object: ObjectType,
+    (object, object_key): (ObjectType, Option<&str>),
     defs: &[FieldDef],
     values: &Map<String, Value>,
     record_id: Option<Uuid>,
@@ -912,7 +914,12 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
             crate::db::lock_scope(
                 db,
                 ctx.tenant_id,
-                &format!("unique/{}/{}", object.as_str(), def.key),
+                &format!(
+                    "unique/{}/{}/{}",
+                    object.as_str(),
+                    object_key.unwrap_or_default(),
+                    def.key
+                ),
             )
             .await?;
             // Decimals compare exactly: as numeric on PostgreSQL, as their
@@ -931,19 +938,26 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
                 Value::String(s) => s.clone().into(),
                 other => other.to_string().into(),
             };
+            let of_object = match object_key {
+                Some(_) => format!(" AND object_key = {}", ph(4)),
+                None => String::new(),
+            };
             let sql = format!(
-                "SELECT 1 AS hit FROM {} WHERE tenant_id = {} AND {} = {} AND id <> {} LIMIT 1",
+                "SELECT 1 AS hit FROM {} WHERE tenant_id = {}{of_object} AND {} = {} AND id <> {} LIMIT 1",
                 object.table(),
                 ph(1),
                 dialect.custom_value(&def.key, kind),
                 ph(2),
                 ph(3)
             );
-            let values: Vec<DbValue> = vec![
+            let mut values: Vec<DbValue> = vec![
                 ctx.tenant_id.into(),
                 bound,
                 record_id.unwrap_or(Uuid::nil()).into(),
             ];
+            if let Some(k) = object_key {
+                values.push(k.to_owned().into());
+            }
             if db
                 .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await?

@@ -133,11 +133,13 @@ pub async fn create(
     Ok(out)
 }
 
-/// An index on `(tenant_id, value, id)` for the field's SQL expression, so
-/// filters on the field (and pages sorted by id within a filter) are index
-/// look-ups. One index serves every tenant using the same key and type;
-/// it is kept when a definition is deleted (another tenant may use it).
-async fn ensure_index<C: ConnectionTrait>(
+/// An index on `(tenant_id, value, id)` for the field's SQL expression
+/// (`(tenant_id, object_key, value, id)` for custom objects' records), so
+/// filters on the field, unique checks, and pages sorted by id within a
+/// filter are index look-ups. One index serves every tenant using the same
+/// key and type; it is kept when a definition is deleted (another tenant
+/// may use it).
+pub(crate) async fn ensure_index<C: ConnectionTrait>(
     db: &C,
     object: ObjectType,
     def: &FieldDef,
@@ -161,8 +163,12 @@ async fn ensure_index<C: ConnectionTrait>(
     // index by a digest of what it covers rather than risk truncation.
     let digest = sha2::Sha256::digest(format!("{table}/{}/{kind:?}", def.key).as_bytes());
     let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let leading = match object {
+        ObjectType::CustomObject => "tenant_id, object_key",
+        _ => "tenant_id",
+    };
     let sql = format!(
-        "CREATE INDEX IF NOT EXISTS ix_cf_{table}_{name} ON {table} (tenant_id, ({expr}), id)"
+        "CREATE INDEX IF NOT EXISTS ix_cf_{table}_{name} ON {table} ({leading}, ({expr}), id)"
     );
     db.execute_unprepared(&sql).await?;
     Ok(())

@@ -134,14 +134,6 @@ fn parse_fields(fields: &[Value]) -> Result<Vec<(CustomFieldInput, FieldDef)>> {
                 continue;
             }
         };
-        if input.unique {
-            errors.push(FieldError::new(
-                format!("fields[{i}].unique"),
-                "not_supported",
-                "unique fields are not supported on custom objects yet",
-            ));
-            continue;
-        }
         match custom_fields::check_definition(&input, Uuid::nil()) {
             Ok(def) => {
                 if out
@@ -225,6 +217,11 @@ pub async fn put_object(
         return Err(Error::field("label", "required", "name the object"));
     }
     let parsed = parse_fields(&input.fields)?;
+    // Outside the tenant's transaction: its role does not own the table.
+    // Creating an index that exists is a no-op.
+    for (_, def) in &parsed {
+        crate::crm::field_definitions::ensure_index(db, ObjectType::CustomObject, def).await?;
+    }
     let tx = crate::db::tenant_tx(db, ctx).await?;
     crate::db::lock_scope(&tx, ctx.tenant_id, "custom_objects").await?;
     let existing = custom_object::Entity::find()
@@ -447,7 +444,24 @@ async fn checked_values(
     if input.custom.is_object() {
         records::merge_patch(&mut whole, &input.custom);
     }
-    let (values, errors) = custom_fields::check_values(defs, &whole, previous.is_none());
+    let (values, mut errors) = custom_fields::check_values(defs, &whole, previous.is_none());
+    // Unique and reference values are checked where they change.
+    let changed: serde_json::Map<String, Value> = values
+        .iter()
+        .filter(|(k, v)| previous.as_ref().and_then(|p| p.plain.get(k.as_str())) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    errors.extend(
+        custom_fields::check_unique_and_references(
+            tx,
+            ctx,
+            (ObjectType::CustomObject, Some(key)),
+            defs,
+            &changed,
+            id,
+        )
+        .await?,
+    );
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }

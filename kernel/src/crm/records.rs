@@ -408,8 +408,15 @@ async fn checked_custom<R: Record>(
         .collect();
     let record_id = previous.map(R::id);
     errors.extend(
-        custom_fields::check_unique_and_references(tx, ctx, R::OBJECT, defs, &changed, record_id)
-            .await?,
+        custom_fields::check_unique_and_references(
+            tx,
+            ctx,
+            (R::OBJECT, None),
+            defs,
+            &changed,
+            record_id,
+        )
+        .await?,
     );
     if errors.is_empty() {
         Ok(Value::Object(values))

@@ -192,11 +192,62 @@ mod custom {
     }
 }
 
+/// The filters of a plugin's query call, one `field:op:value` each. The
+/// contract separates them with commas (newlines are accepted too), and an
+/// `in` filter's values are comma-separated as well: a piece that does not
+/// start with `field:op:` continues the value of the filter before it.
+fn split_filters(filter: &str) -> Vec<String> {
+    const OPS: [&str; 10] = [
+        "eq",
+        "ne",
+        "lt",
+        "lte",
+        "gt",
+        "gte",
+        "contains",
+        "starts_with",
+        "in",
+        "is_null",
+    ];
+    let starts_filter = |piece: &str| {
+        let mut parts = piece.splitn(3, ':');
+        let (Some(field), Some(op), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let field = field.trim();
+        !field.is_empty()
+            && field
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && OPS.contains(&op)
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in filter.lines() {
+        let mut in_line = false;
+        for piece in line.split(',') {
+            match out.last_mut() {
+                Some(last) if in_line && !starts_filter(piece) => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => {
+                    out.push(piece.to_owned());
+                    in_line = true;
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
 /// A list query string from a plugin's query call.
 fn list_query(filter: &str, sort: &str, limit: u32, cursor: Option<&str>) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
-    for f in filter.lines().map(str::trim).filter(|f| !f.is_empty()) {
-        q.append_pair("filter", f);
+    for f in split_filters(filter) {
+        q.append_pair("filter", &f);
     }
     if !sort.is_empty() {
         q.append_pair("sort", sort);
@@ -585,4 +636,29 @@ async fn emit_event(env: &CallEnv, name: &str, payload: &str) -> Result<(), Host
     .insert(&env.db)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_filters;
+
+    #[test]
+    fn filters_split_on_commas_and_newlines_but_keep_in_lists_whole() {
+        assert_eq!(
+            split_filters("lifecycle_stage:eq:lead,custom.city:eq:Leeds"),
+            ["lifecycle_stage:eq:lead", "custom.city:eq:Leeds"]
+        );
+        assert_eq!(
+            split_filters("custom.ListingKey:in:A,B,C\ncustom.City:eq:York"),
+            ["custom.ListingKey:in:A,B,C", "custom.City:eq:York"]
+        );
+        assert_eq!(
+            split_filters("updated_at:gt:2026-01-01T00:00:00Z,custom.ListingKey:in:L-1, L-2"),
+            [
+                "updated_at:gt:2026-01-01T00:00:00Z",
+                "custom.ListingKey:in:L-1, L-2"
+            ]
+        );
+        assert!(split_filters("").is_empty());
+    }
 }

@@ -24,6 +24,7 @@ use crate::plugins::grants::{self, Grants};
 use crate::plugins::imports::CallEnv;
 use crate::plugins::manifest::Manifest;
 use crate::plugins::sandbox::{self, Call, Reply};
+use crate::plugins::secrets;
 
 /// An installed plugin version.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -283,7 +284,7 @@ async fn tenant_out(state: &AppState, row: tenant_plugin::Model) -> Result<Tenan
         enabled: row.enabled,
         grants: serde_json::from_value(row.grants).unwrap_or_default(),
         requested,
-        config: row.config,
+        config: secrets::masked(&row.config),
         consecutive_failures: row.consecutive_failures,
         disabled_reason: row.disabled_reason,
         updated_at: row.updated_at,
@@ -338,8 +339,25 @@ pub async fn enable(
     let loaded = rt.load(plugin_id, &version).await?;
     let manifest = &loaded.manifest;
     grants::check(manifest, &req.grants)?;
-    let config = req.config.unwrap_or_else(|| json!({}));
-    check_config(manifest, &config)?;
+    // Secrets the admin did not send again keep their stored (sealed) value.
+    let stored = tenant_plugin::Entity::find()
+        .filter(tenant_plugin::Column::TenantId.eq(ctx.tenant_id))
+        .filter(tenant_plugin::Column::PluginId.eq(plugin_id))
+        .one(&state.db)
+        .await?
+        .map(|e| e.config);
+    let mut config = req.config.unwrap_or_else(|| json!({}));
+    let schema = manifest.config_schema.as_ref();
+    secrets::carry_over(schema, &mut config, stored.as_ref());
+    check_config(manifest, &secrets::masked(&config))?;
+    secrets::seal(
+        rt.keyring(),
+        &state.db,
+        (ctx.tenant_id, plugin_id),
+        schema,
+        &mut config,
+    )
+    .await?;
     let limits = req.limits.unwrap_or_else(|| json!({}));
     if !limits.is_object() {
         return Err(Error::field("limits", "invalid_type", "expected an object"));
@@ -405,7 +423,7 @@ pub async fn enable(
     }
     let now = crate::clock::now();
     let before = existing.as_ref().map(|e| {
-        json!({"version": e.version, "enabled": e.enabled, "grants": e.grants, "config": e.config})
+        json!({"version": e.version, "enabled": e.enabled, "grants": e.grants, "config": secrets::masked(&e.config)})
     });
     let previous_install = existing.as_ref().and_then(|e| e.installed_version.clone());
     let row = match existing {
@@ -479,7 +497,7 @@ pub async fn enable(
             ObjectType::Plugin,
             row.id,
             AuditAction::Configure,
-            json!({"before": before, "after": {"version": version, "enabled": true, "grants": req.grants, "config": config}}),
+            json!({"before": before, "after": {"version": version, "enabled": true, "grants": req.grants, "config": secrets::masked(&config)}}),
         )],
     )
     .await?;

@@ -27,6 +27,7 @@ use crate::plugins::grants::Grants;
 use crate::plugins::imports::CallEnv;
 use crate::plugins::manifest::Manifest;
 use crate::plugins::sandbox::{self, Call, Failure, Limits, Loaded, PluginError, Reply, State};
+use crate::plugins::secrets;
 
 /// Settings of the plugin host.
 #[derive(Debug, Clone)]
@@ -83,6 +84,11 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
+    /// The master keys (plugin configuration secrets are sealed with them).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
     pub fn new(
         db: DatabaseConnection,
         keyring: Arc<Keyring>,
@@ -301,6 +307,23 @@ impl Runtime {
         depth: u8,
         detach: bool,
     ) -> std::result::Result<Reply, PluginError> {
+        // Secrets open only here, for the plugin's own call. One that does
+        // not open reaches the plugin masked (its call then fails visibly).
+        let tenant_id = active.row.tenant_id;
+        let config = match secrets::reveal(
+            &self.keyring,
+            &self.db,
+            (tenant_id, &active.row.plugin_id),
+            &active.row.config,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(plugin = %active.row.plugin_id, %tenant_id, "plugin configuration secrets: {e}");
+                secrets::masked(&active.row.config)
+            }
+        };
         let env = Arc::new(CallEnv {
             db: self.db.clone(),
             ctx: self.plugin_context(active, depth + 1),
@@ -308,7 +331,7 @@ impl Runtime {
             plugin_id: active.row.plugin_id.clone(),
             version: active.row.version.clone(),
             tenant_plugin_id: active.row.id,
-            config: active.row.config.to_string(),
+            config: config.to_string(),
             http_timeout: self.settings.http_timeout,
         });
         let outcome = sandbox::invoke(

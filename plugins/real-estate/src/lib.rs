@@ -12,47 +12,24 @@
 //!   listing and buyer. A panel on the contact lists the buyer's matches.
 
 mod commission;
+mod listing;
+mod mls;
 
 use serde_json::{Map, Value, json};
 use trellis_plugin_sdk::records::Query;
 use trellis_plugin_sdk::{
-    FieldError, HookOutcome, Panel, Plugin, Request, Response, WriteEvent, WriteOp, kv, log,
+    FieldError, HookOutcome, Panel, Plugin, Request, Response, WriteEvent, WriteOp, host, kv, log,
     records, register_plugin,
 };
 
-/// RESO `StandardStatus`: enumeration spelling and display spelling.
-const STATUSES: [(&str, &str); 11] = [
-    ("Active", "Active"),
-    ("ActiveUnderContract", "Active Under Contract"),
-    ("Canceled", "Canceled"),
-    ("Closed", "Closed"),
-    ("ComingSoon", "Coming Soon"),
-    ("Delete", "Delete"),
-    ("Expired", "Expired"),
-    ("Hold", "Hold"),
-    ("Incomplete", "Incomplete"),
-    ("Pending", "Pending"),
-    ("Withdrawn", "Withdrawn"),
-];
+use listing::{custom, standard_status};
 
-/// Statuses in which a listing is offered to buyers.
-const ON_MARKET: [&str; 2] = ["Active", "ComingSoon"];
+/// The job that finds the buyers of listings: `{"listings": [id, ...]}`,
+/// with `"cursor"` when it continues through the first one's buyers.
+pub const MATCH_JOB: &str = "match-listings";
 
-/// The enumeration spelling of a status given in either spelling, in any
-/// case, with or without spaces.
-fn standard_status(s: &str) -> Option<&'static str> {
-    let squash = |x: &str| {
-        x.chars()
-            .filter(|c| !c.is_whitespace())
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    let wanted = squash(s);
-    STATUSES
-        .iter()
-        .find(|(e, d)| squash(e) == wanted || squash(d) == wanted)
-        .map(|(e, _)| *e)
-}
+/// How long one matching invocation works before handing over.
+const MATCH_BUDGET_MS: i64 = 8_000;
 
 /// An amount as an exact count of 1/10,000ths (`"350000.5"` → 3500005000).
 fn minor(v: &Value) -> Option<i128> {
@@ -72,10 +49,6 @@ fn minor(v: &Value) -> Option<i128> {
     } else {
         w * 10_000 + f
     })
-}
-
-fn custom<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
-    record.get("custom")?.get(key).filter(|v| !v.is_null())
 }
 
 struct RealEstate;
@@ -122,30 +95,9 @@ fn buyer_score(contact: &Value, activities: &[Value], now_ms: i64) -> i64 {
     fit + engagement.min(40)
 }
 
-/// Milliseconds since the epoch of an RFC 3339 UTC time
-/// (`2026-11-24T10:00:00Z`, fractions ignored).
+/// Milliseconds since the epoch of an RFC 3339 time.
 fn parse_ms(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    let mut t = time.split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec = t
-        .next()
-        .and_then(|x| x.split('.').next()?.parse::<i64>().ok())
-        .unwrap_or(0);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000)
+    listing::parse_micros(s).map(|us| us.div_euclid(1000))
 }
 
 impl RealEstate {
@@ -230,14 +182,20 @@ impl RealEstate {
     }
 
     /// Finds the buyers a listing fits and tasks their agents (once per
-    /// listing and buyer).
-    fn match_buyers(listing: &Value) -> Result<usize, String> {
+    /// listing and buyer), from `cursor` through the buyers until done or
+    /// until `deadline_ms`; returns how many were tasked and, when the
+    /// deadline came first, where to go on.
+    fn match_buyers(
+        listing: &Value,
+        mut cursor: Option<String>,
+        deadline_ms: i64,
+    ) -> Result<(usize, Option<String>), String> {
         let listing_id = listing
             .get("id")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let Some(price) = custom(listing, "ListPrice").and_then(Value::as_str) else {
-            return Ok(0);
+            return Ok((0, None));
         };
         let address = custom(listing, "UnparsedAddress")
             .or_else(|| custom(listing, "City"))
@@ -245,7 +203,6 @@ impl RealEstate {
             .unwrap_or("a listing")
             .to_owned();
         let mut notified = 0;
-        let mut cursor = None;
         loop {
             // Buyers who can afford it; the rest of the criteria here.
             let page = Query::new("contact")
@@ -293,11 +250,71 @@ impl RealEstate {
                 notified += 1;
             }
             match page.next_cursor {
+                Some(c) if host::now_ms() >= deadline_ms => return Ok((notified, Some(c))),
                 Some(c) => cursor = Some(c),
-                None => break,
+                None => return Ok((notified, None)),
             }
         }
-        Ok(notified)
+    }
+
+    /// The matching job: works through `listings` (ids) and hands what is
+    /// left to a continuation when its time is up.
+    fn match_job(payload: &Value) -> Result<(), String> {
+        let deadline = host::now_ms() + MATCH_BUDGET_MS;
+        let mut ids: Vec<String> = payload
+            .get("listings")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut cursor = payload
+            .get("cursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        ids.reverse();
+        while let Some(id) = ids.last().cloned() {
+            if host::now_ms() >= deadline {
+                break;
+            }
+            let listing = match records::get("listing", &id) {
+                Ok(l) => l,
+                // Deleted since: nothing to match.
+                Err(trellis_plugin_sdk::Error::NotFound(_)) => {
+                    ids.pop();
+                    cursor = None;
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            if !listing::on_market(&listing) {
+                ids.pop();
+                cursor = None;
+                continue;
+            }
+            let (n, next) = Self::match_buyers(&listing, cursor.take(), deadline)?;
+            if n > 0 {
+                log::info(&format!("listing {id} matched {n} new buyer(s)"));
+            }
+            match next {
+                Some(c) => {
+                    cursor = Some(c);
+                    break;
+                }
+                None => {
+                    ids.pop();
+                }
+            }
+        }
+        if !ids.is_empty() {
+            ids.reverse();
+            host::enqueue_job(MATCH_JOB, &json!({"listings": ids, "cursor": cursor}), 0)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -371,37 +388,60 @@ impl Plugin for RealEstate {
         let Some(listing) = &event.after else {
             return Ok(());
         };
-        let status = custom(listing, "StandardStatus").and_then(Value::as_str);
-        if !status.is_some_and(|s| ON_MARKET.contains(&s)) {
-            return Ok(());
-        }
         let worth_it = event.op == WriteOp::Create
             || event.changes("custom.ListPrice")
             || event.changes("custom.StandardStatus");
-        if !worth_it {
+        if !worth_it || !listing::on_market(listing) {
             return Ok(());
         }
-        let n = Self::match_buyers(listing)?;
-        log::info(&format!(
-            "listing {} matched {n} new buyer(s)",
-            event.record_id.as_deref().unwrap_or("?")
-        ));
-        Ok(())
+        match event.record_id.as_deref() {
+            Some(id) => Self::match_job(&json!({"listings": [id]})),
+            None => Ok(()),
+        }
+    }
+
+    fn run_job(&mut self, name: &str, payload: Value) -> Result<(), String> {
+        match name {
+            mls::JOB => mls::run_job(&payload),
+            MATCH_JOB => Self::match_job(&payload),
+            other => Err(format!("no job `{other}`")),
+        }
     }
 
     /// `POST /commission`: a transaction's commission breakdown (see
     /// `commission.rs` for the order of operations).
     fn handle_http(&mut self, request: Request) -> Response {
-        if request.method != "POST" || request.path != "/commission" {
-            return Response::status(404);
-        }
-        let body = match request.json() {
-            Ok(b) => b,
-            Err(e) => return Response::json(400, &json!({"error": format!("not JSON: {e}")})),
-        };
-        match commission::from_json(&body).and_then(|a| commission::compute(&a)) {
-            Ok(b) => Response::json(200, &commission::to_json(&b)),
-            Err(e) => Response::json(422, &json!({"error": e})),
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/commission") => {
+                let body = match request.json() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Response::json(400, &json!({"error": format!("not JSON: {e}")}));
+                    }
+                };
+                match commission::from_json(&body).and_then(|a| commission::compute(&a)) {
+                    Ok(b) => Response::json(200, &commission::to_json(&b)),
+                    Err(e) => Response::json(422, &json!({"error": e})),
+                }
+            }
+            // Starts an MLS replication run now (unless one is under way).
+            ("POST", "/mls/sync") => {
+                if mls::Settings::load().is_none() {
+                    return Response::json(
+                        409,
+                        &json!({"error": "no MLS is configured: set `mls.url` in the plugin's configuration"}),
+                    );
+                }
+                match mls::trigger() {
+                    Ok(queued) => Response::json(202, &json!({"queued": queued})),
+                    Err(e) => Response::json(503, &json!({"error": e})),
+                }
+            }
+            ("GET", "/mls/status") => match mls::status() {
+                Ok(v) => Response::json(200, &v),
+                Err(e) => Response::json(503, &json!({"error": e})),
+            },
+            _ => Response::status(404),
         }
     }
 
@@ -447,19 +487,6 @@ register_plugin!(RealEstate);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn both_spellings_of_every_status_are_accepted() {
-        for (e, d) in STATUSES {
-            assert_eq!(standard_status(e), Some(e));
-            assert_eq!(standard_status(d), Some(e));
-        }
-        assert_eq!(
-            standard_status("active under contract"),
-            Some("ActiveUnderContract")
-        );
-        assert_eq!(standard_status("Sold"), None);
-    }
 
     #[test]
     fn buyers_score_on_fit_and_recent_engagement() {

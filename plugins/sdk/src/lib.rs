@@ -716,7 +716,7 @@ pub mod records {
         pub fn fetch(&self) -> Result<Page, Error> {
             let text = wit::query(
                 &self.object_type,
-                &self.filters.join(","),
+                &self.filters.join("\n"),
                 &self.sort,
                 self.limit,
                 self.cursor.as_deref(),
