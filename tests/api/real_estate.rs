@@ -242,3 +242,203 @@ async fn buyers_are_scored_on_fit_and_engagement() {
             .all(|e| e["actor_kind"] == "plugin")
     );
 }
+
+async fn showing(app: &TestApp, custom: Value) -> crate::support::Response {
+    app.post("/api/v1/objects/showing/records", json!({"custom": custom}))
+        .await
+}
+
+#[tokio::test]
+async fn showings_do_not_overlap_and_their_feedback_reaches_the_buyer() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    let listing = app
+        .create(
+            "/api/v1/objects/listing/records",
+            json!({"custom": {"ListingKey": "S-1", "StandardStatus": "Active", "ListPrice": "250000",
+                              "UnparsedAddress": "9 Elm Street"}}),
+        )
+        .await;
+    let lid = listing["id"].as_str().unwrap();
+    let buyer = app
+        .create("/api/v1/contacts", json!({"first_name": "Bea"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = |from: &str, to: &str| {
+        json!({"listing_id": lid, "buyer_id": buyer,
+               "starts_at": format!("2026-12-01T{from}:00Z"), "ends_at": format!("2026-12-01T{to}:00Z")})
+    };
+    let first = showing(&app, at("10:00", "10:30")).await;
+    first.assert_status(201);
+    assert_eq!(first.body["custom"]["status"], "requested");
+    assert_eq!(first.body["custom"]["kind"], "showing");
+
+    let clash = showing(&app, at("10:15", "10:45")).await;
+    clash.assert_problem(422, "validation_failed");
+    assert_eq!(clash.error_fields(), ["custom.starts_at"]);
+    assert_eq!(clash.body["errors"][0]["code"], "rejected_by_plugin");
+    assert!(
+        clash.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another visit from 2026-12-01T10:00:00Z"),
+        "{}",
+        clash.body
+    );
+    let second = showing(&app, at("10:30", "11:00")).await;
+    second.assert_status(201);
+    let backwards = showing(&app, at("12:00", "11:00")).await;
+    assert_eq!(backwards.error_fields(), ["custom.ends_at"]);
+    let mut nowhere = at("13:00", "13:30");
+    nowhere["listing_id"] = json!(uuid::Uuid::now_v7().to_string());
+    assert_eq!(
+        showing(&app, nowhere).await.error_fields(),
+        ["custom.listing_id"]
+    );
+
+    // A cancelled showing frees its slot.
+    let first_id = first.body["id"].as_str().unwrap();
+    app.patch(
+        &format!("/api/v1/objects/showing/records/{first_id}"),
+        json!({"version": 1, "custom": {"status": "cancelled"}}),
+    )
+    .await
+    .assert_status(200);
+    showing(&app, at("10:00", "10:20")).await.assert_status(201);
+
+    // Feedback marks the showing done and lands on the buyer's timeline.
+    let second_id = second.body["id"].as_str().unwrap();
+    let done = app
+        .patch(
+            &format!("/api/v1/objects/showing/records/{second_id}"),
+            json!({"version": 1, "custom": {"feedback": "Loved the garden; kitchen too small.", "rating": 4}}),
+        )
+        .await;
+    done.assert_status(200);
+    assert_eq!(done.body["custom"]["status"], "done");
+    app.run_jobs().await;
+    let notes = app
+        .get(&format!(
+            "/api/v1/activities?filter=contact_id:eq:{buyer}&filter=kind:eq:note"
+        ))
+        .await;
+    let notes = notes.body["data"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        notes[0]["subject"],
+        "Showing feedback on 9 Elm Street (rated 4/5)"
+    );
+    assert_eq!(notes[0]["body"], "Loved the garden; kitchen too small.");
+}
+
+#[tokio::test]
+async fn open_house_visitors_become_the_hosts_leads_once() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    let agent = app
+        .user(
+            "default",
+            "agent@example.com",
+            "a long agent passphrase",
+            &["agent"],
+        )
+        .await;
+    let listing = app
+        .create(
+            "/api/v1/objects/listing/records",
+            json!({"custom": {"ListingKey": "OH-1", "StandardStatus": "Active", "ListPrice": "410000",
+                              "UnparsedAddress": "4 Birch Lane"}}),
+        )
+        .await;
+    let lid = listing["id"].as_str().unwrap();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    let open_house = |from: chrono::DateTime<chrono::Utc>, kind: &str| {
+        json!({"owner_id": agent, "custom": {"listing_id": lid, "kind": kind, "starts_at": fmt(from),
+                                             "ends_at": fmt(from + chrono::Duration::hours(2))}})
+    };
+    let today = app
+        .create(
+            "/api/v1/objects/showing/records",
+            open_house(now - chrono::Duration::minutes(10), "open_house"),
+        )
+        .await;
+    let sign_in = |id: &str| format!("/api/v1/plugins/real-estate/open-houses/{id}/sign-in");
+    let oh = today["id"].as_str().unwrap();
+
+    let visitor = json!({"first_name": "Vic", "last_name": "Visitor", "email": "Vic@Example.com",
+                         "phone": "+44 20 7946 0000", "working_with_agent": false});
+    let res = app.public_post(&sign_in(oh), visitor.clone()).await;
+    res.assert_status(201);
+    assert_eq!(
+        res.body,
+        json!({"signed_in": true}),
+        "nothing about the CRM"
+    );
+    app.public_post(
+        &sign_in(oh),
+        json!({"first_name": "Vic", "email": "vic@example.com"}),
+    )
+    .await
+    .assert_status(201);
+    let found = app
+        .get("/api/v1/contacts?filter=email:eq:vic@example.com")
+        .await;
+    let found = found.body["data"].as_array().unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "a returning visitor is recognised: {found:?}"
+    );
+    assert_eq!(
+        found[0]["owner_id"],
+        json!(agent),
+        "the hosting agent's lead"
+    );
+    assert_eq!(found[0]["lead_source"], "open_house");
+    assert_eq!(found[0]["lifecycle_stage"], "lead");
+    let id = found[0]["id"].as_str().unwrap();
+    let notes = app
+        .get(&format!(
+            "/api/v1/activities?filter=contact_id:eq:{id}&filter=kind:eq:note"
+        ))
+        .await;
+    let notes = notes.body["data"].as_array().unwrap();
+    assert_eq!(notes.len(), 2);
+    assert!(
+        notes
+            .iter()
+            .all(|n| n["subject"] == "Signed in at the open house at 4 Birch Lane")
+    );
+
+    // Bad or misplaced sign-ins.
+    let res = app
+        .public_post(&sign_in(oh), json!({"first_name": "Nobody"}))
+        .await;
+    res.assert_status(422);
+    assert_eq!(res.body["field"], "email");
+    let private = app
+        .create(
+            "/api/v1/objects/showing/records",
+            open_house(now + chrono::Duration::hours(5), "showing"),
+        )
+        .await;
+    app.public_post(&sign_in(private["id"].as_str().unwrap()), visitor.clone())
+        .await
+        .assert_status(404);
+    let tomorrow = app
+        .create(
+            "/api/v1/objects/showing/records",
+            open_house(now + chrono::Duration::days(1), "open_house"),
+        )
+        .await;
+    app.public_post(&sign_in(tomorrow["id"].as_str().unwrap()), visitor.clone())
+        .await
+        .assert_status(409);
+    app.public_post(&sign_in(&uuid::Uuid::now_v7().to_string()), visitor)
+        .await
+        .assert_status(404);
+}

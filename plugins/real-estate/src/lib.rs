@@ -14,6 +14,7 @@
 mod commission;
 mod listing;
 mod mls;
+mod showings;
 
 use serde_json::{Map, Value, json};
 use trellis_plugin_sdk::records::Query;
@@ -324,7 +325,13 @@ impl Plugin for RealEstate {
     }
 
     fn before_write(&mut self, event: WriteEvent) -> trellis_plugin_sdk::HookOutcome {
-        if event.object_type != "listing" || event.op == WriteOp::Delete {
+        if event.op == WriteOp::Delete {
+            return HookOutcome::Accept;
+        }
+        if event.object_type == "showing" {
+            return showings::before_write(&event);
+        }
+        if event.object_type != "listing" {
             return HookOutcome::Accept;
         }
         let mut patch = Map::new();
@@ -382,6 +389,7 @@ impl Plugin for RealEstate {
                     None => Ok(()),
                 };
             }
+            "showing" => return showings::after_write(&event),
             "listing" => {}
             _ => return Ok(()),
         }
@@ -435,6 +443,13 @@ impl Plugin for RealEstate {
                 match mls::trigger() {
                     Ok(queued) => Response::json(202, &json!({"queued": queued})),
                     Err(e) => Response::json(503, &json!({"error": e})),
+                }
+            }
+            ("POST", path) if path.starts_with("/open-houses/") && path.ends_with("/sign-in") => {
+                let id = &path["/open-houses/".len()..path.len() - "/sign-in".len()];
+                match request.json() {
+                    Ok(body) => showings::sign_in(id, &body),
+                    Err(e) => Response::json(400, &json!({"error": format!("not JSON: {e}")})),
                 }
             }
             ("GET", "/mls/status") => match mls::status() {
