@@ -442,3 +442,233 @@ async fn open_house_visitors_become_the_hosts_leads_once() {
         .await
         .assert_status(404);
 }
+
+/// A won deal of `owner` closed at `closed_at` (set in the database: the
+/// kernel stamps the closing time itself).
+async fn closed_deal(
+    app: &TestApp,
+    owner: &str,
+    stage: &Value,
+    (name, amount, rate, side): (&str, &str, &str, &str),
+    closed_at: &str,
+) -> String {
+    let mut body = json!({"name": name, "amount": amount, "currency": "USD", "owner_id": owner,
+                          "stage_id": stage["id"], "custom": {"commission_rate": rate, "side": side}});
+    if stage["kind"] == "lost" {
+        body["lost_reason"] = json!("went with another agent");
+    }
+    let deal = app.create("/api/v1/deals", body).await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    app.sql(&format!(
+        "UPDATE deals SET closed_at = '{closed_at}' WHERE id = {}",
+        app.id_sql(&id)
+    ))
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn commission_statements_apply_the_agents_plan_deal_by_deal_through_the_year() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    let agent = app
+        .user(
+            "default",
+            "ana@example.com",
+            "a long agent passphrase",
+            &["agent"],
+        )
+        .await
+        .to_string();
+    let other = app
+        .user(
+            "default",
+            "otto@example.com",
+            "a long agent passphrase",
+            &["agent"],
+        )
+        .await
+        .to_string();
+    let statement = |q: &str| format!("/api/v1/plugins/real-estate/commission/statement?{q}");
+    let period = format!("agent={agent}&from=2026-01-01&to=2026-12-31");
+    app.get(&statement(&period)).await.assert_status(409);
+
+    // Ana keeps 70 % until the brokerage has $20,000 from her this year,
+    // then all of it; a side is half the commission unless it is dual.
+    let plugins = app.get("/api/v1/tenant/plugins").await;
+    let grants = plugins.body[0]["grants"].clone();
+    app.put(
+        "/api/v1/tenant/plugins/real-estate",
+        json!({"grants": grants, "config": {"commission": {
+            "default_plan": {"kind": "fixed", "agent": "50"}, "side_percent": "50",
+            "agents": {agent.clone(): {"plan": {"kind": "capped", "agent": "70", "cap": "20000", "post_cap": "100"}}}}}}),
+    )
+    .await
+    .assert_status(200);
+
+    let pipelines = app.get("/api/v1/pipelines").await;
+    let buyers = pipelines.body["data"]
+        .as_array()
+        .or(pipelines.body.as_array())
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Buyers")
+        .unwrap()
+        .clone();
+    let stage = |kind: &str| {
+        buyers["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let (won, lost) = (stage("won"), stage("lost"));
+    let a = closed_deal(
+        &app,
+        &agent,
+        &won,
+        ("12 Oak St", "500000", "6", "Buyer"),
+        "2026-02-01T10:00:00Z",
+    )
+    .await;
+    closed_deal(
+        &app,
+        &agent,
+        &won,
+        ("Smith, \"Oak\" House", "1000000", "6", "Seller"),
+        "2026-04-01T10:00:00Z",
+    )
+    .await;
+    let c = closed_deal(
+        &app,
+        &agent,
+        &won,
+        ("3 Pine Rd", "800000", "5", "Dual"),
+        "2026-07-01T10:00:00Z",
+    )
+    .await;
+    closed_deal(
+        &app,
+        &agent,
+        &won,
+        ("4 Elm Ct", "300000", "6", "Buyer"),
+        "2026-09-01T10:00:00Z",
+    )
+    .await;
+    // Not hers, not won, not this year: none of them count.
+    closed_deal(
+        &app,
+        &other,
+        &won,
+        ("Otto's", "900000", "6", "Buyer"),
+        "2026-03-01T10:00:00Z",
+    )
+    .await;
+    closed_deal(
+        &app,
+        &agent,
+        &lost,
+        ("Lost one", "700000", "6", "Buyer"),
+        "2026-05-01T10:00:00Z",
+    )
+    .await;
+    closed_deal(
+        &app,
+        &agent,
+        &won,
+        ("Last year", "999000", "6", "Buyer"),
+        "2025-12-20T10:00:00Z",
+    )
+    .await;
+
+    let res = app.get(&statement(&period)).await;
+    res.assert_status(200);
+    let lines = res.body["lines"].as_array().unwrap();
+    let col = |k: &str| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l["commission"][k].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(lines.len(), 4, "{}", res.body);
+    assert_eq!(lines[0]["deal_id"], json!(a));
+    assert_eq!(col("side"), ["15000.00", "30000.00", "40000.00", "9000.00"]);
+    // The cap is reached inside the third deal: $6,500 left of it, the rest
+    // of that side goes to Ana; the fourth is all hers.
+    assert_eq!(col("brokerage"), ["4500.00", "9000.00", "6500.00", "0.00"]);
+    assert_eq!(
+        col("agent"),
+        ["10500.00", "21000.00", "33500.00", "9000.00"]
+    );
+    let totals = &res.body["totals"][0];
+    assert_eq!(totals["currency"], "USD");
+    assert_eq!(totals["volume"], "2600000.00");
+    assert_eq!(totals["agent"], "74000.00");
+    assert_eq!(totals["brokerage"], "20000.00");
+
+    // A later period still counts the year so far toward the cap.
+    let res = app
+        .get(&statement(&format!(
+            "agent={agent}&from=2026-06-01&to=2026-12-31"
+        )))
+        .await;
+    let lines = res.body["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["deal_id"], json!(c));
+    assert_eq!(lines[0]["commission"]["agent"], "33500.00");
+
+    // As CSV (RFC 4180), read back by an independent reader.
+    let res = app.get(&statement(&format!("{period}&format=csv"))).await;
+    res.assert_status(200);
+    assert!(
+        res.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = res.body.as_str().unwrap().to_owned();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        &header[..6],
+        [
+            "agent_id",
+            "deal_id",
+            "deal",
+            "closed_at",
+            "currency",
+            "price"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(&rows[1][2], "Smith, \"Oak\" House");
+    assert_eq!(&rows[2][9], "33500.00");
+
+    // Agents may not read statements; a bad period is named.
+    let agent_token = app.role_token("agent").await;
+    let res = app
+        .send(
+            axum::http::Method::GET,
+            &statement(&period),
+            Some(&agent_token),
+            None,
+            &[],
+        )
+        .await;
+    res.assert_status(403);
+    let res = app
+        .get(&statement(&format!(
+            "agent={agent}&from=2026-12-31&to=2026-01-01"
+        )))
+        .await;
+    res.assert_status(422);
+    assert_eq!(res.body["field"], "to");
+}

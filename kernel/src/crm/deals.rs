@@ -130,6 +130,7 @@ const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("account_id", Kind::Uuid),
     FieldSpec::new("stage_changed_at", Kind::Timestamp).required(),
     FieldSpec::new("closed_at", Kind::Timestamp),
+    FieldSpec::new("lost_reason", Kind::Text),
     FieldSpec::new("created_at", Kind::Timestamp).required(),
     FieldSpec::new("updated_at", Kind::Timestamp).required(),
 ];

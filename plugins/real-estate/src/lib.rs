@@ -15,6 +15,7 @@ mod commission;
 mod listing;
 mod mls;
 mod showings;
+mod statement;
 
 use serde_json::{Map, Value, json};
 use trellis_plugin_sdk::records::Query;
@@ -452,6 +453,7 @@ impl Plugin for RealEstate {
                     Err(e) => Response::json(400, &json!({"error": format!("not JSON: {e}")})),
                 }
             }
+            ("GET", "/commission/statement") => statement::handle(&request.query),
             ("GET", "/mls/status") => match mls::status() {
                 Ok(v) => Response::json(200, &v),
                 Err(e) => Response::json(503, &json!({"error": e})),
