@@ -233,21 +233,11 @@ async fn a_dry_run_reports_row_errors_and_the_error_file_fixes_exactly_them() {
             .contains("people-errors.csv")
     );
     let text = file.body.as_str().unwrap().to_owned();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let (headers, records) = file.csv();
     assert_eq!(
         headers,
         ["Name", "Email", "Stage", "Birthday", "Import errors"]
     );
-    let records: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect();
     assert_eq!(records.len(), 3);
     assert_eq!(records[0][1], "not-an-email");
     assert!(records[0][4].starts_with("Email: "), "{}", records[0][4]);

@@ -628,14 +628,7 @@ async fn commission_statements_apply_the_agents_plan_deal_by_deal_through_the_ye
             .unwrap()
             .starts_with("text/csv")
     );
-    let text = res.body.as_str().unwrap().to_owned();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let (header, rows) = res.csv();
     assert_eq!(
         &header[..6],
         [
@@ -647,7 +640,6 @@ async fn commission_statements_apply_the_agents_plan_deal_by_deal_through_the_ye
             "price"
         ]
     );
-    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 4);
     assert_eq!(&rows[1][2], "Smith, \"Oak\" House");
     assert_eq!(&rows[2][9], "33500.00");

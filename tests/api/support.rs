@@ -41,6 +41,24 @@ impl Response {
             .unwrap_or_default()
     }
 
+    /// A CSV body (RFC 4180) read by an independent reader: its header
+    /// and its rows.
+    pub fn csv(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let text = self.body.as_str().unwrap_or_default();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        (header, rows)
+    }
+
     pub fn etag(&self) -> String {
         self.headers
             .get("etag")
