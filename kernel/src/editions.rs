@@ -57,14 +57,13 @@ pub struct Edition {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub roles: Vec<RoleInput>,
-    /// Saved views and dashboard widgets for the web UI, kept with the
-    /// edition until the UI reads them.
+    /// Saved views shared with the tenant's users (the lists' "Views").
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    pub saved_views: Vec<Value>,
+    pub saved_views: Vec<EditionView>,
+    /// Dashboard widgets: shared views pinned to the dashboard, shown as
+    /// the count of the records they find.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    pub dashboard_widgets: Vec<Value>,
+    pub dashboard_widgets: Vec<EditionView>,
     /// Demo data seeded with `--demo`.
     #[serde(default)]
     pub demo: Option<Demo>,
@@ -80,6 +79,65 @@ pub struct EditionPlugin {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Option<Value>,
+}
+
+/// A shared saved view of a list, or a dashboard widget counting what one
+/// finds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditionView {
+    /// `contact`, `account`, `deal` or `activity`.
+    pub object_type: String,
+    /// The view's name (a widget's title).
+    #[serde(alias = "title")]
+    pub name: String,
+    /// The list's query string, as the API's lists take it
+    /// (`filter=custom.pre_approved:eq:true&sort=-updated_at`).
+    #[serde(default)]
+    pub query: String,
+}
+
+/// The record types that have a list in the web UI, and its path.
+pub fn list_path(object: ObjectType) -> Option<&'static str> {
+    match object {
+        ObjectType::Contact => Some("contacts"),
+        ObjectType::Account => Some("accounts"),
+        ObjectType::Deal => Some("deals"),
+        ObjectType::Activity => Some("activities"),
+        _ => None,
+    }
+}
+
+/// How many records of `object` the list `query` finds for `ctx` (a view's
+/// query is checked by running it, after the edition's fields exist).
+pub async fn count_view(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    object: ObjectType,
+    query: &str,
+) -> Result<u64> {
+    use crate::crm::{
+        accounts::Accounts, activities::Activities, contacts::Contacts, deals::Deals,
+    };
+    let q = if query.is_empty() {
+        "count=true&limit=1".to_owned()
+    } else {
+        format!("{query}&count=true&limit=1")
+    };
+    let page = match object {
+        ObjectType::Contact => crate::crm::records::list::<Contacts>(db, ctx, Some(&q)).await?,
+        ObjectType::Account => crate::crm::records::list::<Accounts>(db, ctx, Some(&q)).await?,
+        ObjectType::Deal => crate::crm::records::list::<Deals>(db, ctx, Some(&q)).await?,
+        ObjectType::Activity => crate::crm::records::list::<Activities>(db, ctx, Some(&q)).await?,
+        _ => {
+            return Err(Error::field(
+                "object_type",
+                "invalid_value",
+                "contact, account, deal or activity",
+            ));
+        }
+    };
+    Ok(page.total.unwrap_or(0))
 }
 
 /// How much demo data.
@@ -105,6 +163,30 @@ impl Edition {
                     "invalid_value",
                     detail.join("; "),
                 ));
+            }
+        }
+        for (what, views) in [
+            ("saved_views", &e.saved_views),
+            ("dashboard_widgets", &e.dashboard_widgets),
+        ] {
+            for (i, v) in views.iter().enumerate() {
+                if ObjectType::parse(&v.object_type)
+                    .and_then(list_path)
+                    .is_none()
+                {
+                    return Err(Error::field(
+                        format!("{what}[{i}].object_type"),
+                        "invalid_value",
+                        "contact, account, deal or activity",
+                    ));
+                }
+                if v.name.trim().is_empty() || v.name.chars().count() > 80 {
+                    return Err(Error::field(
+                        format!("{what}[{i}].name"),
+                        "invalid_value",
+                        "a name of 1 to 80 characters",
+                    ));
+                }
             }
         }
         Ok(e)
@@ -260,6 +342,15 @@ pub async fn apply(state: &AppState, ctx: &RequestContext, edition: &Edition) ->
         done.insert(key);
     }
 
+    for (views, pinned) in [
+        (&edition.saved_views, false),
+        (&edition.dashboard_widgets, true),
+    ] {
+        for v in views {
+            apply_view(db, &system, v, pinned, &mut done, &mut report).await?;
+        }
+    }
+
     let now = crate::clock::now();
     match row {
         Some(r) => {
@@ -376,5 +467,61 @@ async fn apply_pipeline(
         existing.version,
     )
     .await?;
+    Ok(())
+}
+
+/// A shared view (pinned to the dashboard for a widget): created once,
+/// adopted when the tenant has a shared view of that name, never touched
+/// again. Its query is run once first, so a bad one is refused naming it.
+async fn apply_view(
+    db: &sea_orm::DatabaseConnection,
+    system: &RequestContext,
+    v: &EditionView,
+    pinned: bool,
+    done: &mut BTreeSet<String>,
+    report: &mut Applied,
+) -> Result<()> {
+    use crate::entities::saved_view;
+    let key = format!(
+        "{}:{}/{}",
+        if pinned { "widget" } else { "view" },
+        v.object_type,
+        v.name
+    );
+    if done.contains(&key) {
+        report.kept.push(key);
+        return Ok(());
+    }
+    let object = ObjectType::parse(&v.object_type)
+        .ok_or_else(|| Error::field("object_type", "invalid_value", "not a record type"))?;
+    count_view(db, system, object, &v.query)
+        .await
+        .map_err(|e| Error::field("query", "invalid_value", format!("view `{}`: {e}", v.name)))?;
+    let exists = saved_view::Entity::find()
+        .filter(saved_view::Column::TenantId.eq(system.tenant_id))
+        .filter(saved_view::Column::ObjectType.eq(object.as_str()))
+        .filter(saved_view::Column::Name.eq(v.name.as_str()))
+        .filter(saved_view::Column::UserId.is_null())
+        .one(db)
+        .await?
+        .is_some();
+    if exists {
+        report.adopted.push(key.clone());
+    } else {
+        saved_view::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(system.tenant_id),
+            user_id: Set(None),
+            object_type: Set(object.as_str().to_owned()),
+            name: Set(v.name.clone()),
+            query: Set(v.query.clone()),
+            on_dashboard: Set(pinned),
+            created_at: Set(crate::clock::now()),
+        }
+        .insert(db)
+        .await?;
+        report.created.push(key.clone());
+    }
+    done.insert(key);
     Ok(())
 }

@@ -20,6 +20,7 @@ mod m0010_themes;
 mod m0011_imports;
 mod m0012_merges;
 mod m0013_bulk_actions;
+mod m0014_dashboard_views;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_imports::Migration),
             Box::new(m0012_merges::Migration),
             Box::new(m0013_bulk_actions::Migration),
+            Box::new(m0014_dashboard_views::Migration),
         ]
     }
 }

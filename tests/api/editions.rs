@@ -224,3 +224,103 @@ async fn an_edition_enables_its_plugins_with_their_grants() {
     assert_eq!(plugins.body[0]["config"]["greeting"], "hello");
     assert!(plugins.body[0]["grants"].as_array().unwrap().len() >= 8);
 }
+
+#[tokio::test]
+async fn an_editions_views_and_widgets_reach_the_lists_and_the_dashboard() {
+    let app = TestApp::new().await;
+    let applied = app
+        .post("/api/v1/tenant/edition", json!({"edition": "real-estate"}))
+        .await;
+    applied.assert_status(200);
+    let created = applied.body["created"].to_string();
+    assert!(
+        created.contains("view:contact/Pre-approved buyers"),
+        "{created}"
+    );
+    assert!(created.contains("widget:activity/Tasks to do"), "{created}");
+    // Twice: nothing new.
+    let again = app
+        .post("/api/v1/tenant/edition", json!({"edition": "real-estate"}))
+        .await;
+    assert!(
+        again.body["kept"]
+            .to_string()
+            .contains("widget:contact/New leads"),
+        "{}",
+        again.body
+    );
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) AS n FROM saved_views WHERE on_dashboard")
+            .await,
+        3
+    );
+
+    for (name, stage, score) in [
+        ("Hal", "lead", 70),
+        ("Ida", "lead", 10),
+        ("Jo", "customer", 90),
+    ] {
+        app.create(
+            "/api/v1/contacts",
+            json!({"first_name": name, "lifecycle_stage": stage, "custom": {"lead_score": score}}),
+        )
+        .await;
+    }
+    let mut browser = crate::web::admin_browser(&app).await;
+    let page = browser.get("/").await.assert(200).html.clone();
+    assert!(page.contains("Hot buyers (score 60+)"), "{page}");
+    let count = |title: &str| {
+        let at = page.find(title).unwrap();
+        let rest = &page[at..];
+        let start = rest.find("widget-count\">").unwrap() + "widget-count\">".len();
+        rest[start..start + rest[start..].find('<').unwrap()].to_owned()
+    };
+    assert_eq!(count("Hot buyers (score 60+)"), "2");
+    assert_eq!(count("New leads"), "2");
+    assert_eq!(count("Tasks to do"), "0");
+    let at = page.find("Hot buyers (score 60+)").unwrap();
+    let link = &page[page[..at].rfind("href=").unwrap()..at];
+    assert!(
+        link.contains("contacts?filter=custom.lead_score:gte:60&amp;sort"),
+        "{link}"
+    );
+    // The shared view is offered on the contacts list.
+    browser
+        .get("/contacts")
+        .await
+        .assert(200)
+        .contains("Pre-approved buyers");
+}
+
+#[tokio::test]
+async fn an_edition_with_a_view_on_a_missing_field_is_refused() {
+    let app = TestApp::new().await;
+    let text = trellis::editions::BUILT_IN
+        .iter()
+        .find(|(id, _)| *id == "real-estate")
+        .unwrap()
+        .1
+        .replace(
+            "custom.pre_approved:eq:true",
+            "custom.no_such_field:eq:true",
+        );
+    let edition = trellis::editions::Edition::parse(&text).unwrap();
+    let mut ctx = trellis::context::RequestContext::system(
+        trellis::crm::tenants::ensure_default(&app.state.db)
+            .await
+            .unwrap()
+            .0
+            .id,
+    );
+    ctx.plugins = app.state.plugins.clone();
+    ctx.keyring = Some(app.state.keyring.clone());
+    let err = trellis::editions::apply(&app.state, &ctx, &edition)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Pre-approved buyers"), "{err}");
+    let bad = trellis::editions::Edition::parse(&text.replace(
+        "object_type = \"activity\"\nname = \"Open tasks\"",
+        "object_type = \"listing\"\nname = \"Open tasks\"",
+    ));
+    assert!(bad.is_err());
+}

@@ -228,7 +228,7 @@ impl<'a> Browser<'a> {
 }
 
 /// An admin user with a password, signed in.
-async fn admin_browser(app: &TestApp) -> Browser<'_> {
+pub async fn admin_browser(app: &TestApp) -> Browser<'_> {
     app.user("default", "boss@example.com", PW, &["admin"])
         .await;
     let mut b = Browser::new(app);

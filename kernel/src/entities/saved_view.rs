@@ -14,6 +14,9 @@ pub struct Model {
     pub name: String,
     /// The list's query string (`filter=...&sort=...`).
     pub query: String,
+    /// Shown on the dashboard as a count (shared views only).
+    #[serde(default)]
+    pub on_dashboard: bool,
     pub created_at: DateTimeUtc,
 }
 

@@ -74,7 +74,43 @@ pub async fn page(
     if ctx.can(ObjectType::Activity, Action::Read) {
         page["due"] = Value::Array(due_activities(&state, ctx).await?);
     }
+    page["widgets"] = Value::Array(widgets(&state, ctx).await?);
     Ok(ui.render(&state, "dashboard.html", page))
+}
+
+/// The shared views pinned to the dashboard (an edition's widgets), each
+/// with the number of records it finds within the caller's record scope.
+/// Views of types the caller may not read are left out; one whose query no
+/// longer runs (a field deleted since) says so instead of a number.
+async fn widgets(state: &AppState, ctx: &RequestContext) -> Result<Vec<Value>, Error> {
+    use crate::entities::saved_view;
+    let views = saved_view::Entity::find()
+        .filter(saved_view::Column::TenantId.eq(ctx.tenant_id))
+        .filter(saved_view::Column::OnDashboard.eq(true))
+        .filter(saved_view::Column::UserId.is_null())
+        .order_by_asc(saved_view::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    let mut out = Vec::new();
+    for v in views {
+        let Some(object) = ObjectType::parse(&v.object_type) else {
+            continue;
+        };
+        let Some(path) = crate::editions::list_path(object) else {
+            continue;
+        };
+        if !ctx.can(object, Action::Read) {
+            continue;
+        }
+        let count = crate::editions::count_view(&state.db, ctx, object, &v.query).await;
+        out.push(json!({
+            "title": v.name,
+            "count": count.as_ref().ok(),
+            "error": count.err().map(|e| e.to_string()),
+            "href": format!("/{path}?{}", v.query),
+        }));
+    }
+    Ok(out)
 }
 
 /// Sums of open deal amounts: (stage, currency, month?) → (minor, count).

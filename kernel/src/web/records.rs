@@ -841,6 +841,7 @@ async fn save_view<R: RecordPage>(
         object_type: Set(R::OBJECT.as_str().to_owned()),
         name: Set(name.clone()),
         query: Set(query.clone()),
+        on_dashboard: Set(false),
         created_at: Set(crate::clock::now()),
     }
     .insert(&tx)

@@ -92,6 +92,7 @@ pub const PAGES: &[(&str, &[&str])] = &[
             "forecast",
             "due",
             "currency",
+            "widgets",
         ],
     ),
     (
