@@ -642,6 +642,7 @@ async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::R
         .context("opening the database")?;
     let (tenant, admin) = tenants::ensure_default(&state.db).await?;
     let mut demo_size = DemoSize::default();
+    let mut applied_edition = None;
     if let Some(id) = edition {
         let edition = crate::editions::Edition::built_in(&id)?;
         if let Some(d) = &edition.demo {
@@ -662,13 +663,25 @@ async fn serve(config: Config, demo: bool, edition: Option<String>) -> anyhow::R
             applied.adopted.len(),
             applied.kept.len()
         );
+        applied_edition = Some(edition);
     }
     // A demo admin without a password gets one, shown once, so the web UI
     // can be tried at once.
     let mut demo_password = None;
     if demo {
         tracing::info!("seeding demo data (first start only)");
-        report_seed(seed::demo(&state.db, tenant.id, admin.id, demo_size).await?);
+        let seeded = seed::demo(&state.db, tenant.id, admin.id, demo_size).await?;
+        if matches!(seeded, Seeded::Created { .. })
+            && let Some(e) = &applied_edition
+        {
+            let n = crate::editions::queue_demo_jobs(&state.db, tenant.id, e).await?;
+            if n > 0 {
+                println!(
+                    "demo data: {n} plugin job(s) of the edition queued (listings, showings...)"
+                );
+            }
+        }
+        report_seed(seeded);
         if admin.password_hash.is_none() {
             let password = tokens::generate()
                 .chars()

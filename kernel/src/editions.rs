@@ -145,6 +145,47 @@ pub async fn count_view(
 #[serde(deny_unknown_fields)]
 pub struct Demo {
     pub contacts: usize,
+    /// Plugin jobs queued after the demo data is seeded, so an edition's
+    /// plugins add their own demo records (listings, showings...) through
+    /// the same services as everything else.
+    #[serde(default)]
+    pub jobs: Vec<DemoJob>,
+}
+
+/// A plugin job an edition's demo data set runs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DemoJob {
+    pub plugin: String,
+    pub job: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// Queues the edition's demo jobs for the tenant (after its demo data was
+/// seeded); the job runner runs them.
+pub async fn queue_demo_jobs(
+    db: &sea_orm::DatabaseConnection,
+    tenant_id: Uuid,
+    edition: &Edition,
+) -> Result<usize> {
+    let Some(demo) = &edition.demo else {
+        return Ok(0);
+    };
+    for j in &demo.jobs {
+        crate::jobs::enqueue(
+            db,
+            tenant_id,
+            crate::jobs::Kind::PluginJob,
+            Some(&j.plugin),
+            &j.job,
+            j.payload.clone(),
+            crate::clock::now(),
+        )
+        .await?;
+    }
+    Ok(demo.jobs.len())
 }
 
 impl Edition {

@@ -664,3 +664,69 @@ async fn commission_statements_apply_the_agents_plan_deal_by_deal_through_the_ye
     res.assert_status(422);
     assert_eq!(res.body["field"], "to");
 }
+
+#[tokio::test]
+async fn the_editions_demo_data_brings_listings_buyers_and_showings() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    let (tenant, admin) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let seeded = trellis::seed::demo(
+        &app.state.db,
+        tenant.id,
+        admin.id,
+        trellis::seed::DemoSize {
+            contacts: 100,
+            accounts: 10,
+            deals: 20,
+            activities: 10,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(seeded, trellis::seed::Seeded::Created { .. }));
+    let edition = trellis::editions::Edition::built_in("real-estate").unwrap();
+    assert_eq!(
+        trellis::editions::queue_demo_jobs(&app.state.db, tenant.id, &edition)
+            .await
+            .unwrap(),
+        1
+    );
+    app.run_jobs().await;
+    let count = |path: &str| {
+        let app = &app;
+        let path = path.to_owned();
+        async move {
+            let res = app.get(&format!("{path}&count=true&limit=1")).await;
+            res.assert_status(200);
+            res.body["total"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(count("/api/v1/objects/listing/records?").await, 120);
+    assert_eq!(
+        count("/api/v1/objects/showing/records?filter=custom.kind:eq:open_house").await,
+        1
+    );
+    assert_eq!(
+        count("/api/v1/objects/showing/records?filter=custom.kind:eq:showing").await,
+        8
+    );
+    assert_eq!(
+        count("/api/v1/contacts?filter=custom.buyer_max_price:gte:0").await,
+        40
+    );
+    // The buyers were scored, and their agents have matching listings.
+    assert!(count("/api/v1/contacts?filter=custom.lead_score:gte:1").await >= 40);
+    let tasks = count(
+        "/api/v1/activities?filter=kind:eq:task&filter=subject:starts_with:New%20listing%20match",
+    )
+    .await;
+    assert!(tasks > 0, "matching ran");
+    // Once only.
+    trellis::editions::queue_demo_jobs(&app.state.db, tenant.id, &edition)
+        .await
+        .unwrap();
+    app.run_jobs().await;
+    assert_eq!(count("/api/v1/objects/listing/records?").await, 120);
+}

@@ -12,6 +12,7 @@
 //!   listing and buyer. A panel on the contact lists the buyer's matches.
 
 mod commission;
+mod demo;
 mod listing;
 mod mls;
 mod showings;
@@ -412,6 +413,7 @@ impl Plugin for RealEstate {
     fn run_job(&mut self, name: &str, payload: Value) -> Result<(), String> {
         match name {
             mls::JOB => mls::run_job(&payload),
+            demo::JOB => demo::run(&payload),
             MATCH_JOB => Self::match_job(&payload),
             other => Err(format!("no job `{other}`")),
         }

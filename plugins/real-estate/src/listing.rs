@@ -281,6 +281,28 @@ pub fn parse_micros(s: &str) -> Option<i64> {
     Some(secs * 1_000_000 + micros_frac)
 }
 
+/// An RFC 3339 UTC time, to the second, of milliseconds since the epoch.
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // The civil date of a day number (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +332,14 @@ mod tests {
         );
         assert_eq!(parse_micros("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_micros("yesterday"), None);
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2026-11-24T10:05:00Z",
+        ] {
+            let ms = parse_micros(t).unwrap() / 1000;
+            assert_eq!(format_ms(ms), t);
+        }
     }
 
     #[test]

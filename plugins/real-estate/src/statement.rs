@@ -172,7 +172,10 @@ fn lines(
         };
         if let Ok(b) = &breakdown {
             // The cap counts the split, not the transaction fees.
-            ytd.insert(year, (volume + price, company + b.brokerage - b.transaction_fee));
+            ytd.insert(
+                year,
+                (volume + price, company + b.brokerage - b.transaction_fee),
+            );
         }
         if closed_at.as_str() >= from {
             out.push(Line {
@@ -258,7 +261,17 @@ fn to_csv(agent: &str, lines: &[Line]) -> Response {
         ];
         match &l.breakdown {
             Ok(b) => {
-                row.extend([b.gross, b.referral, b.side, b.agent, b.brokerage, b.transaction_fee].map(money));
+                row.extend(
+                    [
+                        b.gross,
+                        b.referral,
+                        b.side,
+                        b.agent,
+                        b.brokerage,
+                        b.transaction_fee,
+                    ]
+                    .map(money),
+                );
                 row.push(String::new());
             }
             Err(e) => {
@@ -276,7 +289,10 @@ fn to_csv(agent: &str, lines: &[Line]) -> Response {
     match w.into_inner() {
         Ok(body) => Response {
             status: 200,
-            headers: vec![("content-type".to_owned(), "text/csv; charset=utf-8".to_owned())],
+            headers: vec![(
+                "content-type".to_owned(),
+                "text/csv; charset=utf-8".to_owned(),
+            )],
             body,
         },
         Err(e) => Response::json(500, &json!({"error": e.to_string()})),
