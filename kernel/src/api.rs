@@ -197,6 +197,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::enable, plugins::disable))
         .routes(routes!(plugins::logs))
         .routes(routes!(plugins::contact_panels))
+        .routes(routes!(plugins::object_panels))
         .routes(routes!(plugins::account_panels))
         .routes(routes!(plugins::deal_panels))
         .routes(routes!(plugins::activity_panels))

@@ -1,14 +1,17 @@
 //! Editions: a vertical's manifest (`verticals/*.toml`) of pipelines,
-//! custom fields, roles and plugins with their default grants, applied to a
-//! tenant.
+//! custom fields, roles, plugins with their default grants, views,
+//! dashboard widgets and a theme, applied to a tenant.
 //!
 //! Applying is idempotent and additive. Every item has a natural key
 //! (`pipeline:Buyers`, `stage:Buyers/Offer`, `field:contact.buyer_max_price`,
-//! `role:agent`, `plugin:real-estate`); the keys an edition created or found
-//! for a tenant are kept in `tenant_editions`. An item whose key is recorded
-//! is never touched again, so what the tenant changed or deleted stays that
-//! way; a newer edition version adds only the items whose keys are new. An
-//! item the tenant already had (same natural key) is adopted, not copied.
+//! `role:agent`, `plugin:real-estate`, `theme:estate`); the keys an edition
+//! created or found for a tenant are kept in `tenant_editions`. An item
+//! whose key is recorded is never touched again, so what the tenant changed
+//! or deleted stays that way; a newer edition version adds only the items
+//! whose keys are new. An item the tenant already had (same natural key) is
+//! adopted, not copied. The one exception is a plugin's version: a tenant
+//! still running an older version of an edition's plugin is moved to the
+//! newest installed one, with its own grants and configuration kept.
 
 use std::collections::BTreeSet;
 
@@ -24,7 +27,7 @@ use crate::context::RequestContext;
 use crate::crm::custom_fields::CustomFieldInput;
 use crate::crm::pipelines::{PipelineInput, StageInput};
 use crate::directory::roles::RoleInput;
-use crate::entities::tenant_edition;
+use crate::entities::{tenant_edition, tenant_plugin};
 use crate::error::{Error, Result};
 use crate::permissions::{Action, ObjectType};
 
@@ -264,6 +267,9 @@ pub struct Applied {
     pub adopted: Vec<String>,
     /// Items applied before, left as the tenant has them.
     pub kept: Vec<String>,
+    /// Plugins moved to a newer version (`plugin:ID@VERSION`), with the
+    /// tenant's grants, configuration and limits kept.
+    pub upgraded: Vec<String>,
 }
 
 /// Applies `edition` to the caller's tenant (needs the right to manage the
@@ -336,51 +342,11 @@ pub async fn apply(state: &AppState, ctx: &RequestContext, edition: &Edition) ->
     }
 
     for p in &edition.plugins {
-        let key = format!("plugin:{}", p.id);
-        if done.contains(&key) {
-            report.kept.push(key);
-            continue;
-        }
-        let mut packages = crate::plugins::registry::packages(state).await?;
-        if !packages.iter().any(|x| x.plugin_id == p.id)
-            && let Some(b) = crate::plugins::bundled::find(&p.id)
-        {
-            // Shipped with the kernel: installed the first time it is needed.
-            crate::plugins::registry::install(state, b.manifest, b.component.to_vec()).await?;
-            packages = crate::plugins::registry::packages(state).await?;
-        }
-        let Some(package) = packages.iter().find(|x| x.plugin_id == p.id) else {
-            return Err(Error::field(
-                "plugins",
-                "plugin_not_installed",
-                format!(
-                    "the edition needs plugin `{}`, which is not installed",
-                    p.id
-                ),
-            ));
-        };
-        let grants = match &p.grants {
-            Some(g) => g.clone(),
-            None => serde_json::from_value::<crate::plugins::manifest::Manifest>(
-                package.manifest.clone(),
-            )
-            .map(|m| m.capabilities())
-            .map_err(|e| Error::Internal(e.to_string()))?,
-        };
-        crate::plugins::registry::enable(
-            state,
-            &system,
-            &p.id,
-            crate::plugins::registry::EnableRequest {
-                version: None,
-                grants,
-                config: p.config.clone(),
-                limits: None,
-            },
-        )
-        .await?;
-        report.created.push(key.clone());
-        done.insert(key);
+        apply_plugin(state, &system, p, &mut done, &mut report).await?;
+    }
+
+    if let Some(theme) = &edition.theme {
+        apply_theme(state, ctx.tenant_id, theme, &mut done, &mut report).await?;
     }
 
     for (views, pinned) in [
@@ -422,11 +388,185 @@ pub async fn apply(state: &AppState, ctx: &RequestContext, edition: &Edition) ->
             ctx.tenant_id,
             AuditAction::Configure,
             json!({"edition": edition.id, "version": edition.version,
-                   "created": report.created, "adopted": report.adopted}),
+                   "created": report.created, "adopted": report.adopted,
+                   "upgraded": report.upgraded}),
         )],
     )
     .await?;
     Ok(report)
+}
+
+/// A plugin: installed from the kernel's bundle when it ships there (and
+/// its bundled version is not installed yet), then enabled with the
+/// edition's grants and configuration the first time. Applied before, it
+/// is moved to the newest installed version if the tenant still runs an
+/// older one, keeping the tenant's configuration, limits and grants (a
+/// grant the admin revoked stays revoked); capabilities new in that version
+/// are granted as the edition grants them. A plugin the tenant disabled
+/// stays disabled.
+async fn apply_plugin(
+    state: &AppState,
+    system: &RequestContext,
+    p: &EditionPlugin,
+    done: &mut BTreeSet<String>,
+    report: &mut Applied,
+) -> Result<()> {
+    use crate::plugins::manifest::Manifest;
+    use crate::plugins::registry::{self, EnableRequest, version_order};
+
+    let key = format!("plugin:{}", p.id);
+    let mut packages = registry::packages(state).await?;
+    if let Some(b) = crate::plugins::bundled::find(&p.id) {
+        let bundled = Manifest::parse(b.manifest)?;
+        if !packages
+            .iter()
+            .any(|x| x.plugin_id == p.id && x.version == bundled.version)
+        {
+            // Shipped with the kernel: installed the first time it is needed.
+            registry::install(state, b.manifest, b.component.to_vec()).await?;
+            packages = registry::packages(state).await?;
+        }
+    }
+    // Newest first.
+    let Some(package) = packages.iter().find(|x| x.plugin_id == p.id) else {
+        return Err(Error::field(
+            "plugins",
+            "plugin_not_installed",
+            format!(
+                "the edition needs plugin `{}`, which is not installed",
+                p.id
+            ),
+        ));
+    };
+    let manifest_of = |v: &Value| {
+        serde_json::from_value::<Manifest>(v.clone()).map_err(|e| Error::Internal(e.to_string()))
+    };
+    let newest = manifest_of(&package.manifest)?;
+    let defaults = match &p.grants {
+        Some(g) => g.clone(),
+        None => newest.capabilities(),
+    };
+
+    if !done.contains(&key) {
+        registry::enable(
+            state,
+            system,
+            &p.id,
+            EnableRequest {
+                version: None,
+                grants: defaults,
+                config: p.config.clone(),
+                limits: None,
+            },
+        )
+        .await?;
+        report.created.push(key.clone());
+        done.insert(key);
+        return Ok(());
+    }
+
+    let row = tenant_plugin::Entity::find()
+        .filter(tenant_plugin::Column::TenantId.eq(system.tenant_id))
+        .filter(tenant_plugin::Column::PluginId.eq(p.id.as_str()))
+        .one(&state.db)
+        .await?;
+    let Some(row) =
+        row.filter(|r| r.enabled && version_order(&r.version) < version_order(&package.version))
+    else {
+        report.kept.push(key);
+        return Ok(());
+    };
+    // What the running version asked for: a capability it did not ask for
+    // is new, and gets the edition's default; the rest stay as granted.
+    let asked_before = match packages
+        .iter()
+        .find(|x| x.plugin_id == p.id && x.version == row.version)
+    {
+        Some(old) => manifest_of(&old.manifest)?.capabilities(),
+        None => Vec::new(),
+    };
+    let asked_now = newest.capabilities();
+    let mut grants: Vec<String> = serde_json::from_value::<Vec<String>>(row.grants.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|g| asked_now.contains(g))
+        .collect();
+    for g in defaults {
+        if !asked_before.contains(&g) && asked_now.contains(&g) && !grants.contains(&g) {
+            grants.push(g);
+        }
+    }
+    registry::enable(
+        state,
+        system,
+        &p.id,
+        EnableRequest {
+            version: Some(package.version.clone()),
+            grants,
+            // Secrets come back as the mask, which keeps their sealed value.
+            config: Some(crate::plugins::secrets::masked(&row.config)),
+            limits: Some(row.limits.clone()),
+        },
+    )
+    .await?;
+    report.upgraded.push(format!("{key}@{}", package.version));
+    Ok(())
+}
+
+/// The edition's theme, for a tenant that has none of its own and whose
+/// reseller brands nothing: the tenant's or the reseller's look is never
+/// replaced.
+async fn apply_theme(
+    state: &AppState,
+    tenant_id: Uuid,
+    theme: &str,
+    done: &mut BTreeSet<String>,
+    report: &mut Applied,
+) -> Result<()> {
+    use crate::entities::{reseller, tenant};
+
+    let key = format!("theme:{theme}");
+    if done.contains(&key) {
+        report.kept.push(key);
+        return Ok(());
+    }
+    let unknown = || {
+        Error::field(
+            "theme",
+            "unknown_theme",
+            format!("the edition's theme `{theme}` is not installed on this server"),
+        )
+    };
+    if !state.themes.contains(theme) {
+        return Err(unknown());
+    }
+    let t = tenant::Entity::find_by_id(tenant_id)
+        .one(&state.db)
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let reseller = match t.reseller_id {
+        Some(r) => reseller::Entity::find_by_id(r).one(&state.db).await?,
+        None => None,
+    };
+    let branded = reseller.as_ref().is_some_and(|r| r.theme.is_some());
+    if t.theme.is_some() || branded || theme == crate::web::themes::DEFAULT {
+        report.adopted.push(key.clone());
+    } else {
+        if !state
+            .themes
+            .get(Some(theme))
+            .available_to(reseller.as_ref().map(|r| r.slug.as_str()))
+        {
+            return Err(unknown());
+        }
+        let mut a: tenant::ActiveModel = t.into();
+        a.theme = Set(Some(theme.to_owned()));
+        a.update(&state.db).await?;
+        state.caches.tenants.remove(&tenant_id);
+        report.created.push(key.clone());
+    }
+    done.insert(key);
+    Ok(())
 }
 
 /// A pipeline by name: created whole when new; when applied before, only

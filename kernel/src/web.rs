@@ -93,6 +93,8 @@ pub struct Ui {
     pub idle_seconds: i64,
     /// The path of this request (for the navigation's current item).
     pub path: String,
+    /// The tenant's custom objects the user may read: (key, plural label).
+    pub objects: Vec<(String, String)>,
 }
 
 impl FromRequestParts<AppState> for Ui {
@@ -119,6 +121,15 @@ impl FromRequestParts<AppState> for Ui {
                 .await?;
         let theme = theme_for(state, &tenant).await;
         let csrf = security::session_token(client.session_cookie.as_deref().unwrap_or(""));
+        let objects = if ctx.can(ObjectType::CustomObject, Action::Read) {
+            crate::crm::objects::list_objects(&state.db, &ctx)
+                .await?
+                .into_iter()
+                .map(|o| (o.key, o.plural_label))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Ui {
             ctx,
             theme,
@@ -128,6 +139,7 @@ impl FromRequestParts<AppState> for Ui {
             tenant_name: tenant.name,
             idle_seconds: tenant.session_idle_seconds,
             path: parts.uri.path().to_owned(),
+            objects,
         })
     }
 }
@@ -160,6 +172,9 @@ impl Ui {
             if self.ctx.can(object, Action::Read) {
                 items.push(json!({"href": href, "label": label}));
             }
+        }
+        for (key, plural) in &self.objects {
+            items.push(json!({"href": format!("/objects/{key}"), "label": plural}));
         }
         if [ObjectType::Contact, ObjectType::Account]
             .iter()

@@ -15,6 +15,22 @@ fn names(v: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Applies the edition manifest `text` to the default tenant, as the CLI
+/// and `serve --edition` do (a system context carrying the plugin host).
+async fn apply_text(
+    app: &TestApp,
+    text: &str,
+) -> trellis::error::Result<trellis::editions::Applied> {
+    let edition = Edition::parse(text).unwrap();
+    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let mut ctx = trellis::context::RequestContext::system(tenant.id);
+    ctx.plugins = app.state.plugins.clone();
+    ctx.keyring = Some(app.state.keyring.clone());
+    trellis::editions::apply(&app.state, &ctx, &edition).await
+}
+
 #[tokio::test]
 async fn the_real_estate_edition_applies_once_and_keeps_the_tenants_changes() {
     let app = TestApp::new().await;
@@ -111,15 +127,7 @@ async fn the_real_estate_edition_applies_once_and_keeps_the_tenants_changes() {
             "{ name = \"Offer\", probability = 50, kind = \"open\" },\n  { name = \"Inspection\", probability = 60, kind = \"open\" },",
         )
         + "\n[[custom_fields]]\nobject_type = \"contact\"\nkey = \"buyer_must_haves\"\nlabel = \"Must-haves\"\nfield_type = \"long_text\"\n";
-    let newer = Edition::parse(&text).unwrap();
-    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
-        .await
-        .unwrap();
-    let mut ctx = trellis::context::RequestContext::system(tenant.id);
-    ctx.plugins = app.state.plugins.clone();
-    let applied = trellis::editions::apply(&app.state, &ctx, &newer)
-        .await
-        .unwrap();
+    let applied = apply_text(&app, &text).await.unwrap();
     let mut created = applied.created.clone();
     created.sort();
     assert_eq!(
@@ -202,22 +210,12 @@ async fn a_tenant_created_with_an_edition_starts_with_it_or_not_at_all() {
 async fn an_edition_enables_its_plugins_with_their_grants() {
     let app = TestApp::new().await;
     let text = "id = \"demo\"\nname = \"Demo\"\nversion = \"1.0.0\"\n\n[[plugins]]\nid = \"showcase\"\nconfig = { greeting = \"hello\" }\n";
-    let edition = Edition::parse(text).unwrap();
-    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
-        .await
-        .unwrap();
-    let mut ctx = trellis::context::RequestContext::system(tenant.id);
-    ctx.plugins = app.state.plugins.clone();
-    let err = trellis::editions::apply(&app.state, &ctx, &edition)
-        .await
-        .unwrap_err();
+    let err = apply_text(&app, text).await.unwrap_err();
     assert!(err.to_string().contains("showcase"), "{err}");
     app.install_plugin("showcase", |m| m)
         .await
         .assert_status(201);
-    let applied = trellis::editions::apply(&app.state, &ctx, &edition)
-        .await
-        .unwrap();
+    let applied = apply_text(&app, text).await.unwrap();
     assert_eq!(applied.created, ["plugin:showcase"]);
     let plugins = app.get("/api/v1/tenant/plugins").await;
     assert_eq!(plugins.body[0]["enabled"], true);
@@ -304,23 +302,134 @@ async fn an_edition_with_a_view_on_a_missing_field_is_refused() {
             "custom.pre_approved:eq:true",
             "custom.no_such_field:eq:true",
         );
-    let edition = trellis::editions::Edition::parse(&text).unwrap();
-    let mut ctx = trellis::context::RequestContext::system(
-        trellis::crm::tenants::ensure_default(&app.state.db)
-            .await
-            .unwrap()
-            .0
-            .id,
-    );
-    ctx.plugins = app.state.plugins.clone();
-    ctx.keyring = Some(app.state.keyring.clone());
-    let err = trellis::editions::apply(&app.state, &ctx, &edition)
-        .await
-        .unwrap_err();
+    let err = apply_text(&app, &text).await.unwrap_err();
     assert!(err.to_string().contains("Pre-approved buyers"), "{err}");
     let bad = trellis::editions::Edition::parse(&text.replace(
         "object_type = \"activity\"\nname = \"Open tasks\"",
         "object_type = \"listing\"\nname = \"Open tasks\"",
     ));
     assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn a_newer_plugin_version_is_taken_up_with_the_tenants_grants_and_settings() {
+    let app = TestApp::new().await;
+    let edition = |version: &str| {
+        format!(
+            "id = \"tidy-edition\"\nname = \"Tidy\"\nversion = \"{version}\"\n\n\
+             [[plugins]]\nid = \"tidy\"\nconfig = {{ mode = \"strict\" }}\n"
+        )
+    };
+    app.install_plugin("testing/tidy", |m| m)
+        .await
+        .assert_status(201);
+    let first = apply_text(&app, &edition("1.0.0")).await.unwrap();
+    assert_eq!(first.created, ["plugin:tidy"]);
+    let plugin = app.get("/api/v1/tenant/plugins").await;
+    assert_eq!(plugin.body[0]["version"], "0.1.0");
+
+    // The admin revokes a grant and changes the configuration.
+    app.put(
+        "/api/v1/tenant/plugins/tidy",
+        json!({"grants": ["records:contact:read", "records:contact:create"],
+               "config": {"mode": "gentle"}}),
+    )
+    .await
+    .assert_status(200);
+    // Nothing newer is installed: the plugin is kept as it is.
+    let again = apply_text(&app, &edition("1.0.0")).await.unwrap();
+    assert_eq!(again.kept, ["plugin:tidy"]);
+    assert!(again.upgraded.is_empty());
+
+    // Version 0.2.0 arrives, asking to read activities too.
+    app.install_plugin("testing/tidy-next", |m| m)
+        .await
+        .assert_status(201);
+    let newer = apply_text(&app, &edition("1.1.0")).await.unwrap();
+    assert_eq!(newer.upgraded, ["plugin:tidy@0.2.0"]);
+    let plugin = app.get("/api/v1/tenant/plugins").await;
+    let p = &plugin.body[0];
+    assert_eq!(p["version"], "0.2.0", "{p}");
+    let mut grants: Vec<String> = serde_json::from_value(p["grants"].clone()).unwrap();
+    grants.sort();
+    assert_eq!(
+        grants,
+        [
+            "records:activity:read",
+            "records:contact:create",
+            "records:contact:read"
+        ],
+        "the revoked grant stays revoked; the new capability is granted"
+    );
+    assert_eq!(p["config"], json!({"mode": "gentle"}));
+    // The new version runs: its hook tidies what is written.
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "ada", "last_name": "LOVELACE"}),
+        )
+        .await;
+    assert_eq!(c["last_name"], "Lovelace");
+    let again = apply_text(&app, &edition("1.1.0")).await.unwrap();
+    assert!(again.upgraded.is_empty());
+
+    // A plugin the tenant disabled is not brought back by an upgrade.
+    app.delete("/api/v1/tenant/plugins/tidy")
+        .await
+        .assert_status(200);
+    let plugin = app.get("/api/v1/tenant/plugins").await;
+    assert_eq!(plugin.body[0]["enabled"], false, "{}", plugin.body);
+    let after = apply_text(&app, &edition("1.2.0")).await.unwrap();
+    assert_eq!(after.kept, ["plugin:tidy"]);
+    let plugin = app.get("/api/v1/tenant/plugins").await;
+    assert_eq!(plugin.body[0]["enabled"], false);
+}
+
+#[tokio::test]
+async fn an_editions_theme_dresses_a_tenant_that_chose_none() {
+    let app = TestApp::new().await;
+    let applied = app
+        .post("/api/v1/tenant/edition", json!({"edition": "real-estate"}))
+        .await;
+    applied.assert_status(200);
+    assert!(
+        applied.body["created"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("theme:estate")),
+        "{}",
+        applied.body
+    );
+    let tenant = app.get("/api/v1/tenant").await;
+    assert_eq!(tenant.body["theme"], "estate");
+    let mut b = crate::web::admin_browser(&app).await;
+    b.get("/")
+        .await
+        .assert(200)
+        .contains("/ui/assets/estate/style.css")
+        .contains("Trellis Real Estate");
+
+    // The tenant picks another look; applying again leaves it.
+    app.patch("/api/v1/tenant", json!({"theme": "meadow"}))
+        .await
+        .assert_status(200);
+    let again = app
+        .post("/api/v1/tenant/edition", json!({"edition": "real-estate"}))
+        .await;
+    assert!(
+        again.body["kept"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("theme:estate"))
+    );
+    assert_eq!(app.get("/api/v1/tenant").await.body["theme"], "meadow");
+
+    // An edition naming a theme this server lacks is refused, naming it.
+    let err = apply_text(
+        &app,
+        "id = \"odd\"\nname = \"Odd\"\nversion = \"1.0.0\"\ntheme = \"no-such-theme\"\n",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no-such-theme"), "{err}");
 }

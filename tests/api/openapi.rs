@@ -122,6 +122,7 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/api/v1/accounts/{id}/panels"),
         ("get", "/api/v1/deals/{id}/panels"),
         ("get", "/api/v1/activities/{id}/panels"),
+        ("get", "/api/v1/objects/{key}/records/{id}/panels"),
         ("get", "/api/v1/editions"),
         ("post", "/api/v1/tenant/edition"),
         ("get", "/api/v1/contacts/export"),

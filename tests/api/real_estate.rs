@@ -128,6 +128,65 @@ async fn new_listings_and_price_changes_task_the_agents_of_matching_buyers() {
         text.contains("Matching listings") && text.contains("1 Park Row, Leeds"),
         "{text}"
     );
+    assert_eq!(
+        panels.body[0]["panels"][0]["items"][0]["link"],
+        format!("/objects/listing/{id}")
+    );
+
+    // The listing's page names its buyers, newest match first, and links to
+    // them; a buyer deleted since drops out.
+    let listing_panels = app
+        .get(&format!("/api/v1/objects/listing/records/{id}/panels"))
+        .await;
+    listing_panels.assert_status(200);
+    let buyers = &listing_panels.body[0]["panels"][0];
+    assert_eq!(
+        buyers["title"], "Matching buyers",
+        "{}",
+        listing_panels.body
+    );
+    let names: Vec<&str> = buyers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Bob", "Ann"]);
+    assert_eq!(buyers["items"][1]["link"], format!("/contacts/{ann}"));
+    let mut browser = crate::web::admin_browser(&app).await;
+    browser
+        .get("/objects/listing")
+        .await
+        .assert(200)
+        .contains(&format!("href=\"&#x2f;objects&#x2f;listing&#x2f;{id}\""))
+        .contains("L-1");
+    browser
+        .get("/objects/listing?filter=custom.City:eq:York")
+        .await
+        .assert(200)
+        .lacks("L-1");
+    browser
+        .get(&format!("/objects/listing/{id}"))
+        .await
+        .assert(200)
+        .contains("1 Park Row, Leeds")
+        .contains("Matching buyers")
+        .contains(&format!("href=\"&#x2f;contacts&#x2f;{bob}\""));
+    app.delete(&format!("/api/v1/contacts/{bob}"))
+        .await
+        .assert_status(204);
+    let after = app
+        .get(&format!("/api/v1/objects/listing/records/{id}/panels"))
+        .await;
+    assert!(!after.body.to_string().contains("Bob"), "{}", after.body);
+    assert!(after.body.to_string().contains("Ann"));
+    // An id that is no record is not found.
+    app.get(&format!(
+        "/api/v1/objects/listing/records/{}/panels",
+        uuid::Uuid::now_v7()
+    ))
+    .await
+    .assert_status(404);
 }
 
 #[tokio::test]
@@ -331,6 +390,44 @@ async fn showings_do_not_overlap_and_their_feedback_reaches_the_buyer() {
         "Showing feedback on 9 Elm Street (rated 4/5)"
     );
     assert_eq!(notes[0]["body"], "Loved the garden; kitchen too small.");
+
+    // The listing's page lists its visits, latest first, with how they went.
+    let panels = app
+        .get(&format!("/api/v1/objects/listing/records/{lid}/panels"))
+        .await;
+    let visits = panels.body[0]["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "showings")
+        .unwrap_or_else(|| panic!("{}", panels.body))
+        .clone();
+    let lines: Vec<(String, String)> = visits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["label"].as_str().unwrap().to_owned(),
+                i["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let line = |at: &str, how: &str| (format!("Showing, 2026-12-01 {at} UTC"), how.to_owned());
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], line("10:30", "done, rated 4/5"));
+    let mut earlier = lines[1..].to_vec();
+    earlier.sort();
+    assert_eq!(
+        earlier,
+        [line("10:00", "cancelled"), line("10:00", "requested")]
+    );
+    let mut browser = crate::web::admin_browser(&app).await;
+    browser
+        .get(&format!("/objects/showing/{second_id}"))
+        .await
+        .assert(200)
+        .contains("Loved the garden; kitchen too small.");
 }
 
 #[tokio::test]

@@ -509,7 +509,29 @@ async fn every_page_renders_in_every_shipped_theme() {
         &ids["deal"],
         &ids["activity"],
     );
+    // A custom object and one of its records.
+    app.put(
+        "/api/v1/objects/house",
+        json!({"label": "House", "plural_label": "Houses", "fields": [
+            {"key": "title", "label": "Title", "field_type": "text"},
+            {"key": "rooms", "label": "Rooms", "field_type": "integer"},
+            {"key": "agent", "label": "Agent", "field_type": "reference", "reference_type": "contact"}]}),
+    )
+    .await
+    .assert_status(200);
+    let house = app
+        .create(
+            "/api/v1/objects/house/records",
+            json!({"custom": {"title": "Maple Cottage", "rooms": 5, "agent": c}}),
+        )
+        .await;
+    let h = house["id"].as_str().unwrap().to_owned();
+    let agent_link = format!("href=\"&#x2f;contacts&#x2f;{c}\"");
     let pages: Vec<(String, &str)> = vec![
+        ("/objects/house".into(), "Maple Cottage"),
+        (format!("/objects/house/{h}"), "House: Maple Cottage"),
+        // A reference links to the record it names.
+        (format!("/objects/house/{h}"), agent_link.as_str()),
         ("/".into(), "Pipeline value by stage"),
         ("/contacts".into(), "Ada Lovelace"),
         ("/contacts?q=lovelace".into(), "Ada Lovelace"),

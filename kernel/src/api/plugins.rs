@@ -308,25 +308,62 @@ pub async fn panels_of<R: Record>(
     id: Uuid,
 ) -> Result<Vec<PluginPanels>> {
     let m = records::get::<R>(&state.db, ctx, id).await?;
+    plugin_panels(
+        state,
+        ctx,
+        R::OBJECT,
+        R::OBJECT.as_str(),
+        records::to_json::<R>(&m),
+    )
+    .await
+}
+
+/// Panels of a custom object's record (`object_key` is what plugins see as
+/// its type, e.g. `listing`). Sensitive values never reach a plugin's panel.
+pub async fn object_panels_of(
+    state: &AppState,
+    ctx: &RequestContext,
+    object_key: &str,
+    id: Uuid,
+) -> Result<Vec<PluginPanels>> {
+    let record = crate::crm::objects::get_sealed(&state.db, ctx, object_key, id).await?;
+    plugin_panels(
+        state,
+        ctx,
+        crate::permissions::ObjectType::CustomObject,
+        object_key,
+        record,
+    )
+    .await
+}
+
+/// Asks each enabled plugin that may read `object` for its panels on
+/// `stored`, redacted by the plugin's grants and the caller's field rules.
+async fn plugin_panels(
+    state: &AppState,
+    ctx: &RequestContext,
+    object: crate::permissions::ObjectType,
+    type_name: &str,
+    stored: Value,
+) -> Result<Vec<PluginPanels>> {
     let Some(rt) = state.plugins.clone() else {
         return Ok(Vec::new());
     };
-    let stored = records::to_json::<R>(&m);
     let mut out = Vec::new();
     for active in rt.enabled(ctx.tenant_id).await?.iter() {
         if !active
             .policy
-            .allows(R::OBJECT, crate::permissions::Action::Read)
+            .allows(object, crate::permissions::Action::Read)
         {
             continue;
         }
         let mut visible: Value = stored.clone();
-        active.policy.redact(R::OBJECT, &mut visible);
-        ctx.policy.redact(R::OBJECT, &mut visible);
+        active.policy.redact(object, &mut visible);
+        ctx.policy.redact(object, &mut visible);
         if let Some(custom) = visible.get_mut("custom").and_then(Value::as_object_mut) {
             custom.retain(|_, v| v.get(crate::crm::sensitive::ENC).is_none());
         }
-        let call = Call::Panels(R::OBJECT.as_str().to_owned(), visible.to_string());
+        let call = Call::Panels(type_name.to_owned(), visible.to_string());
         if let Ok(Reply::Panels(panels)) = rt.invoke(active, call, 0).await
             && !panels.is_empty()
         {
@@ -354,6 +391,17 @@ pub async fn panels_of<R: Record>(
         }
     }
     Ok(out)
+}
+
+/// Panels plugins add to a custom object record's page.
+#[utoipa::path(get, path = "/api/v1/objects/{key}/records/{id}/panels", tag = "custom objects",
+    responses((status = 200, body = Vec<PluginPanels>), (status = 404, body = Problem)))]
+pub async fn object_panels(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((key, id)): Path<(String, Uuid)>,
+) -> Result<Json<Vec<PluginPanels>>> {
+    object_panels_of(&state, &ctx, &key, id).await.map(Json)
 }
 
 macro_rules! panels_handler {

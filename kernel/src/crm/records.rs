@@ -145,6 +145,16 @@ pub struct Page<T> {
     pub total: Option<u64>,
 }
 
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Page {
+            data: Vec::new(),
+            next_cursor: None,
+            total: None,
+        }
+    }
+}
+
 /// The owners whose records the caller reaches under its record scope, or
 /// `None` when the scope is `all`.
 pub async fn reachable_owners<C: ConnectionTrait>(

@@ -206,12 +206,13 @@ pub async fn packages(state: &AppState) -> Result<Vec<PackageOut>> {
     out.sort_by(|a, b| {
         a.plugin_id
             .cmp(&b.plugin_id)
-            .then_with(|| semver_key(&b.version).cmp(&semver_key(&a.version)))
+            .then_with(|| version_order(&b.version).cmp(&version_order(&a.version)))
     });
     Ok(out)
 }
 
-fn semver_key(v: &str) -> Vec<u64> {
+/// A version's order key: `0.10.0` sorts after `0.9.0`.
+pub fn version_order(v: &str) -> Vec<u64> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 

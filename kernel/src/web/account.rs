@@ -234,6 +234,8 @@ impl FromRequestParts<AppState> for Enrolling {
             tenant_name: tenant.name,
             idle_seconds: tenant.session_idle_seconds,
             path: parts.uri.path().to_owned(),
+            // A user still enrolling in MFA sees no records.
+            objects: Vec::new(),
             ctx,
         }))
     }

@@ -35,6 +35,7 @@ use crate::web::{PageError, Ui};
 
 mod bulk_pages;
 mod merging;
+mod objects;
 
 type PageResult = Result<Response, PageError>;
 
@@ -346,6 +347,8 @@ pub fn router() -> Router<AppState> {
         .route("/duplicates", get(merging::queue_page))
         .route("/duplicates/scan", post(merging::scan))
         .route("/duplicates/{id}/dismiss", post(merging::dismiss))
+        .route("/objects/{key}", get(objects::list))
+        .route("/objects/{key}/{id}", get(objects::detail))
         .merge(routes::<Contacts>())
         .merge(routes::<Accounts>())
         .merge(routes::<Deals>())
@@ -662,22 +665,16 @@ async fn list<R: RecordPage>(
                 .iter()
                 .find(|(c, _)| c == column)
                 .map_or(*column, |(_, f)| *f);
-            let sort_link = sortable(field).then(|| {
-                let next = if current_sort == field {
-                    format!("-{field}")
-                } else {
-                    field.to_owned()
-                };
-                format!("/{}?{}", R::PATH, params.query(Some(&next), None))
-            });
-            let direction = if current_sort == field {
-                "ascending"
-            } else if current_sort == format!("-{field}") {
-                "descending"
-            } else {
-                "none"
-            };
-            json!({"field": column, "heading": heading, "sort_link": sort_link, "sort": direction})
+            let base = format!("/{}", R::PATH);
+            list_column(
+                column,
+                heading,
+                field,
+                sortable(field),
+                &current_sort,
+                &base,
+                &params,
+            )
         })
         .collect();
     let rows: Vec<Value> = page
@@ -753,6 +750,36 @@ async fn list<R: RecordPage>(
             "total": Value::Null,
         }),
     ))
+}
+
+/// A list's column heading: sorting by `sort_field` (when `sortable`)
+/// turns the other way when it is the current sort, and the heading says
+/// which way the list is sorted.
+fn list_column(
+    column: &str,
+    heading: &str,
+    sort_field: &str,
+    sortable: bool,
+    current_sort: &str,
+    base: &str,
+    params: &ListParams,
+) -> Value {
+    let sort_link = sortable.then(|| {
+        let next = if current_sort == sort_field {
+            format!("-{sort_field}")
+        } else {
+            sort_field.to_owned()
+        };
+        format!("{base}?{}", params.query(Some(&next), None))
+    });
+    let direction = if current_sort == sort_field {
+        "ascending"
+    } else if current_sort.strip_prefix('-') == Some(sort_field) {
+        "descending"
+    } else {
+        "none"
+    };
+    json!({"field": column, "heading": heading, "sort_link": sort_link, "sort": direction})
 }
 
 fn encode(s: &str) -> String {

@@ -197,6 +197,24 @@ pub const PAGES: &[(&str, &[&str])] = &[
         "duplicate_queue.html",
         &["title", "path", "tabs", "pairs", "notice", "can_merge"],
     ),
+    (
+        "object_list.html",
+        &[
+            "title",
+            "object",
+            "columns",
+            "rows",
+            "next_cursor",
+            "filters",
+            "sort",
+            "fields",
+            "errors",
+        ],
+    ),
+    (
+        "object_detail.html",
+        &["title", "object", "record", "fields", "meta", "panels"],
+    ),
     ("error.html", &["title", "status", "message"]),
 ];
 

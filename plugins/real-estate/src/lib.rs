@@ -31,6 +31,12 @@ use listing::{custom, standard_status};
 /// with `"cursor"` when it continues through the first one's buyers.
 pub const MATCH_JOB: &str = "match-listings";
 
+/// How many matched buyers a listing remembers for its panel.
+const BUYERS_KEPT: usize = 50;
+
+/// How many of them the panel names.
+const BUYERS_SHOWN: usize = 10;
+
 /// How long one matching invocation works before handing over.
 const MATCH_BUDGET_MS: i64 = 8_000;
 
@@ -206,12 +212,13 @@ impl RealEstate {
             .unwrap_or("a listing")
             .to_owned();
         let mut notified = 0;
+        let mut found: Vec<String> = Vec::new();
         loop {
             // Buyers who can afford it; the rest of the criteria here.
             let page = Query::new("contact")
                 .filter("custom.buyer_max_price", "gte", price)
                 .limit(200)
-                .after(cursor)
+                .after(cursor.take())
                 .fetch()
                 .map_err(|e| e.to_string())?;
             for buyer in &page.data {
@@ -250,14 +257,100 @@ impl RealEstate {
                 );
                 matches.truncate(20);
                 kv::set_json(&list_key, &Value::Array(matches)).map_err(|e| e.to_string())?;
+                found.push(buyer_id.to_owned());
                 notified += 1;
             }
-            match page.next_cursor {
-                Some(c) if host::now_ms() >= deadline_ms => return Ok((notified, Some(c))),
-                Some(c) => cursor = Some(c),
-                None => return Ok((notified, None)),
+            let stop = match page.next_cursor {
+                Some(c) if host::now_ms() >= deadline_ms => Some(Some(c)),
+                Some(c) => {
+                    cursor = Some(c);
+                    None
+                }
+                None => Some(None),
+            };
+            if let Some(next) = stop {
+                Self::remember_buyers(listing_id, &found)?;
+                return Ok((notified, next));
             }
         }
+    }
+
+    /// A buyer's matching listings, newest first.
+    fn buyer_panel(contact_id: &str) -> Option<Panel> {
+        let matches = kv::get_json(&format!("matches:{contact_id}"))
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        if matches.is_empty() {
+            return None;
+        }
+        let mut panel = Panel::new("matches", "Matching listings");
+        for m in &matches {
+            let address = m.get("address").and_then(Value::as_str).unwrap_or("");
+            let price = m.get("price").and_then(Value::as_str).unwrap_or("");
+            let link = format!(
+                "/objects/listing/{}",
+                m.get("id").and_then(Value::as_str).unwrap_or("")
+            );
+            panel = panel.link(address, price.to_owned(), &link);
+        }
+        Some(panel)
+    }
+
+    /// The buyers a listing matched, newest first, named as they are now
+    /// (a buyer deleted since is left out).
+    fn matched_buyers_panel(listing_id: &str) -> Option<Panel> {
+        let ids = kv::get_json(&format!("buyers:{listing_id}"))
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        let mut panel = Panel::new("buyers", "Matching buyers");
+        let mut shown = 0;
+        for id in ids.iter().filter_map(Value::as_str) {
+            if shown == BUYERS_SHOWN {
+                break;
+            }
+            let Ok(buyer) = records::get("contact", id) else {
+                continue;
+            };
+            let name = buyer
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("a buyer");
+            let score = custom(&buyer, "lead_score")
+                .filter(|s| !s.is_null())
+                .map_or_else(String::new, |s| format!("score {s}"));
+            panel = panel.link(name, score, &format!("/contacts/{id}"));
+            shown += 1;
+        }
+        if shown == 0 {
+            return None;
+        }
+        if ids.len() > shown {
+            panel = panel.item("All matched", ids.len().to_string());
+        }
+        Some(panel)
+    }
+
+    /// Adds `buyers` (ids) to the listing's matched buyers, newest first,
+    /// for the listing's panel. Only ids are kept: names are read when the
+    /// panel is shown, so an erased buyer's name is never kept here.
+    fn remember_buyers(listing_id: &str, buyers: &[String]) -> Result<(), String> {
+        if buyers.is_empty() {
+            return Ok(());
+        }
+        let key = format!("buyers:{listing_id}");
+        let mut all: Vec<Value> = kv::get_json(&key)
+            .map_err(|e| e.to_string())?
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        all.retain(|b| !buyers.iter().any(|n| b.as_str() == Some(n.as_str())));
+        let mut fresh: Vec<Value> = buyers.iter().rev().map(|b| json!(b)).collect();
+        fresh.append(&mut all);
+        fresh.truncate(BUYERS_KEPT);
+        kv::set_json(&key, &Value::Array(fresh)).map_err(|e| e.to_string())
     }
 
     /// The matching job: works through `listings` (ids) and hands what is
@@ -465,29 +558,15 @@ impl Plugin for RealEstate {
     }
 
     fn panels(&mut self, object_type: &str, record: &Value) -> Vec<Panel> {
-        if object_type != "contact" {
-            return Vec::new();
-        }
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
-        let matches = kv::get_json(&format!("matches:{id}"))
-            .ok()
-            .flatten()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default();
-        if matches.is_empty() {
-            return Vec::new();
+        match object_type {
+            "contact" => Self::buyer_panel(id).into_iter().collect(),
+            "listing" => [Self::matched_buyers_panel(id), showings::panel(id)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
         }
-        let mut panel = Panel::new("matches", "Matching listings");
-        for m in &matches {
-            let address = m.get("address").and_then(Value::as_str).unwrap_or("");
-            let price = m.get("price").and_then(Value::as_str).unwrap_or("");
-            let link = format!(
-                "/api/v1/objects/listing/records/{}",
-                m.get("id").and_then(Value::as_str).unwrap_or("")
-            );
-            panel = panel.link(address, price.to_owned(), &link);
-        }
-        vec![panel]
     }
 
     fn personal_data(&mut self, contact_id: &str) -> Option<Value> {

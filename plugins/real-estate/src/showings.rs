@@ -14,7 +14,7 @@
 use serde_json::{Map, Value, json};
 use trellis_plugin_sdk::records::Query;
 use trellis_plugin_sdk::{
-    Error as HostError, FieldError, HookOutcome, Response, WriteEvent, host, records,
+    Error as HostError, FieldError, HookOutcome, Panel, Response, WriteEvent, host, records,
 };
 
 use crate::listing::{custom, parse_micros};
@@ -132,6 +132,46 @@ pub fn before_write(event: &WriteEvent) -> HookOutcome {
     } else {
         HookOutcome::patch(json!({"custom": patch}))
     }
+}
+
+/// A listing's visits, latest first: when, what, how it went.
+pub fn panel(listing_id: &str) -> Option<Panel> {
+    let visits = Query::new("showing")
+        .filter("custom.listing_id", "eq", listing_id)
+        .sort("-custom.starts_at")
+        .limit(10)
+        .fetch()
+        .ok()?
+        .data;
+    if visits.is_empty() {
+        return None;
+    }
+    let mut panel = Panel::new("showings", "Showings and open houses");
+    for v in &visits {
+        let at = custom(v, "starts_at")
+            .and_then(Value::as_str)
+            .and_then(|s| s.get(..16))
+            .map(|s| s.replace('T', " "))
+            .unwrap_or_default();
+        let kind = match custom(v, "kind").and_then(Value::as_str) {
+            Some("open_house") => "Open house",
+            _ => "Showing",
+        };
+        let mut value = custom(v, "status")
+            .and_then(Value::as_str)
+            .unwrap_or("requested")
+            .to_owned();
+        if let Some(r) = custom(v, "rating").filter(|r| !r.is_null()) {
+            value.push_str(&format!(", rated {r}/5"));
+        }
+        let id = v.get("id").and_then(Value::as_str).unwrap_or_default();
+        panel = panel.link(
+            &format!("{kind}, {at} UTC"),
+            value,
+            &format!("/objects/showing/{id}"),
+        );
+    }
+    Some(panel)
 }
 
 /// After a showing is written: feedback on a done showing becomes a note

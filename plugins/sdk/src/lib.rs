@@ -399,17 +399,23 @@ pub trait Plugin: 'static {
     }
 }
 
-/// Exports a [`Plugin`] type as the component's implementation.
+/// Exports a [`Plugin`] type as the component's implementation. The
+/// plugin describes itself by its crate's name and version, or by an `id`
+/// and `version` given here (when the crate's name cannot be the plugin's:
+/// two versions of one plugin built side by side).
 #[macro_export]
 macro_rules! register_plugin {
     ($plugin:ty) => {
+        $crate::register_plugin!($plugin, id = env!("CARGO_PKG_NAME"), version = env!("CARGO_PKG_VERSION"));
+    };
+    ($plugin:ty, id = $id:expr, version = $version:expr) => {
         #[doc(hidden)]
         struct __TrellisPlugin;
 
         impl $crate::Guest for __TrellisPlugin {
             type Plugin = $plugin;
-            const ID: &'static str = env!("CARGO_PKG_NAME");
-            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+            const ID: &'static str = $id;
+            const VERSION: &'static str = $version;
         }
 
         $crate::bindings::__export_plugin!(__TrellisPlugin with_types_in $crate::bindings);
