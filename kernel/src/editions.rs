@@ -398,7 +398,8 @@ pub async fn apply(state: &AppState, ctx: &RequestContext, edition: &Edition) ->
 
 /// A plugin: installed from the kernel's bundle when it ships there (and
 /// its bundled version is not installed yet), then enabled with the
-/// edition's grants and configuration the first time. Applied before, it
+/// edition's grants and configuration the first time (a plugin the tenant
+/// had set up itself is adopted as it is). Applied before, it
 /// is moved to the newest installed version if the tenant still runs an
 /// older one, keeping the tenant's configuration, limits and grants (a
 /// grant the admin revoked stays revoked); capabilities new in that version
@@ -447,6 +448,17 @@ async fn apply_plugin(
         None => newest.capabilities(),
     };
 
+    let row = tenant_plugin::Entity::find()
+        .filter(tenant_plugin::Column::TenantId.eq(system.tenant_id))
+        .filter(tenant_plugin::Column::PluginId.eq(p.id.as_str()))
+        .one(&state.db)
+        .await?;
+    if !done.contains(&key) && row.is_some() {
+        // Set up (or disabled) by the tenant before: theirs as it is.
+        report.adopted.push(key.clone());
+        done.insert(key);
+        return Ok(());
+    }
     if !done.contains(&key) {
         registry::enable(
             state,
@@ -465,11 +477,6 @@ async fn apply_plugin(
         return Ok(());
     }
 
-    let row = tenant_plugin::Entity::find()
-        .filter(tenant_plugin::Column::TenantId.eq(system.tenant_id))
-        .filter(tenant_plugin::Column::PluginId.eq(p.id.as_str()))
-        .one(&state.db)
-        .await?;
     let Some(row) =
         row.filter(|r| r.enabled && version_order(&r.version) < version_order(&package.version))
     else {

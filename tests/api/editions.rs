@@ -126,13 +126,16 @@ async fn the_real_estate_edition_applies_once_and_keeps_the_tenants_changes() {
             "{ name = \"Offer\", probability = 50, kind = \"open\" },",
             "{ name = \"Offer\", probability = 50, kind = \"open\" },\n  { name = \"Inspection\", probability = 60, kind = \"open\" },",
         )
-        + "\n[[custom_fields]]\nobject_type = \"contact\"\nkey = \"buyer_must_haves\"\nlabel = \"Must-haves\"\nfield_type = \"long_text\"\n";
+        + "\n[[custom_fields]]\nobject_type = \"contact\"\nkey = \"buyer_school_district\"\nlabel = \"School district\"\nfield_type = \"long_text\"\n";
     let applied = apply_text(&app, &text).await.unwrap();
     let mut created = applied.created.clone();
     created.sort();
     assert_eq!(
         created,
-        ["field:contact.buyer_must_haves", "stage:Buyers/Inspection"]
+        [
+            "field:contact.buyer_school_district",
+            "stage:Buyers/Inspection"
+        ]
     );
     let pipelines = app.get("/api/v1/pipelines").await;
     assert!(pipelines.body.to_string().contains("Inspection"));
@@ -432,4 +435,28 @@ async fn an_editions_theme_dresses_a_tenant_that_chose_none() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("no-such-theme"), "{err}");
+}
+
+#[tokio::test]
+async fn a_plugin_the_tenant_set_up_itself_is_adopted_as_it_is() {
+    let app = TestApp::new().await;
+    app.install_plugin("testing/tidy", |m| m)
+        .await
+        .assert_status(201);
+    app.put(
+        "/api/v1/tenant/plugins/tidy",
+        json!({"grants": ["records:contact:read", "records:contact:create"], "config": {"mode": "mine"}}),
+    )
+    .await
+    .assert_status(200);
+    let text = "id = \"tidy-edition\"\nname = \"Tidy\"\nversion = \"1.0.0\"\n\n[[plugins]]\nid = \"tidy\"\nconfig = { mode = \"strict\" }\n";
+    let applied = apply_text(&app, text).await.unwrap();
+    assert_eq!(applied.adopted, ["plugin:tidy"]);
+    assert!(applied.created.is_empty());
+    let plugins = app.get("/api/v1/tenant/plugins").await;
+    assert_eq!(plugins.body[0]["config"]["mode"], "mine");
+    assert_eq!(
+        plugins.body[0]["grants"],
+        json!(["records:contact:read", "records:contact:create"])
+    );
 }

@@ -81,6 +81,11 @@ async fn new_listings_and_price_changes_task_the_agents_of_matching_buyers() {
         json!({"buyer_max_price": "900000", "buyer_cities": "York"}),
     )
     .await;
+    let dee = buyer(
+        "Dee",
+        json!({"buyer_max_price": "900000", "buyer_must_haves": ["Garage", "Waterfront"]}),
+    )
+    .await;
 
     // The display spelling of a status is stored as RESO's enumeration.
     let listing = app
@@ -108,6 +113,28 @@ async fn new_listings_and_price_changes_task_the_agents_of_matching_buyers() {
     assert!(tasks_for(&app, &ann).await[0].contains("1 Park Row, Leeds"));
     assert!(tasks_for(&app, &bob).await.is_empty(), "over Bob's budget");
     assert!(tasks_for(&app, &cat).await.is_empty(), "not in York");
+    assert!(
+        tasks_for(&app, &dee).await.is_empty(),
+        "no garage, no water"
+    );
+    // Must-haves are RESO flags the listing carries; feeds' "Y" is a yes.
+    for (key, flags) in [
+        ("L-3", json!({"GarageYN": true})),
+        ("L-4", json!({"GarageYN": "Y", "WaterfrontYN": true})),
+    ] {
+        let mut custom = json!({"ListingKey": key, "StandardStatus": "Active", "ListPrice": "600000",
+                                "UnparsedAddress": format!("{key} Quay"), "City": "Hull"});
+        custom
+            .as_object_mut()
+            .unwrap()
+            .extend(flags.as_object().unwrap().clone());
+        app.create("/api/v1/objects/listing/records", json!({"custom": custom}))
+            .await;
+    }
+    app.run_jobs().await;
+    let dees = tasks_for(&app, &dee).await;
+    assert_eq!(dees.len(), 1, "{dees:?}");
+    assert!(dees[0].contains("L-4 Quay"), "{dees:?}");
 
     // A price cut brings Bob in; Ann is not told twice.
     let id = listing["id"].as_str().unwrap();
@@ -741,17 +768,42 @@ async fn commission_statements_apply_the_agents_plan_deal_by_deal_through_the_ye
     assert_eq!(&rows[1][2], "Smith, \"Oak\" House");
     assert_eq!(&rows[2][9], "33500.00");
 
-    // Agents may not read statements; a bad period is named.
-    let agent_token = app.role_token("agent").await;
-    let res = app
-        .send(
-            axum::http::Method::GET,
-            &statement(&period),
-            Some(&agent_token),
-            None,
-            &[],
-        )
+    // An agent reads their own statement (named or not), not another's;
+    // a client cannot pose as someone else through the kernel's headers.
+    let login = app
+        .login("ana@example.com", "a long agent passphrase")
         .await;
+    login.assert_status(200);
+    let ana = login.body["access_token"].as_str().unwrap().to_owned();
+    let as_ana = |path: String, headers: &'static [(&'static str, &'static str)]| {
+        let app = &app;
+        let ana = ana.clone();
+        async move {
+            app.send(axum::http::Method::GET, &path, Some(&ana), None, headers)
+                .await
+        }
+    };
+    let own = as_ana(statement(&period), &[]).await;
+    own.assert_status(200);
+    assert_eq!(own.body["agent_id"], agent.as_str());
+    assert_eq!(
+        own.body["totals"],
+        app.get(&statement(&period)).await.body["totals"]
+    );
+    let own = as_ana(statement("from=2026-01-01&to=2026-12-31"), &[]).await;
+    assert_eq!(own.body["agent_id"], agent.as_str());
+    let others = format!("agent={other}&from=2026-01-01&to=2026-12-31");
+    let res = as_ana(statement(&others), &[]).await;
+    res.assert_status(403);
+    assert_eq!(res.body["field"], "agent");
+    let res = as_ana(
+        statement(&others),
+        &[
+            ("trellis-permissions", "deal:export"),
+            ("trellis-user-id", "x"),
+        ],
+    )
+    .await;
     res.assert_status(403);
     let res = app
         .get(&statement(&format!(

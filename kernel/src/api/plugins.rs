@@ -159,6 +159,31 @@ fn allowed_header(name: &str) -> bool {
     ) || n.starts_with("x-")
 }
 
+/// Headers the kernel sets on a request to a plugin's route (a client's
+/// own headers with this prefix are dropped).
+const CALLER_HEADER_PREFIX: &str = "trellis-";
+
+/// Who is calling a plugin's route, for routes that answer differently by
+/// caller (an agent's own commission statement): `trellis-user-id`, when
+/// the caller is a user or acts through a user's key, and
+/// `trellis-permissions`, the `object:action` pairs the caller holds
+/// (space-separated, narrowed by an API key's scopes).
+fn caller_headers(ctx: &RequestContext) -> Vec<(String, String)> {
+    use crate::permissions::{Action, ObjectType};
+    let mut out = Vec::new();
+    if let Some(user) = ctx.user_id {
+        out.push((format!("{CALLER_HEADER_PREFIX}user-id"), user.to_string()));
+    }
+    let held: Vec<String> = ObjectType::ALL
+        .iter()
+        .flat_map(|o| Action::ALL.iter().map(move |a| (*o, *a)))
+        .filter(|(o, a)| ctx.can(*o, *a))
+        .map(|(o, a)| format!("{}:{}", o.as_str(), a.as_str()))
+        .collect();
+    out.push((format!("{CALLER_HEADER_PREFIX}permissions"), held.join(" ")));
+    out
+}
+
 /// Whether `route` (a manifest path, `/*` matching any rest) matches `path`.
 fn route_matches(route: &str, path: &str) -> bool {
     match route.strip_suffix("/*") {
@@ -234,18 +259,22 @@ pub async fn plugin_route(
     let body = axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| Error::PayloadTooLarge)?;
-    let headers = parts
+    let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        // Credentials stay with the kernel: a plugin never sees them.
+        // Credentials stay with the kernel: a plugin never sees them. The
+        // kernel's own `trellis-` headers come from the kernel only.
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
                 "authorization" | "cookie" | "proxy-authorization"
-            )
+            ) && !k.as_str().starts_with(CALLER_HEADER_PREFIX)
         })
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
+    if let Some(caller) = &ctx {
+        headers.extend(caller_headers(caller));
+    }
     let call = Call::Http(HttpRequest {
         method,
         path,

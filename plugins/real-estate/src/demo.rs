@@ -72,6 +72,9 @@ pub fn run(payload: &Value) -> Result<(), String> {
                 "PublicRemarks": format!("A bright {beds}-bedroom home in {city}, close to schools and parks."),
                 "ModificationTimestamp": format_ms(now),
                 "DaysOnMarket": h % 90,
+                "GarageYN": !h.is_multiple_of(3),
+                "FireplaceYN": h.is_multiple_of(4),
+                "CoolingYN": h.is_multiple_of(2),
             }}),
         )
         .map_err(|e| e.to_string())?;
@@ -96,7 +99,8 @@ pub fn run(payload: &Value) -> Result<(), String> {
             id,
             &json!({"custom": {"buyer_max_price": (250_000 + (i as u64 % 8) * 50_000).to_string(),
                                "buyer_min_beds": 1 + i % 3, "buyer_cities": city,
-                               "pre_approved": i % 3 != 2}}),
+                               "pre_approved": i % 3 != 2,
+                               "buyer_must_haves": if i.is_multiple_of(4) { json!(["Garage"]) } else { json!([]) }}}),
             version,
         )
         .map_err(|e| e.to_string())?;

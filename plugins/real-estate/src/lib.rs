@@ -176,6 +176,19 @@ impl RealEstate {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        // Every must-have the buyer named is a flag the listing carries.
+        let must_ok = custom(buyer, "buyer_must_haves")
+            .and_then(Value::as_array)
+            .is_none_or(|wanted| {
+                wanted.iter().filter_map(Value::as_str).all(|w| {
+                    listing::MUST_HAVES
+                        .iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case(w))
+                        .is_none_or(|(_, flag)| {
+                            custom(listing, flag).and_then(Value::as_bool) == Some(true)
+                        })
+                })
+            });
         let type_ok = types.is_empty()
             || ["PropertyType", "PropertySubType"].iter().any(|k| {
                 custom(listing, k)
@@ -188,6 +201,7 @@ impl RealEstate {
             && at_least("buyer_min_baths", "BathroomsTotalInteger")
             && place_ok
             && type_ok
+            && must_ok
     }
 
     /// Finds the buyers a listing fits and tasks their agents (once per
@@ -454,6 +468,14 @@ impl Plugin for RealEstate {
                 patch.insert(k.to_owned(), json!(n.to_string()));
             }
         }
+        // Flags sent as "Y"/"N" are stored as yes or no.
+        for (_, k) in listing::MUST_HAVES {
+            if let Some(v @ Value::String(_)) = event.after_field(&format!("custom.{k}"))
+                && let Some(b) = listing::flag(v)
+            {
+                patch.insert(k.to_owned(), json!(b));
+            }
+        }
         if event.op == WriteOp::Create
             && event.after_field("custom.OriginalListPrice").is_none()
             && let Some(p) = event.after_field("custom.ListPrice")
@@ -548,7 +570,7 @@ impl Plugin for RealEstate {
                     Err(e) => Response::json(400, &json!({"error": format!("not JSON: {e}")})),
                 }
             }
-            ("GET", "/commission/statement") => statement::handle(&request.query),
+            ("GET", "/commission/statement") => statement::handle(&request),
             ("GET", "/mls/status") => match mls::status() {
                 Ok(v) => Response::json(200, &v),
                 Err(e) => Response::json(503, &json!({"error": e})),

@@ -16,35 +16,64 @@ enum Kind {
     PropertyType,
     DateTime,
     Date,
+    /// RESO's `…YN` flags (feeds send `true`, or `"Y"`/`"N"`).
+    Boolean,
 }
 
 /// The listing's fields (as declared in `plugin.toml`) and their kinds.
-const FIELDS: [(&str, Kind); 25] = [
+const FIELDS: [(&str, Kind); 40] = [
     ("ListingKey", Kind::Text),
-    ("ListingId", Kind::Text),
-    ("StandardStatus", Kind::Status),
-    ("ListPrice", Kind::Decimal),
-    ("OriginalListPrice", Kind::Decimal),
-    ("ClosePrice", Kind::Decimal),
     ("UnparsedAddress", Kind::Text),
     ("City", Kind::Text),
+    ("StandardStatus", Kind::Status),
+    ("ListPrice", Kind::Decimal),
+    ("BedroomsTotal", Kind::Integer),
+    ("BathroomsTotalInteger", Kind::Integer),
+    ("ListingId", Kind::Text),
+    ("MlsStatus", Kind::Text),
+    ("OriginalListPrice", Kind::Decimal),
+    ("ClosePrice", Kind::Decimal),
+    ("StreetNumber", Kind::Text),
+    ("StreetName", Kind::Text),
     ("StateOrProvince", Kind::Text),
     ("PostalCode", Kind::Text),
     ("Country", Kind::Text),
     ("PropertyType", Kind::PropertyType),
     ("PropertySubType", Kind::Text),
-    ("BedroomsTotal", Kind::Integer),
-    ("BathroomsTotalInteger", Kind::Integer),
     ("LivingArea", Kind::Decimal),
     ("LotSizeArea", Kind::Decimal),
     ("YearBuilt", Kind::Integer),
+    ("GarageYN", Kind::Boolean),
+    ("PoolPrivateYN", Kind::Boolean),
+    ("FireplaceYN", Kind::Boolean),
+    ("CoolingYN", Kind::Boolean),
+    ("WaterfrontYN", Kind::Boolean),
+    ("ViewYN", Kind::Boolean),
+    ("NewConstructionYN", Kind::Boolean),
     ("PublicRemarks", Kind::Text),
     ("ListAgentKey", Kind::Text),
+    ("ListOfficeKey", Kind::Text),
+    ("BuyerAgentKey", Kind::Text),
     ("ListingContractDate", Kind::Date),
+    ("OnMarketDate", Kind::Date),
+    ("CloseDate", Kind::Date),
     ("ModificationTimestamp", Kind::DateTime),
+    ("StatusChangeTimestamp", Kind::DateTime),
     ("DaysOnMarket", Kind::Integer),
     ("Latitude", Kind::Decimal),
     ("Longitude", Kind::Decimal),
+];
+
+/// A buyer's must-haves (the edition's `buyer_must_haves` options) and the
+/// RESO flag a listing must carry for each.
+pub const MUST_HAVES: [(&str, &str); 7] = [
+    ("Garage", "GarageYN"),
+    ("Private pool", "PoolPrivateYN"),
+    ("Fireplace", "FireplaceYN"),
+    ("Air conditioning", "CoolingYN"),
+    ("Waterfront", "WaterfrontYN"),
+    ("View", "ViewYN"),
+    ("New construction", "NewConstructionYN"),
 ];
 
 /// RESO `StandardStatus`: enumeration spelling and display spelling.
@@ -129,6 +158,20 @@ pub fn stored_key(record: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A RESO `…YN` flag: `true`/`false`, or the `"Y"`/`"N"` (yes, no, 1, 0)
+/// some feeds and spreadsheets send.
+pub fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" | "true" | "1" => Some(true),
+            "n" | "no" | "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// One value from a feed as the CRM takes it; `Err` says why it was dropped.
 fn value_in(kind: Kind, v: &Value) -> Result<Value, String> {
     let text = |v: &Value| match v {
@@ -161,6 +204,9 @@ fn value_in(kind: Kind, v: &Value) -> Result<Value, String> {
                 .map_err(|_| format!("`{s}` is not a whole number")),
             _ => Err("not a whole number".to_owned()),
         },
+        Kind::Boolean => flag(v)
+            .map(Value::Bool)
+            .ok_or_else(|| format!("{v} is not yes or no")),
         Kind::Status => text(v)
             .as_deref()
             .and_then(standard_status)

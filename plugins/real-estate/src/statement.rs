@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use trellis_plugin_sdk::records::Query;
-use trellis_plugin_sdk::{Response, host};
+use trellis_plugin_sdk::{Request, Response, host};
 
 use crate::commission::{self, Breakdown};
 
@@ -61,13 +61,28 @@ fn decimal(v: Option<&Value>) -> Option<Decimal> {
 }
 
 /// `GET /commission/statement?agent=ID&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`.
-pub fn handle(query: &str) -> Response {
-    let params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
+/// An agent reads their own (`agent` left out, or their own id); another
+/// agent's needs the right to export deals (brokers, admins).
+pub fn handle(request: &Request) -> Response {
+    let params: BTreeMap<String, String> = form_urlencoded::parse(request.query.as_bytes())
         .into_owned()
         .collect();
-    let Some(agent) = params.get("agent").filter(|a| !a.is_empty()) else {
+    let caller = request.caller_user_id();
+    let Some(agent) = params
+        .get("agent")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty())
+        .or(caller)
+    else {
         return problem(422, "agent", "name the agent (a user id)");
     };
+    if Some(agent) != caller && !request.caller_may("deal:export") {
+        return problem(
+            403,
+            "agent",
+            "only your own statement: another agent's needs the right to export deals",
+        );
+    }
     let Some(from) = params.get("from").filter(|f| date(f).is_some()) else {
         return problem(422, "from", "a date, YYYY-MM-DD");
     };
@@ -84,7 +99,7 @@ pub fn handle(query: &str) -> Response {
     };
     let config = host::config();
     let terms = config.get("commission").cloned().unwrap_or(Value::Null);
-    let mine = terms.get("agents").and_then(|a| a.get(agent.as_str()));
+    let mine = terms.get("agents").and_then(|a| a.get(agent));
     let plan = mine
         .and_then(|m| m.get("plan"))
         .or_else(|| terms.get("default_plan"))

@@ -252,6 +252,19 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The signed-in caller's user id (set by the kernel, never by the
+    /// client); `None` on public routes and for keys without a user.
+    pub fn caller_user_id(&self) -> Option<&str> {
+        self.header("trellis-user-id").filter(|v| !v.is_empty())
+    }
+
+    /// Whether the signed-in caller holds `permission` (`deal:export`), as
+    /// the kernel says; always `false` on public routes.
+    pub fn caller_may(&self, permission: &str) -> bool {
+        self.header("trellis-permissions")
+            .is_some_and(|held| held.split(' ').any(|p| p == permission))
+    }
+
     /// The body parsed as JSON.
     pub fn json(&self) -> Result<Value, String> {
         serde_json::from_slice(&self.body).map_err(|e| e.to_string())

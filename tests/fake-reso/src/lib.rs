@@ -262,6 +262,9 @@ pub fn generate(first: usize, n: usize, base: DateTime<Utc>, same_every: usize) 
                 "PublicRemarks": format!("A {beds}-bedroom home in {city}."),
                 "ListAgentKey": format!("A{:04}", h % 50),
                 "ListOfficeKey": format!("O{:03}", h % 7),
+                // A field the CRM's listing does not keep.
+                "ListOfficeName": format!("Office {}", h % 7),
+                "GarageYN": h.is_multiple_of(2),
                 "ListingContractDate": "2026-10-01",
                 "ModificationTimestamp": timestamp(modified),
                 "DaysOnMarket": h % 120,
