@@ -188,6 +188,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             objects::patch_record,
             objects::delete_record
         ))
+        .routes(routes!(admin::get_usage))
         .routes(routes!(admin::list_editions))
         .routes(routes!(admin::apply_edition))
         .routes(routes!(plugins::install, plugins::list_packages))

@@ -155,6 +155,7 @@ pub async fn authenticate(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
         limits,
+        storage_used: tenant.storage_bytes,
         keyring: Some(state.keyring.clone()),
         plugins: state.plugins.clone(),
         plugin_depth: 0,
@@ -221,6 +222,7 @@ pub async fn resume(state: &AppState, tenant_id: Uuid, acting: &Acting) -> Resul
         }
     };
     ctx.limits = limits;
+    ctx.storage_used = tenant.storage_bytes;
     ctx.keyring = Some(state.keyring.clone());
     ctx.plugins = state.plugins.clone();
     Ok(ctx)

@@ -316,6 +316,8 @@ pub async fn restore(
         theme: Set(header.theme.clone()),
         duplicate_policy: Set(header.duplicate_policy.clone()),
         merge_undo_days: Set(header.merge_undo_days),
+        storage_bytes: Set(0),
+        storage_measured_at: Set(None),
     }
     .insert(&tx)
     .await?;

@@ -79,6 +79,9 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// The tenant's plan limits (none for the kernel itself).
     pub limits: Limits,
+    /// What the tenant stored at its last measurement, held against
+    /// `limits.storage_bytes` (see `tenancy::storage`).
+    pub storage_used: i64,
     /// Keys for encrypted fields (absent where the kernel acts without the
     /// HTTP state, e.g. seeding; writing a sensitive field then fails).
     pub keyring: Option<Arc<crate::keys::Keyring>>,
@@ -107,6 +110,7 @@ impl RequestContext {
             ip: None,
             user_agent: None,
             limits: Limits::default(),
+            storage_used: 0,
             keyring: None,
             plugins: None,
             plugin_depth: 0,
@@ -129,6 +133,7 @@ impl RequestContext {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             limits: Limits::default(),
+            storage_used: 0,
             keyring: None,
             plugins: None,
             plugin_depth: 0,

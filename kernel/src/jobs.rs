@@ -357,11 +357,16 @@ pub async fn prune(db: &DatabaseConnection) -> Result<u64> {
 
 /// Runs jobs in the background until the process ends: when woken by new
 /// work, and every second for jobs whose time has come; prunes old rows
-/// hourly.
+/// hourly, and measures tenants' storage when due.
 pub fn spawn_runner(state: AppState) {
     tokio::spawn(async move {
         let db = state.db.clone();
         let mut last_prune = std::time::Instant::now();
+        // Storage is measured soon after start, then every five minutes
+        // for the tenants whose figure is an hour old.
+        let mut last_measure = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(240))
+            .unwrap_or_else(std::time::Instant::now);
         loop {
             if let Err(e) = run_due(&state, 50, true).await {
                 tracing::error!("job runner: {e}");
@@ -373,6 +378,12 @@ pub fn spawn_runner(state: AppState) {
                 }
                 if let Err(e) = crate::db::optimize(&db).await {
                     tracing::error!("refreshing the query planner's statistics: {e}");
+                }
+            }
+            if last_measure.elapsed() > std::time::Duration::from_secs(300) {
+                last_measure = std::time::Instant::now();
+                if let Err(e) = crate::tenancy::storage::measure_due(&db, 100).await {
+                    tracing::error!("measuring tenants' storage: {e}");
                 }
             }
             // A write that queued work wakes the runner (through the plugin

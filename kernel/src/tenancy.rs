@@ -4,5 +4,6 @@
 
 pub mod operators;
 pub mod plans;
+pub mod storage;
 pub mod support;
 pub mod usage;

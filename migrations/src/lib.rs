@@ -21,6 +21,7 @@ mod m0011_imports;
 mod m0012_merges;
 mod m0013_bulk_actions;
 mod m0014_dashboard_views;
+mod m0015_storage_usage;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_merges::Migration),
             Box::new(m0013_bulk_actions::Migration),
             Box::new(m0014_dashboard_views::Migration),
+            Box::new(m0015_storage_usage::Migration),
         ]
     }
 }

@@ -125,6 +125,7 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/api/v1/objects/{key}/records/{id}/panels"),
         ("get", "/api/v1/editions"),
         ("post", "/api/v1/tenant/edition"),
+        ("get", "/api/v1/tenant/usage"),
         ("get", "/api/v1/contacts/export"),
         ("get", "/api/v1/accounts/export"),
         ("get", "/api/v1/deals/export"),

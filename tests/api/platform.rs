@@ -434,3 +434,135 @@ async fn a_tenant_grants_its_reseller_support_access_for_a_while_and_takes_it_ba
         .await
         .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn the_storage_limit_is_measured_and_stops_new_records_not_edits() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = TestApp::new().await;
+    let key = tenant_on_plan(&app, "store", "starter").await;
+    let as_store = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let (app, key, path) = (&app, key.clone(), path.to_owned());
+        async move { app.send(method, &path, Some(&key), body, &[]).await }
+    };
+    let usage = as_store(Method::GET, "/api/v1/tenant/usage", None).await;
+    usage.assert_status(200);
+    assert_eq!(usage.body["plan"], "starter");
+    assert_eq!(usage.body["storage_bytes"]["limit"], 1024_i64 * 1024 * 1024);
+    assert_eq!(usage.body["contacts"], json!({"used": 0, "limit": 1000}));
+    assert!(usage.body["storage_measured_at"].is_string());
+    let empty = usage.body["storage_bytes"]["used"].as_i64().unwrap();
+
+    // What the tenant writes is what a measurement finds.
+    let remarks = "x".repeat(200);
+    let items: Vec<_> = (0..250)
+        .map(|i| json!({"first_name": format!("C{i}"), "job_title": remarks}))
+        .collect();
+    as_store(
+        Method::POST,
+        "/api/v1/contacts/bulk",
+        Some(json!({"operation": "create", "items": items})),
+    )
+    .await
+    .assert_status(200);
+    let tenant = trellis::entities::tenant::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.slug == "store")
+        .unwrap();
+    let grown = trellis::tenancy::storage::measure(&app.state.db, tenant.id)
+        .await
+        .unwrap();
+    assert!(
+        grown - empty >= 250 * 200,
+        "{empty} bytes, then {grown} after 50 kB of titles"
+    );
+    // Another tenant's data is not counted.
+    let (default, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let before = trellis::tenancy::storage::measure(&app.state.db, default.id)
+        .await
+        .unwrap();
+    assert!(before < grown, "{before} vs {grown}");
+
+    // A measurement that reached the plan's gigabyte stops new records.
+    let mut full: trellis::entities::tenant::ActiveModel = tenant.clone().into();
+    full.storage_bytes = Set(1024 * 1024 * 1024);
+    full.storage_measured_at = Set(Some(chrono::Utc::now()));
+    full.update(&app.state.db).await.unwrap();
+    app.state.caches.tenants.remove(&tenant.id);
+    let res = as_store(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(json!({"first_name": "one more"})),
+    )
+    .await;
+    res.assert_problem(402, "plan_limit_reached");
+    assert_eq!(res.body["limit"], "storage_bytes");
+    let res = as_store(
+        Method::POST,
+        "/api/v1/deals/bulk",
+        Some(json!({"operation": "create", "items": [{"name": "d"}]})),
+    )
+    .await;
+    assert_eq!(res.status, 402, "{}", res.body);
+    let count = as_store(Method::GET, "/api/v1/contacts?count=true&limit=1", None).await;
+    assert_eq!(count.body["total"], 250, "nothing was written");
+    // Edits and deletes still work: they are how a tenant makes room.
+    let id = count.body["data"][0]["id"].as_str().unwrap();
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/contacts/{id}"),
+        Some(&key),
+        Some(json!({"job_title": "short"})),
+        &[("if-match", "\"1\"")],
+    )
+    .await
+    .assert_status(200);
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/contacts/{id}"),
+        Some(&key),
+        None,
+        &[("if-match", "\"2\"")],
+    )
+    .await
+    .assert_status(204);
+
+    // The next measurement (due an hour after the last) finds the truth,
+    // and new records are welcome again.
+    let mut stale: trellis::entities::tenant::ActiveModel =
+        trellis::entities::tenant::Entity::find_by_id(tenant.id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into();
+    stale.storage_measured_at = Set(Some(chrono::Utc::now() - chrono::Duration::hours(2)));
+    stale.update(&app.state.db).await.unwrap();
+    let measured = trellis::tenancy::storage::measure_due(&app.state.db, 100)
+        .await
+        .unwrap();
+    assert!(measured >= 1);
+    assert_eq!(
+        trellis::tenancy::storage::measure_due(&app.state.db, 100)
+            .await
+            .unwrap(),
+        0,
+        "measured once per hour"
+    );
+    app.state.caches.tenants.remove(&tenant.id);
+    as_store(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(json!({"first_name": "room again"})),
+    )
+    .await
+    .assert_status(201);
+    let usage = as_store(Method::GET, "/api/v1/tenant/usage", None).await;
+    let used = usage.body["storage_bytes"]["used"].as_i64().unwrap();
+    assert!(used < 1024 * 1024, "{used}");
+    assert_eq!(usage.body["contacts"]["used"], 250);
+}

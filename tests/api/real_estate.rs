@@ -879,3 +879,71 @@ async fn the_editions_demo_data_brings_listings_buyers_and_showings() {
     app.run_jobs().await;
     assert_eq!(count("/api/v1/objects/listing/records?").await, 120);
 }
+
+#[tokio::test]
+async fn a_plugins_writes_count_against_the_tenants_plan() {
+    let app = TestApp::new().await;
+    edition(&app).await;
+    let listing = app
+        .create(
+            "/api/v1/objects/listing/records",
+            json!({"custom": {"ListingKey": "PL-1", "StandardStatus": "Active", "ListPrice": "300000"}}),
+        )
+        .await;
+    let now = chrono::Utc::now();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let open_house = app
+        .create(
+            "/api/v1/objects/showing/records",
+            json!({"custom": {"listing_id": listing["id"], "kind": "open_house",
+                              "starts_at": fmt(now - chrono::Duration::minutes(5)),
+                              "ends_at": fmt(now + chrono::Duration::hours(1))}}),
+        )
+        .await;
+    let sign_in = format!(
+        "/api/v1/plugins/real-estate/open-houses/{}/sign-in",
+        open_house["id"].as_str().unwrap()
+    );
+
+    // The tenant moves to the Starter plan and fills its 1,000 contacts.
+    let (tenant, _) = trellis::crm::tenants::ensure_default(&app.state.db)
+        .await
+        .unwrap();
+    let operator = app.operator(None).await;
+    app.send(
+        axum::http::Method::PATCH,
+        &format!("/api/v1/platform/tenants/{}", tenant.id),
+        Some(&operator),
+        Some(json!({"plan": "starter"})),
+        &[],
+    )
+    .await
+    .assert_status(200);
+    let missing = 1000 - app.count_contacts().await as usize;
+    let items: Vec<_> = (0..missing)
+        .map(|i| json!({"first_name": format!("C{i}")}))
+        .collect();
+    app.post(
+        "/api/v1/contacts/bulk",
+        json!({"operation": "create", "items": items}),
+    )
+    .await
+    .assert_status(200);
+
+    // A visitor signing in would be the 1,001st contact: the plugin's
+    // write is refused like anyone's, and nothing is created.
+    let res = app
+        .public_post(
+            &sign_in,
+            json!({"first_name": "Over", "email": "over@example.com"}),
+        )
+        .await;
+    assert_eq!(res.status, 503, "{}", res.body);
+    assert!(
+        res.body.to_string().contains("contacts"),
+        "names the limit: {}",
+        res.body
+    );
+    assert_eq!(app.count_contacts().await, 1000);
+}

@@ -195,6 +195,88 @@ pub async fn get_tenant(
     Ok(Json(settings_out(&t)))
 }
 
+/// One limited quantity: what the tenant uses and its plan's limit (none:
+/// unlimited).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+/// The tenant's use of its plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantUsage {
+    pub plan: String,
+    pub contacts: Usage,
+    pub users: Usage,
+    pub plugins: Usage,
+    /// Measured, not counted: see `measured_at`.
+    pub storage_bytes: Usage,
+    pub storage_measured_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub api_requests_per_minute: Option<i64>,
+}
+
+/// The tenant's use of its plan's limits. Storage is the last measurement,
+/// taken now when it is older than an hour.
+#[utoipa::path(get, path = "/api/v1/tenant/usage", tag = "admin",
+    responses((status = 200, body = TenantUsage), (status = 403, body = Problem)))]
+pub async fn get_usage(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Json<TenantUsage>> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    ctx.require(ObjectType::Tenant, Action::Read)?;
+    let mut t = crate::crm::tenants::cached(&state, ctx.tenant_id).await?;
+    let stale = t
+        .storage_measured_at
+        .is_none_or(|at| at < crate::clock::now() - crate::tenancy::storage::STALE_AFTER);
+    if stale {
+        crate::tenancy::storage::refresh(&state.db, ctx.tenant_id).await?;
+        state.caches.tenants.remove(&ctx.tenant_id);
+        t = crate::crm::tenants::cached(&state, ctx.tenant_id).await?;
+    }
+    let limits = crate::tenancy::plans::Plan::parse(&t.plan)
+        .map(crate::tenancy::plans::Plan::limits)
+        .unwrap_or_default();
+    let tx = crate::db::tenant_tx(&state.db, &ctx).await?;
+    let contacts = crate::entities::contact::Entity::find()
+        .filter(crate::entities::contact::Column::TenantId.eq(ctx.tenant_id))
+        .count(&tx)
+        .await?;
+    let users = crate::entities::user::Entity::find()
+        .filter(crate::entities::user::Column::TenantId.eq(ctx.tenant_id))
+        .filter(crate::entities::user::Column::Status.ne("disabled"))
+        .count(&tx)
+        .await?;
+    let plugins = crate::entities::tenant_plugin::Entity::find()
+        .filter(crate::entities::tenant_plugin::Column::TenantId.eq(ctx.tenant_id))
+        .filter(crate::entities::tenant_plugin::Column::Enabled.eq(true))
+        .count(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(TenantUsage {
+        plan: t.plan.clone(),
+        contacts: Usage {
+            used: contacts as i64,
+            limit: limits.contacts,
+        },
+        users: Usage {
+            used: users as i64,
+            limit: limits.users,
+        },
+        plugins: Usage {
+            used: plugins as i64,
+            limit: limits.plugins,
+        },
+        storage_bytes: Usage {
+            used: t.storage_bytes,
+            limit: limits.storage_bytes,
+        },
+        storage_measured_at: t.storage_measured_at,
+        api_requests_per_minute: limits.api_requests_per_minute,
+    }))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettingsPatch {

@@ -958,11 +958,14 @@ pub async fn check_unique_and_references<C: ConnectionTrait>(
             if let Some(k) = object_key {
                 values.push(k.to_owned().into());
             }
-            if db
+            // Outside row security, so the field's expression index serves
+            // (see `db::leave_tenant_role`); the query names its tenant.
+            let left = crate::db::leave_tenant_role(db).await?;
+            let hit = db
                 .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?
-                .is_some()
-            {
+                .await;
+            crate::db::resume_tenant_role(db, left).await?;
+            if hit?.is_some() {
                 errors.push(FieldError::new(
                     format!("custom.{}", def.key),
                     "not_unique",

@@ -486,6 +486,7 @@ pub async fn create(
     input: RecordInput,
 ) -> Result<Value> {
     ctx.require(ObjectType::CustomObject, Action::Create)?;
+    crate::tenancy::storage::check(ctx)?;
     let tx = crate::db::tenant_tx(db, ctx).await?;
     let (_, defs) = definition(&tx, ctx.tenant_id, key).await?;
     let (owner, custom) = checked_values(&tx, ctx, &defs, key, None, input).await?;

@@ -372,12 +372,14 @@ pub async fn load_or_alias<R: Record, C: ConnectionTrait>(
     }
 }
 
-/// Counts new contacts against the plan (no-op on unlimited plans).
+/// Counts new records against the plan: the storage limit for every type,
+/// the contact limit for contacts (no-op on unlimited plans).
 pub(crate) async fn reserve_stock<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
     n: i64,
 ) -> Result<()> {
+    crate::tenancy::storage::check(ctx)?;
     if R::OBJECT == ObjectType::Contact {
         crate::tenancy::usage::reserve(
             tx,

@@ -56,6 +56,8 @@ pub async fn ensure(
                     .as_str()
                     .to_owned()),
                 merge_undo_days: Set(crate::crm::merge::DEFAULT_UNDO_DAYS),
+                storage_bytes: Set(0),
+                storage_measured_at: Set(None),
             }
             .insert(&tx)
             .await?;

@@ -29,6 +29,10 @@ pub struct Model {
     pub duplicate_policy: String,
     /// How long a merge can be undone.
     pub merge_undo_days: i32,
+    /// What the tenant stored at the last measurement (see
+    /// `tenancy::storage`), held against the plan's storage limit.
+    pub storage_bytes: i64,
+    pub storage_measured_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

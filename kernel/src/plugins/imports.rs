@@ -459,6 +459,7 @@ async fn kv_get(env: &CallEnv, key: &str) -> Result<Option<Vec<u8>>, HostError> 
 
 async fn kv_set(env: &CallEnv, key: String, value: Vec<u8>) -> Result<(), HostError> {
     env.require("kv").await?;
+    crate::tenancy::storage::check(&env.ctx).map_err(|e| HostError::Limit(e.to_string()))?;
     if key.is_empty() || key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
         return Err(HostError::Limit(format!(
             "keys are 1-{MAX_KV_KEY} bytes and values at most {MAX_KV_VALUE} bytes"

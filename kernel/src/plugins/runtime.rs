@@ -54,6 +54,10 @@ pub struct Active {
     pub grants: Grants,
     pub policy: Arc<Policy>,
     pub limits: Limits,
+    /// The tenant's plan limits and stored bytes at load: a plugin's writes
+    /// count against the plan like anyone's.
+    pub plan: crate::tenancy::plans::Limits,
+    pub storage_used: i64,
 }
 
 impl Active {
@@ -182,9 +186,22 @@ impl Runtime {
             .filter(tenant_plugin::Column::Enabled.eq(true))
             .all(db)
             .await?;
+        let tenant = if rows.is_empty() {
+            None
+        } else {
+            crate::entities::tenant::Entity::find_by_id(tenant_id)
+                .one(db)
+                .await?
+        };
+        let plan = tenant
+            .as_ref()
+            .and_then(|t| crate::tenancy::plans::Plan::parse(&t.plan))
+            .map(crate::tenancy::plans::Plan::limits)
+            .unwrap_or_default();
+        let storage_used = tenant.as_ref().map_or(0, |t| t.storage_bytes);
         let mut list = Vec::with_capacity(rows.len());
         for row in rows {
-            match self.activate(db, row).await {
+            match self.activate(db, row, plan, storage_used).await {
                 Ok(a) => list.push(Arc::new(a)),
                 // One broken package must not take the tenant's other
                 // plugins (or its writes) down with it.
@@ -205,6 +222,8 @@ impl Runtime {
         &self,
         db: &C,
         row: tenant_plugin::Model,
+        plan: crate::tenancy::plans::Limits,
+        storage_used: i64,
     ) -> Result<Active> {
         let loaded = self.load_on(db, &row.plugin_id, &row.version).await?;
         let granted: Vec<String> = serde_json::from_value(row.grants.clone()).unwrap_or_default();
@@ -226,6 +245,8 @@ impl Runtime {
             grants,
             policy,
             limits,
+            plan,
+            storage_used,
         })
     }
 
@@ -270,6 +291,8 @@ impl Runtime {
             "plugin:{}@{}",
             active.row.plugin_id, active.row.version
         ));
+        ctx.limits = active.plan;
+        ctx.storage_used = active.storage_used;
         ctx.keyring = Some(self.keyring.clone());
         ctx.plugins = Some(self.clone());
         ctx.plugin_depth = depth;

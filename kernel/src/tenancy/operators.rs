@@ -323,6 +323,8 @@ pub async fn create_tenant(state: &AppState, op: &Operator, input: NewTenant) ->
             .as_str()
             .to_owned()),
         merge_undo_days: Set(crate::crm::merge::DEFAULT_UNDO_DAYS),
+        storage_bytes: Set(0),
+        storage_measured_at: Set(None),
     }
     .insert(&tx)
     .await
@@ -493,6 +495,11 @@ pub async fn update_tenant(
     .await?;
     tx.commit().await?;
     state.caches.tenants.remove(&id);
+    // Plugins act under the tenant's plan too (this process at once,
+    // others when their cache entry ends).
+    if let Some(rt) = &state.plugins {
+        rt.invalidate(id);
+    }
     for h in [old_host, saved.hostname.clone()].into_iter().flatten() {
         state.caches.hosts.remove(&h);
     }

@@ -184,6 +184,7 @@ pub async fn authenticate(state: &AppState, client: &Client, key: &str) -> Resul
     ctx.roles = vec![role];
     ctx.policy = policy;
     ctx.limits = limits;
+    ctx.storage_used = t.storage_bytes;
     ctx.keyring = Some(state.keyring.clone());
     ctx.plugins = state.plugins.clone();
     Ok(ctx)
