@@ -2,7 +2,8 @@
 //! contract in `wit/`) run in a wasmtime sandbox with hard limits, reaching
 //! only what their manifest asks for and the tenant's admin granted.
 //!
-//! - [`manifest`]: `plugin.toml`, the contract versions this kernel runs.
+//! - [`manifest`]: `plugin.toml`, read before any code runs.
+//! - [`contract`]: the WIT versions this kernel runs, older ones as shims.
 //! - [`engine`]: the engine, its epoch ticker, the compiled-component cache.
 //! - [`sandbox`]: one invocation in a fresh store with its limits.
 //! - [`imports`], [`outbound`]: the host functions, checked on every call.
@@ -13,6 +14,7 @@
 //! - [`secrets`]: `writeOnly` configuration values, sealed at rest.
 
 pub mod bundled;
+pub mod contract;
 pub mod engine;
 pub mod grants;
 pub mod hooks;

@@ -977,6 +977,48 @@ async fn plugin_hooks_run_on_imported_rows() {
     assert_eq!(by_email(&all, "grace@example.com")["last_name"], "Hopper");
 }
 
+/// A plugin built for contract 0.1.0 (no batch hook) still sees every
+/// imported row: its patches are written and its refusal rejects only its
+/// row, with the plugin's error in the error file.
+#[tokio::test]
+async fn an_older_contracts_plugin_checks_imported_rows_one_by_one() {
+    let app = TestApp::new().await;
+    app.enable_plugin(
+        "testing/legacy",
+        json!([
+            "records:contact:read",
+            "records:contact:create",
+            "records:contact:update"
+        ]),
+        json!({}),
+    )
+    .await
+    .assert_status(200);
+    let csv = "Email,Job Title\nada@example.com,Engineer\nno@example.com,forbidden\ngrace@example.com,Admiral\n";
+    let done = import(
+        &app,
+        "contacts",
+        "legacy.csv",
+        csv.as_bytes().to_vec(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(done["created"], 2, "{done:#}");
+    assert_eq!(done["rejected"], 1, "{done:#}");
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    assert_eq!(bad[0]["row"], 2);
+    assert!(bad[0].to_string().contains("legacy"), "{:#}", bad[0]);
+    let all = contacts(&app, None).await;
+    assert_eq!(
+        by_email(&all, "ada@example.com")["job_title"],
+        "Engineer (legacy)"
+    );
+    assert_eq!(
+        by_email(&all, "grace@example.com")["job_title"],
+        "Admiral (legacy)"
+    );
+}
+
 /// A unique custom value claimed by a new row and an updated row of one
 /// batch is written once: the new row is rejected, on both databases.
 #[tokio::test]

@@ -360,20 +360,11 @@ async fn a_plugin_reaching_past_its_grants_is_denied_and_audited() {
                    "pipeline_id": pipeline["id"], "stage_id": pipeline["stages"][0]["id"]}),
         )
         .await;
-    let other = app.tenant_token("other", "admin").await;
-    let theirs = app
-        .send(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&other),
-            Some(json!({"first_name": "Their"})),
-            &[],
-        )
-        .await;
+    let theirs = app.foreign_contact("other").await;
     let report = app
         .post(
             "/api/v1/plugins/snoop/try",
-            json!({"own_contact": own["id"], "other_tenant_contact": theirs.body["id"], "deal": deal["id"]}),
+            json!({"own_contact": own["id"], "other_tenant_contact": theirs, "deal": deal["id"]}),
         )
         .await;
     report.assert_status(200);
@@ -459,7 +450,8 @@ async fn a_plugin_built_for_an_unknown_contract_is_refused() {
     res.assert_problem(422, "validation_failed");
     let detail = res.body.to_string();
     assert!(
-        detail.contains("built for contract 9.0.0") && detail.contains("supports contract 0.1.0"),
+        detail.contains("built for contract 9.0.0")
+            && detail.contains("supports contract 0.1.0, 0.2.0"),
         "{detail}"
     );
     let res = app
@@ -469,6 +461,206 @@ async fn a_plugin_built_for_an_unknown_contract_is_refused() {
         .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.error_fields(), ["manifest.contract"]);
+}
+
+/// A plugin built for the first contract (0.1.0, without the SDK) keeps
+/// working under a kernel whose newest contract is 0.2.0: its hook patches
+/// and refuses, once per record of a bulk request, and its imports reach
+/// records through the 0.1.0 shim with the same rules as anyone's.
+#[tokio::test]
+async fn a_plugin_built_for_contract_0_1_0_runs_through_the_shim() {
+    let app = TestApp::new().await;
+    app.enable_plugin(
+        "testing/legacy",
+        json!([
+            "records:contact:read",
+            "records:contact:create",
+            "records:contact:update"
+        ]),
+        json!({}),
+    )
+    .await
+    .assert_status(200);
+
+    // before-write: a patch, and a refusal naming the field and the plugin.
+    let c = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "job_title": "Broker"}),
+        )
+        .await;
+    assert_eq!(c["job_title"], "Broker (legacy)");
+    let refused = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "No", "job_title": "forbidden"}),
+        )
+        .await;
+    refused.assert_problem(422, "validation_failed");
+    assert_eq!(refused.error_fields(), ["job_title"]);
+    assert!(
+        refused.body.to_string().contains("legacy"),
+        "{}",
+        refused.body
+    );
+
+    // A bulk request: 0.1.0 has no batch hook, so each record is asked in
+    // turn, and a refusal is that item's error.
+    let res = app
+        .post(
+            "/api/v1/contacts/bulk",
+            json!({"operation": "create", "items": [
+                {"first_name": "A", "job_title": "Agent"},
+                {"first_name": "B", "job_title": "forbidden"},
+                {"first_name": "C", "job_title": "Clerk"}
+            ]}),
+        )
+        .await;
+    res.assert_problem(422, "bulk_failed");
+    let items = res.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", res.body);
+    assert_eq!(items[0]["index"], 1);
+    assert_eq!(items[0]["errors"][0]["field"], "job_title");
+    assert_eq!(
+        app.count_contacts().await,
+        1,
+        "nothing of the bulk request was written"
+    );
+    let ok = app
+        .post(
+            "/api/v1/contacts/bulk",
+            json!({"operation": "create", "items": [
+                {"first_name": "A", "job_title": "Agent"},
+                {"first_name": "C", "job_title": "Clerk"}
+            ]}),
+        )
+        .await;
+    ok.assert_status(200);
+    let titles: Vec<&str> = ok.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["job_title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Agent (legacy)", "Clerk (legacy)"]);
+
+    // Its route reads through the 0.1.0 `records.get`: its own tenant's
+    // contact, never another's (a 0.1.0 `not-found`), and it logs.
+    let id = c["id"].as_str().unwrap();
+    let got = app
+        .get(&format!("/api/v1/plugins/legacy/contacts/{id}"))
+        .await;
+    got.assert_status(200);
+    assert_eq!(got.body["id"], id);
+    assert_eq!(got.body["job_title"], "Broker (legacy)");
+    let theirs_id = app.foreign_contact("elsewhere").await;
+    let res = app
+        .get(&format!("/api/v1/plugins/legacy/contacts/{theirs_id}"))
+        .await;
+    res.assert_status(404);
+    assert_eq!(res.body["error"], "not-found", "{}", res.body);
+    let res = app.get("/api/v1/plugins/legacy/contacts/not-an-id").await;
+    res.assert_status(404);
+    assert_eq!(res.body["message"], "no record `not-an-id`", "{}", res.body);
+    let log = plugin_log(&app, "legacy").await;
+    assert!(log.contains(&format!("looked up contact {id}")), "{log}");
+
+    // The contract a component was built for must be the one its manifest
+    // claims.
+    let res = app
+        .install_plugin("testing/legacy", |m| {
+            m.replace("contract = \"0.1.0\"", "contract = \"0.2.0\"")
+                .replace("version = \"0.1.0\"", "version = \"0.1.1\"")
+        })
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert!(
+        res.body.to_string().contains(
+            "the manifest says contract 0.2.0 but the component was built for contract 0.1.0"
+        ),
+        "{}",
+        res.body
+    );
+}
+
+/// Contract 0.2.0: a bulk request meets a plugin's hook as one batch (the
+/// showcase refuses an email used twice in one batch, which it can only
+/// see with the batch together), and `records.get-many` reads several
+/// records in one host call, in the order asked, leaving out what the
+/// plugin may not see.
+#[tokio::test]
+async fn a_batch_meets_the_hook_together_and_get_many_reads_in_one_call() {
+    let app = TestApp::new().await;
+    let port = hello_server().await;
+    showcase(&app, port).await;
+    let res = app
+        .post(
+            "/api/v1/contacts/bulk",
+            json!({"operation": "create", "items": [
+                {"first_name": "A", "last_name": "Abe", "emails": [{"address": "a@example.com"}]},
+                {"first_name": "B", "last_name": "Bo", "emails": [{"address": "b@example.com"}]},
+                {"first_name": "Reject"},
+                {"first_name": "C", "emails": [{"address": "A@Example.com"}]}
+            ]}),
+        )
+        .await;
+    res.assert_problem(422, "bulk_failed");
+    let items = res.body["items"].as_array().unwrap();
+    let indexes: Vec<u64> = items.iter().map(|i| i["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, [2, 3], "{}", res.body);
+    assert_eq!(items[0]["errors"][0]["field"], "first_name");
+    assert_eq!(items[1]["errors"][0]["field"], "emails");
+    assert!(
+        items[1].to_string().contains("duplicate_in_batch"),
+        "{}",
+        items[1]
+    );
+    assert_eq!(app.count_contacts().await, 0);
+
+    let ok = app
+        .post(
+            "/api/v1/contacts/bulk",
+            json!({"operation": "create", "items": [
+                {"first_name": "A", "last_name": "Abe", "job_title": " Agent ", "emails": [{"address": "a@example.com"}]},
+                {"first_name": "B", "last_name": "Bo", "emails": [{"address": "b@example.com"}]}
+            ]}),
+        )
+        .await;
+    ok.assert_status(200);
+    let data = ok.body["data"].as_array().unwrap();
+    // The batch's records were tidied and scored as single writes are.
+    assert_eq!(data[0]["job_title"], "Agent");
+    assert_eq!(data[0]["custom"]["showcase_score"], 3);
+    assert_eq!(data[1]["custom"]["showcase_score"], 2);
+    // The same email written alone is not the batch rule's business.
+    app.create(
+        "/api/v1/contacts",
+        json!({"first_name": "D", "emails": [{"address": "a@example.com"}]}),
+    )
+    .await;
+
+    let theirs = app.foreign_contact("elsewhere").await;
+    let (a, b) = (data[0]["id"].clone(), data[1]["id"].clone());
+    let names = app
+        .post(
+            "/api/v1/plugins/showcase/names",
+            json!({"ids": [b, theirs, "0190f5c2-0000-7000-8000-000000000000", a]}),
+        )
+        .await;
+    names.assert_status(200);
+    assert_eq!(names.body, json!(["B Bo", "A Abe"]));
+    let too_many: Vec<String> = (0..201)
+        .map(|_| "0190f5c2-0000-7000-8000-000000000000".to_owned())
+        .collect();
+    let res = app
+        .post("/api/v1/plugins/showcase/names", json!({"ids": too_many}))
+        .await;
+    res.assert_status(422);
+    assert!(
+        res.body["error"].as_str().unwrap().contains("ids"),
+        "{}",
+        res.body
+    );
 }
 
 #[tokio::test]

@@ -255,6 +255,22 @@ impl TestApp {
     }
 
     /// A token for a new tenant (for cross-tenant attacks) with `role`.
+    /// The id of a contact in another tenant (`slug`, made if need be).
+    pub async fn foreign_contact(&self, slug: &str) -> String {
+        let other = self.tenant_token(slug, "admin").await;
+        let res = self
+            .send(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&other),
+                Some(serde_json::json!({"first_name": "Theirs"})),
+                &[],
+            )
+            .await;
+        res.assert_status(201);
+        res.body["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn tenant_token(&self, slug: &str, role: &str) -> String {
         let (tenant, admin) =
             tenants::ensure(&self.state.db, slug, slug, &format!("admin@{slug}.test"))

@@ -11,7 +11,8 @@
 //! with the pooling allocator and without; a trivial export call and a
 //! validate hook doing real work (each including its instantiation, as
 //! every invocation does); and contact creates through the API with 0, 1
-//! and 4 validate hooks. Every figure is printed; nothing is asserted. See
+//! and 4 validate hooks, one by one and in bulk requests of 200 (where each
+//! plugin is invoked once per request with the batch hook). Every figure is printed; nothing is asserted. See
 //! `docs/benchmarks.md`.
 
 #[path = "common/figures.rs"]
@@ -44,6 +45,9 @@ use trellis::plugins::runtime::Runtime;
 use trellis::plugins::sandbox::{self, Call, Reply, WriteEvent, WriteOp};
 use trellis::{AppState, Config};
 
+/// Contacts per bulk request.
+const BULK: usize = 200;
+
 #[derive(Debug, Parser)]
 #[command(name = "trellis-bench-plugins")]
 struct Args {
@@ -53,6 +57,9 @@ struct Args {
     /// Creates per hook count (0, 1, 4 hooks).
     #[arg(long, default_value_t = 2000)]
     creates: usize,
+    /// Bulk requests of 200 contacts per hook count (the batch hook).
+    #[arg(long, default_value_t = 20)]
+    bulks: usize,
     /// Benchmark PostgreSQL: an admin URL used to create and drop a scratch database.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
@@ -236,7 +243,9 @@ async fn run(args: &Args, url: &str) -> Result<()> {
                "emails": [{"address": format!("Ann{i}@Example.COM"), "primary": true}],
                "phones": [{"number": "+44 (20) 7946-0991"}]})
     };
+    let bulk_body = |i: usize| json!({"operation": "create", "items": (0..BULK).map(|j| body(i * BULK + j)).collect::<Vec<_>>()});
     let mut results: Vec<(usize, Figures)> = Vec::new();
+    let mut bulks: Vec<Figures> = Vec::new();
     let mut offset = 0;
     for hooks in [0usize, 1, 4] {
         let enabled = results.last().map_or(0, |(n, _)| *n);
@@ -274,6 +283,20 @@ async fn run(args: &Args, url: &str) -> Result<()> {
         .await?;
         offset += args.creates * 2;
         results.push((hooks, figures));
+        // The same hooks on bulk requests: one batch invocation per plugin
+        // and request instead of one per record.
+        let base = 10_000_000 + hooks * 1_000_000;
+        let figures = measure(args.bulks, |i| {
+            call(
+                &app,
+                Method::POST,
+                "/api/v1/contacts/bulk",
+                Some(&key),
+                Some(bulk_body(base / BULK + i)),
+            )
+        })
+        .await?;
+        bulks.push(figures);
     }
     let base = results[0].1.per_sec;
     let base_p50 = results[0].1.p50;
@@ -285,6 +308,15 @@ async fn run(args: &Args, url: &str) -> Result<()> {
             f.per_sec,
             f.per_sec / base * 100.0,
             fmt(f.p50.saturating_sub(base_p50))
+        );
+    }
+    let bulk_base = bulks[0].per_sec;
+    for ((hooks, _), f) in results.iter().zip(&bulks) {
+        println!(
+            "bulk create of {BULK} with {hooks} hook(s): {} p50 per request, {:.0} records/s ({:.1}% of no hooks)",
+            fmt(f.p50),
+            f.per_sec * BULK as f64,
+            f.per_sec / bulk_base * 100.0
         );
     }
     Ok(())

@@ -338,10 +338,7 @@ records = {{ contact = ["read", "create", "update"] }}
 [hooks]
 before_write = ["contact"]
 "#,
-                contract = crate::plugins::manifest::SUPPORTED_CONTRACTS
-                    .last()
-                    .copied()
-                    .unwrap_or("0.1.0")
+                contract = crate::plugins::contract::LATEST
             ),
         ),
         (

@@ -467,6 +467,18 @@ async fn create_in<R: Record>(
 ) -> Result<R::Model> {
     check_restricted_fields::<R>(ctx, &input, None)?;
     let input = with_before_hooks::<R>(tx, ctx, defs, Op::Create, None, None, input).await?;
+    create_hooked::<R>(tx, ctx, keys, defs, input).await
+}
+
+/// [`create_in`] once the before-write hooks ran (one by one, or for a
+/// whole batch with [`with_before_hooks_batch`]).
+async fn create_hooked<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    keys: Option<&TenantKeys>,
+    defs: &[FieldDef],
+    input: R::Input,
+) -> Result<R::Model> {
     let custom = checked_custom::<R>(tx, ctx, defs, &input, None).await;
     let built = R::build(tx, ctx, input, custom_or_empty(&custom), None).await;
     let mut model = combine(custom, built)?;
@@ -550,8 +562,54 @@ pub(crate) async fn finish_writes<R: Record>(
     audit::write(tx, ctx, entries).await
 }
 
+/// What before-write hooks see of a record: its input form without the
+/// sensitive custom values, which are plaintext here (plugins never see or
+/// set them), put back under the plugins' changes afterwards.
+struct HookView<'a> {
+    sensitive: Vec<&'a str>,
+}
+
+impl<'a> HookView<'a> {
+    fn new(defs: &'a [FieldDef]) -> Self {
+        HookView {
+            sensitive: defs
+                .iter()
+                .filter(|d| d.sensitive)
+                .map(|d| d.key.as_str())
+                .collect(),
+        }
+    }
+
+    fn hide(&self, v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(custom) = v.get_mut("custom").and_then(Value::as_object_mut) {
+            custom.retain(|k, _| !self.sensitive.contains(&k.as_str()));
+        }
+        v
+    }
+
+    /// The plugins' changes (`seen`) on top of what they could not see.
+    fn restore(&self, mut seen: Value, full: &Value) -> Result<Value> {
+        if let Some(custom) = seen.get_mut("custom").and_then(Value::as_object_mut) {
+            if let Some(key) = self.sensitive.iter().find(|k| custom.contains_key(**k)) {
+                return Err(Error::PluginFailed(format!(
+                    "a plugin tried to set the encrypted field `custom.{key}`"
+                )));
+            }
+            if let Some(all) = full.get("custom").and_then(Value::as_object) {
+                for key in &self.sensitive {
+                    if let Some(v) = all.get(*key) {
+                        custom.insert((*key).to_owned(), v.clone());
+                    }
+                }
+            }
+        }
+        Ok(seen)
+    }
+}
+
 /// Runs the tenant's before-write plugin hooks on `input` (which they may
-/// patch or reject); the input form is what hooks see and change.
+/// patch or reject).
 async fn with_before_hooks<R: Record>(
     tx: &DatabaseTransaction,
     ctx: &RequestContext,
@@ -561,52 +619,54 @@ async fn with_before_hooks<R: Record>(
     before: Option<&Value>,
     input: R::Input,
 ) -> Result<R::Input> {
-    if !hooks::subscribed(tx, ctx, &hooks::Target::of(R::OBJECT), true).await? {
+    let target = hooks::Target::of(R::OBJECT);
+    if !hooks::subscribed(tx, ctx, &target, true).await? {
         return Ok(input);
     }
-    let after = serde_json::to_value(&input).map_err(|e| Error::Internal(e.to_string()))?;
-    // Sensitive values are plaintext here: plugins never see or set them.
-    let sensitive: Vec<&str> = defs
-        .iter()
-        .filter(|d| d.sensitive)
-        .map(|d| d.key.as_str())
-        .collect();
-    let hidden = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(custom) = v.get_mut("custom").and_then(Value::as_object_mut) {
-            custom.retain(|k, _| !sensitive.contains(&k.as_str()));
-        }
-        v
-    };
-    let before = before.map(hidden);
-    let mut seen = hidden(&after);
-    hooks::before_write(
-        tx,
-        ctx,
-        &hooks::Target::of(R::OBJECT),
-        op,
-        id,
-        before.as_ref(),
-        &mut seen,
-    )
-    .await?;
-    // The plugins' changes, on top of what they could not see (and may not
-    // set).
-    if let Some(custom) = seen.get_mut("custom").and_then(Value::as_object_mut) {
-        if let Some(key) = sensitive.iter().find(|k| custom.contains_key(**k)) {
-            return Err(Error::PluginFailed(format!(
-                "a plugin tried to set the encrypted field `custom.{key}`"
-            )));
-        }
-        if let Some(all) = after.get("custom").and_then(Value::as_object) {
-            for key in &sensitive {
-                if let Some(v) = all.get(*key) {
-                    custom.insert((*key).to_owned(), v.clone());
-                }
-            }
-        }
+    let full = serde_json::to_value(&input).map_err(|e| Error::Internal(e.to_string()))?;
+    let view = HookView::new(defs);
+    let before = before.map(|b| view.hide(b));
+    let mut seen = view.hide(&full);
+    hooks::before_write(tx, ctx, &target, op, id, before.as_ref(), &mut seen).await?;
+    from_json(view.restore(seen, &full)?)
+}
+
+/// The before-write hooks of a batch of creates (bulk request, import
+/// batch): each plugin is invoked once for the batch. An item a plugin
+/// refuses comes back as its error; a failing plugin fails the batch.
+async fn with_before_hooks_batch<R: Record>(
+    tx: &DatabaseTransaction,
+    ctx: &RequestContext,
+    defs: &[FieldDef],
+    inputs: Vec<R::Input>,
+) -> Result<Vec<Result<R::Input>>> {
+    let target = hooks::Target::of(R::OBJECT);
+    if inputs.is_empty() || !hooks::subscribed(tx, ctx, &target, true).await? {
+        return Ok(inputs.into_iter().map(Ok).collect());
     }
-    from_json(seen)
+    let view = HookView::new(defs);
+    let full = inputs
+        .iter()
+        .map(|i| serde_json::to_value(i).map_err(|e| Error::Internal(e.to_string())))
+        .collect::<Result<Vec<Value>>>()?;
+    let mut items: Vec<hooks::BatchItem> = full
+        .iter()
+        .map(|f| hooks::BatchItem {
+            record_id: None,
+            before: None,
+            after: view.hide(f),
+            refused: None,
+        })
+        .collect();
+    hooks::before_write_batch(tx, ctx, &target, Op::Create, &mut items).await?;
+    Ok(items
+        .into_iter()
+        .zip(full)
+        .map(|(item, full)| match item.refused {
+            Some(e) => Err(e),
+            None => view.restore(item.after, &full).and_then(from_json),
+        })
+        .collect())
 }
 
 /// Wakes this process's job runner after a commit that may have queued
@@ -1090,9 +1150,20 @@ pub async fn bulk_create<R: Record>(
     reserve_stock::<R>(&tx, ctx, items.len() as i64).await?;
     let mut models = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
+    let mut inputs = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let built = match from_json::<R::Input>(item) {
-            Ok(input) => create_in::<R>(&tx, ctx, keys.as_deref(), &defs, input).await,
+        let input = from_json::<R::Input>(item)
+            .and_then(|i| check_restricted_fields::<R>(ctx, &i, None).map(|()| i));
+        match input {
+            Ok(input) => inputs.push((index, input)),
+            Err(e) => failures.push(item_error(index, e)?),
+        }
+    }
+    let (indexes, inputs): (Vec<usize>, Vec<R::Input>) = inputs.into_iter().unzip();
+    let hooked = with_before_hooks_batch::<R>(&tx, ctx, &defs, inputs).await?;
+    for (index, input) in indexes.into_iter().zip(hooked) {
+        let built = match input {
+            Ok(input) => create_hooked::<R>(&tx, ctx, keys.as_deref(), &defs, input).await,
             Err(e) => Err(e),
         };
         match built {
@@ -1100,6 +1171,7 @@ pub async fn bulk_create<R: Record>(
             Err(e) => failures.push(item_error(index, e)?),
         }
     }
+    failures.sort_by_key(|f| f.index);
     check_batch_uniqueness::<R>(&defs, &models, &mut failures);
     if !failures.is_empty() {
         return Err(Error::Bulk(failures));
@@ -1121,6 +1193,10 @@ pub async fn bulk_create<R: Record>(
     kick_jobs(ctx);
     Ok(models)
 }
+
+/// An update of an import batch: the record, the version it was read at,
+/// and the merge patch.
+type Update = (Uuid, i64, Value);
 
 /// One write of an import batch.
 pub enum BatchWrite {
@@ -1157,15 +1233,42 @@ pub async fn import_batch<R: Record>(
     let mut created: Vec<(usize, R::Model)> = Vec::new();
     let mut updated: Vec<(usize, R::Model, R::Model)> = Vec::new();
     let mut refused = Vec::new();
+    // The batch's new records meet the plugins' hooks together.
+    let mut new_inputs: Vec<(usize, R::Input)> = Vec::new();
+    // In order: `None` for a new record (its input is in `hooked`), or the
+    // update's id, version and patch.
+    let mut writes: Vec<(usize, Option<Update>)> = Vec::with_capacity(items.len());
     for (index, item) in items {
-        let result = match item {
-            BatchWrite::Create(input) => match from_json::<R::Input>(input) {
-                Ok(input) => create_in::<R>(tx, ctx, keys, defs, input)
-                    .await
-                    .map(|m| created.push((index, m))),
-                Err(e) => Err(e),
+        match item {
+            BatchWrite::Create(input) => match from_json::<R::Input>(input)
+                .and_then(|i| check_restricted_fields::<R>(ctx, &i, None).map(|()| i))
+            {
+                Ok(input) => {
+                    new_inputs.push((index, input));
+                    writes.push((index, None));
+                }
+                Err(e) => refused.push((index, e)),
             },
             BatchWrite::Update { id, version, patch } => {
+                writes.push((index, Some((id, version, patch))))
+            }
+        }
+    }
+    let (new_indexes, new_inputs): (Vec<usize>, Vec<R::Input>) = new_inputs.into_iter().unzip();
+    let mut hooked: std::collections::HashMap<usize, Result<R::Input>> = new_indexes
+        .into_iter()
+        .zip(with_before_hooks_batch::<R>(tx, ctx, defs, new_inputs).await?)
+        .collect();
+    for (index, item) in writes {
+        let result = match item {
+            None => match hooked.remove(&index) {
+                Some(Ok(input)) => create_hooked::<R>(tx, ctx, keys, defs, input)
+                    .await
+                    .map(|m| created.push((index, m))),
+                Some(Err(e)) => Err(e),
+                None => continue,
+            },
+            Some((id, version, patch)) => {
                 update_in::<R>(tx, ctx, keys, defs, (id, patch, version, false))
                     .await
                     .map(|(m, p)| updated.push((index, m, p)))

@@ -152,39 +152,7 @@ pub async fn before_write<C: sea_orm::ConnectionTrait>(
             .await
             .map_err(|e| Error::PluginFailed(e.to_string()))?;
         match reply {
-            Reply::Hook(HookOutcome::Accept) => {}
-            Reply::Hook(HookOutcome::Reject(errors)) => {
-                let errors = errors
-                    .into_iter()
-                    .map(|e| {
-                        FieldError::new(
-                            e.field,
-                            "rejected_by_plugin",
-                            format!("{} ({}: {})", e.message, active.row.plugin_id, e.code),
-                        )
-                    })
-                    .collect::<Vec<_>>();
-                return Err(if errors.is_empty() {
-                    Error::field(
-                        "",
-                        "rejected_by_plugin",
-                        format!("{} refused the write", active.row.plugin_id),
-                    )
-                } else {
-                    Error::Validation(errors)
-                });
-            }
-            Reply::Hook(HookOutcome::Patch(patch)) if op != Op::Delete => {
-                let patch: Value = serde_json::from_str(&patch).map_err(|e| {
-                    Error::PluginFailed(format!(
-                        "plugin {} returned a patch that is not JSON: {e}",
-                        active.row.plugin_id
-                    ))
-                })?;
-                check_patch(active, object, op, &patch)?;
-                crate::crm::records::merge_patch(after, &patch);
-            }
-            Reply::Hook(HookOutcome::Patch(_)) => {}
+            Reply::Hook(outcome) => apply(active, object, op, outcome, after)?,
             other => {
                 return Err(Error::PluginFailed(format!(
                     "plugin {} answered a hook with {other:?}",
@@ -194,6 +162,160 @@ pub async fn before_write<C: sea_orm::ConnectionTrait>(
         }
     }
     Ok(())
+}
+
+/// One record of a batch, for [`before_write_batch`].
+#[derive(Debug)]
+pub struct BatchItem {
+    pub record_id: Option<Uuid>,
+    pub before: Option<Value>,
+    /// The record as it will be written; patched in place.
+    pub after: Value,
+    /// Why a plugin refused it (it is not shown to later plugins).
+    pub refused: Option<Error>,
+}
+
+/// Runs the before-write hooks on a batch of writes of one type and
+/// operation (a bulk request, an import batch): each plugin is invoked once
+/// per slice of the batch that fits its input cap, not once per record. A
+/// rejection refuses its item only; a failing plugin fails the batch, as it
+/// fails a single write.
+pub async fn before_write_batch<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    target: &Target,
+    op: Op,
+    items: &mut [BatchItem],
+) -> Result<()> {
+    let Some(rt) = &ctx.plugins else {
+        return Ok(());
+    };
+    if ctx.plugin_depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let enabled = rt.enabled_on(db, ctx.tenant_id).await?;
+    let object = target.object;
+    for active in enabled.iter() {
+        if !hooked(active, target, true) || is_self(ctx, active.row.id) {
+            continue;
+        }
+        // Slices of the batch that fit the plugin's input cap, made before
+        // any is sent (the outcomes patch `items`).
+        let budget = active.limits.io_bytes;
+        let mut slices: Vec<Vec<(usize, WriteEvent)>> = vec![Vec::new()];
+        let mut size = 0;
+        for (index, item) in items.iter().enumerate() {
+            if item.refused.is_some() {
+                continue;
+            }
+            let event = WriteEvent {
+                object_type: target.name.to_string(),
+                op: op.wit(),
+                record_id: item.record_id.map(|i| i.to_string()),
+                before: item
+                    .before
+                    .as_ref()
+                    .map(|b| for_plugin(&active.policy, object, b)),
+                after: (op != Op::Delete).then(|| for_plugin(&active.policy, object, &item.after)),
+            };
+            let len = event.before.as_ref().map_or(0, String::len)
+                + event.after.as_ref().map_or(0, String::len);
+            if size + len > budget && slices.last().is_some_and(|s| !s.is_empty()) {
+                slices.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            if let Some(slice) = slices.last_mut() {
+                slice.push((index, event));
+            }
+        }
+        for slice in slices.into_iter().filter(|s| !s.is_empty()) {
+            run_batch(rt, ctx, (active, object, op), slice, items).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_batch(
+    rt: &std::sync::Arc<crate::plugins::Runtime>,
+    ctx: &RequestContext,
+    (active, object, op): (
+        &std::sync::Arc<crate::plugins::runtime::Active>,
+        ObjectType,
+        Op,
+    ),
+    pending: Vec<(usize, WriteEvent)>,
+    items: &mut [BatchItem],
+) -> Result<()> {
+    let (indexes, events): (Vec<usize>, Vec<WriteEvent>) = pending.into_iter().unzip();
+    let reply = rt
+        .invoke_in_write(active, Call::BeforeWriteBatch(events), ctx.plugin_depth)
+        .await
+        .map_err(|e| Error::PluginFailed(e.to_string()))?;
+    let Reply::Hooks(outcomes) = reply else {
+        return Err(Error::PluginFailed(format!(
+            "plugin {} answered a batch hook with {reply:?}",
+            active.row.plugin_id
+        )));
+    };
+    for (index, outcome) in indexes.into_iter().zip(outcomes) {
+        let Some(item) = items.get_mut(index) else {
+            continue;
+        };
+        match apply(active, object, op, outcome, &mut item.after) {
+            Ok(()) => {}
+            Err(e @ Error::Validation(_)) => item.refused = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Applies one hook outcome to the record being written: a patch of
+/// granted fields is merged, a rejection becomes the 422 naming the fields.
+fn apply(
+    active: &crate::plugins::runtime::Active,
+    object: ObjectType,
+    op: Op,
+    outcome: HookOutcome,
+    after: &mut Value,
+) -> Result<()> {
+    match outcome {
+        HookOutcome::Accept => Ok(()),
+        HookOutcome::Reject(errors) => {
+            let errors = errors
+                .into_iter()
+                .map(|e| {
+                    FieldError::new(
+                        e.field,
+                        "rejected_by_plugin",
+                        format!("{} ({}: {})", e.message, active.row.plugin_id, e.code),
+                    )
+                })
+                .collect::<Vec<_>>();
+            Err(if errors.is_empty() {
+                Error::field(
+                    "",
+                    "rejected_by_plugin",
+                    format!("{} refused the write", active.row.plugin_id),
+                )
+            } else {
+                Error::Validation(errors)
+            })
+        }
+        HookOutcome::Patch(patch) if op != Op::Delete => {
+            let patch: Value = serde_json::from_str(&patch).map_err(|e| {
+                Error::PluginFailed(format!(
+                    "plugin {} returned a patch that is not JSON: {e}",
+                    active.row.plugin_id
+                ))
+            })?;
+            check_patch(active, object, op, &patch)?;
+            crate::crm::records::merge_patch(after, &patch);
+            Ok(())
+        }
+        HookOutcome::Patch(_) => Ok(()),
+    }
 }
 
 /// A hook may change only fields it was granted, on a type it may write.

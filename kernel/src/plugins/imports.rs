@@ -20,8 +20,10 @@ use crate::crm::records;
 use crate::entities::{event, plugin_kv};
 use crate::error::Error;
 use crate::permissions::ObjectType;
+use crate::plugins::contract::latest::trellis::plugin::{
+    host, kv, log, records as wit_records, types,
+};
 use crate::plugins::grants::Grants;
-use crate::plugins::sandbox::trellis::plugin::{host, kv, log, records as wit_records, types};
 use crate::plugins::sandbox::{HostError, HttpResponse, OutboundRequest, State, WitFieldError};
 
 /// Largest key and value in the key-value store.
@@ -336,6 +338,11 @@ impl wit_records::Host for State {
         self.count_call()?;
         Ok(record_delete(&self.env.clone(), &object_type, &id).await)
     }
+
+    async fn get_many(&mut self, object_type: String, ids: Vec<String>) -> HostResult<String> {
+        self.count_call()?;
+        Ok(record_get_many(&self.env.clone(), &object_type, &ids).await)
+    }
 }
 
 async fn record_get(env: &CallEnv, object_type: &str, id: &str) -> Result<String, HostError> {
@@ -351,6 +358,57 @@ async fn record_get(env: &CallEnv, object_type: &str, id: &str) -> Result<String
     .await);
     env.service(&format!("records:{object_type}:read"), got)
         .await
+}
+
+/// Most ids one `get-many` call takes (a list page's limit).
+const MAX_GET_MANY: usize = crate::crm::listing::MAX_LIMIT as usize;
+
+async fn record_get_many(
+    env: &CallEnv,
+    object_type: &str,
+    ids: &[String],
+) -> Result<String, HostError> {
+    if ids.len() > MAX_GET_MANY {
+        return Err(HostError::Invalid(vec![WitFieldError {
+            field: "ids".to_owned(),
+            code: "too_many".to_owned(),
+            message: format!("{} ids (at most {MAX_GET_MANY})", ids.len()),
+        }]));
+    }
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<Vec<Uuid>, HostError>>()?;
+    let found: Vec<Value> = if is_custom(object_type) {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let r = crate::crm::objects::get(&env.db, &env.ctx, object_type, *id).await;
+            match r {
+                Ok(v) => found.push(v),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => {
+                    let what = format!("records:custom_object:read ({object_type})");
+                    return Err(env.host_error(&what, e).await);
+                }
+            }
+        }
+        found
+    } else {
+        let object = record_type(object_type)?;
+        let got = crate::crm::records::with_record_type!(object, R => records::among::<R>(&env.db, &env.ctx, None, &ids).await);
+        env.service(&format!("records:{object_type}:read"), got)
+            .await?
+    };
+    // In the order asked, each once.
+    let mut by_id: std::collections::HashMap<String, Value> = found
+        .into_iter()
+        .filter_map(|v| Some((v.get("id")?.as_str()?.to_owned(), v)))
+        .collect();
+    let ordered: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| by_id.remove(&id.to_string()))
+        .collect();
+    Ok(Value::Array(ordered).to_string())
 }
 
 async fn record_query(env: &CallEnv, object_type: &str, raw: &str) -> Result<String, HostError> {

@@ -11,9 +11,6 @@ use utoipa::ToSchema;
 use crate::error::{Error, Result};
 use crate::permissions::ObjectType;
 
-/// Contract versions this kernel runs (`wit/trellis-plugin@VERSION/`).
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
-
 /// Record types plugins can hook and reach.
 pub const RECORD_TYPES: &[ObjectType] = &[
     ObjectType::Contact,
@@ -31,7 +28,8 @@ pub struct Manifest {
     pub name: String,
     /// Semantic version of the plugin.
     pub version: String,
-    /// The contract version it was built for (`0.1.0`).
+    /// The contract version it was built for (`0.2.0`; older ones run
+    /// through a shim, see `plugins::contract`).
     pub contract: String,
     #[serde(default)]
     pub author: String,
@@ -186,14 +184,14 @@ impl Manifest {
                 "lower-case letters, digits and `-`, at most 64",
             ));
         }
-        if !SUPPORTED_CONTRACTS.contains(&self.contract.as_str()) {
+        if !crate::plugins::contract::SUPPORTED.contains(&self.contract.as_str()) {
             return Err(Error::field(
                 "manifest.contract",
                 "unsupported_contract",
                 format!(
                     "this plugin was built for contract {}; this kernel supports {}",
                     self.contract,
-                    SUPPORTED_CONTRACTS.join(", ")
+                    crate::plugins::contract::SUPPORTED.join(", ")
                 ),
             ));
         }
@@ -436,7 +434,7 @@ mod tests {
         let text = GOOD.replace("0.1.0", "9.0.0");
         let err = Manifest::parse(&text).unwrap_err().to_string();
         assert!(
-            err.contains("9.0.0") && err.contains("supports 0.1.0"),
+            err.contains("9.0.0") && err.contains("supports 0.1.0, 0.2.0"),
             "{err}"
         );
     }

@@ -17,17 +17,13 @@ use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, Up
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::plugins::contract;
 use crate::plugins::imports::CallEnv;
 use crate::plugins::manifest::Manifest;
 
-wasmtime::component::bindgen!({
-    path: "../wit/trellis-plugin@0.1.0",
-    world: "plugin",
-    imports: { default: async | trappable },
-    exports: { default: async },
-});
+use crate::plugins::contract::{latest, v0_1};
 
-pub use trellis::plugin::types::{
+pub use latest::trellis::plugin::types::{
     FieldError as WitFieldError, HookOutcome, HostError, HttpRequest, HttpResponse,
     OutboundRequest, Panel, WriteEvent, WriteOp,
 };
@@ -98,6 +94,9 @@ pub enum Call {
     Describe,
     Install(Option<String>),
     BeforeWrite(WriteEvent),
+    /// The before-write hook of a batch (one type, one operation): one
+    /// invocation, one outcome per event.
+    BeforeWriteBatch(Vec<WriteEvent>),
     AfterWrite(WriteEvent),
     RunJob(String, String),
     Http(HttpRequest),
@@ -112,6 +111,7 @@ pub enum Reply {
     Describe(String),
     Done(Result<(), String>),
     Hook(HookOutcome),
+    Hooks(Vec<HookOutcome>),
     Http(HttpResponse),
     Panels(Vec<Panel>),
     PersonalData(Option<String>),
@@ -121,7 +121,23 @@ pub enum Reply {
 pub struct Loaded {
     pub manifest: Manifest,
     pub sha256: String,
-    pre: PluginPre<State>,
+    pre: Pre,
+}
+
+/// A component prepared for the contract version it was built for.
+enum Pre {
+    V0_1(v0_1::PluginPre<State>),
+    V0_2(latest::PluginPre<State>),
+}
+
+impl Loaded {
+    /// The contract version the component was built for.
+    pub fn contract(&self) -> &'static str {
+        match self.pre {
+            Pre::V0_1(_) => "0.1.0",
+            Pre::V0_2(_) => "0.2.0",
+        }
+    }
 }
 
 impl std::fmt::Debug for Loaded {
@@ -215,7 +231,10 @@ impl State {
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    Plugin::add_to_linker::<_, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)?;
+    // Every supported version's imports: their interface names carry the
+    // version, so they sit side by side.
+    latest::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)?;
+    v0_1::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -233,25 +252,32 @@ pub fn prepare(
         .exports(engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    let supported: Vec<String> = super::manifest::SUPPORTED_CONTRACTS
+    let built_for = exports
         .iter()
-        .map(|v| format!("trellis:plugin/guest@{v}"))
-        .collect();
-    if !exports.iter().any(|e| supported.contains(e)) {
-        let built_for = exports
-            .iter()
-            .find_map(|e| e.strip_prefix("trellis:plugin/guest@"))
+        .find_map(|e| e.strip_prefix("trellis:plugin/guest@"));
+    let Some(version) = built_for.filter(|v| contract::SUPPORTED.contains(v)) else {
+        let built_for = built_for
             .map(|v| format!("contract {v}"))
             .unwrap_or_else(|| "no Trellis contract".to_owned());
         return Err(format!(
             "the component was built for {built_for}; this kernel supports contract {}",
-            super::manifest::SUPPORTED_CONTRACTS.join(", ")
+            contract::SUPPORTED.join(", ")
+        ));
+    };
+    if version != manifest.contract {
+        return Err(format!(
+            "the manifest says contract {} but the component was built for contract {version}",
+            manifest.contract
         ));
     }
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| format!("its imports cannot be satisfied: {e}"))?;
-    let pre = PluginPre::new(pre).map_err(|e| format!("it does not match the contract: {e}"))?;
+    let mismatch = |e: wasmtime::Error| format!("it does not match contract {version}: {e}");
+    let pre = match version {
+        "0.1.0" => Pre::V0_1(v0_1::PluginPre::new(pre).map_err(mismatch)?),
+        _ => Pre::V0_2(latest::PluginPre::new(pre).map_err(mismatch)?),
+    };
     Ok(Loaded {
         manifest,
         sha256,
@@ -275,12 +301,11 @@ pub async fn instantiate_only(
     limits: Limits,
 ) -> Result<(), String> {
     let mut store = new_store(engine, env, limits);
-    loaded
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let instantiated = match &loaded.pre {
+        Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(drop),
+        Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(drop),
+    };
+    instantiated.map_err(|e| e.to_string())
 }
 
 /// A store with the invocation's limits and deadline set, before the guest
@@ -364,8 +389,15 @@ pub async fn invoke(
     }
 }
 
-async fn run_call(
-    pre: &PluginPre<State>,
+async fn run_call(pre: &Pre, store: &mut Store<State>, call: Call) -> wasmtime::Result<Reply> {
+    match pre {
+        Pre::V0_2(pre) => run_latest(pre, store, call).await,
+        Pre::V0_1(pre) => run_v0_1(pre, store, call).await,
+    }
+}
+
+async fn run_latest(
+    pre: &latest::PluginPre<State>,
     store: &mut Store<State>,
     call: Call,
 ) -> wasmtime::Result<Reply> {
@@ -379,6 +411,17 @@ async fn run_call(
         Call::BeforeWrite(event) => {
             Reply::Hook(guest.call_before_write(&mut *store, &event).await?)
         }
+        Call::BeforeWriteBatch(events) => {
+            let outcomes = guest.call_before_write_batch(&mut *store, &events).await?;
+            if outcomes.len() != events.len() {
+                return Err(wasmtime::Error::msg(format!(
+                    "before-write-batch answered {} outcomes for {} events",
+                    outcomes.len(),
+                    events.len()
+                )));
+            }
+            Reply::Hooks(outcomes)
+        }
         Call::AfterWrite(event) => Reply::Done(guest.call_after_write(&mut *store, &event).await?),
         Call::RunJob(name, payload) => {
             Reply::Done(guest.call_run_job(&mut *store, &name, &payload).await?)
@@ -387,6 +430,61 @@ async fn run_call(
         Call::Panels(object, record) => {
             Reply::Panels(guest.call_panels(&mut *store, &object, &record).await?)
         }
+        Call::PersonalData(id) => {
+            Reply::PersonalData(guest.call_personal_data(&mut *store, &id).await?)
+        }
+        Call::ErasePersonalData(id) => {
+            Reply::Done(guest.call_erase_personal_data(&mut *store, &id).await?)
+        }
+    })
+}
+
+/// A call of a plugin built for 0.1.0, through the shim.
+async fn run_v0_1(
+    pre: &v0_1::PluginPre<State>,
+    store: &mut Store<State>,
+    call: Call,
+) -> wasmtime::Result<Reply> {
+    let plugin = pre.instantiate_async(&mut *store).await?;
+    let guest = plugin.trellis_plugin_guest();
+    Ok(match call {
+        Call::Describe => Reply::Describe(guest.call_describe(&mut *store).await?),
+        Call::Install(previous) => {
+            Reply::Done(guest.call_install(&mut *store, previous.as_deref()).await?)
+        }
+        Call::BeforeWrite(event) => {
+            let event = v0_1::write_event(&event);
+            Reply::Hook(v0_1::hook_outcome(
+                guest.call_before_write(&mut *store, &event).await?,
+            ))
+        }
+        // 0.1.0 has no batch hook: the same instance answers each event in
+        // turn (one invocation, so the limits cover the whole batch).
+        Call::BeforeWriteBatch(events) => {
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in &events {
+                let event = v0_1::write_event(event);
+                let outcome = guest.call_before_write(&mut *store, &event).await?;
+                outcomes.push(v0_1::hook_outcome(outcome));
+            }
+            Reply::Hooks(outcomes)
+        }
+        Call::AfterWrite(event) => {
+            let event = v0_1::write_event(&event);
+            Reply::Done(guest.call_after_write(&mut *store, &event).await?)
+        }
+        Call::RunJob(name, payload) => {
+            Reply::Done(guest.call_run_job(&mut *store, &name, &payload).await?)
+        }
+        Call::Http(request) => {
+            let request = v0_1::http_request(&request);
+            Reply::Http(v0_1::http_response_up(
+                guest.call_handle_http(&mut *store, &request).await?,
+            ))
+        }
+        Call::Panels(object, record) => Reply::Panels(v0_1::panels(
+            guest.call_panels(&mut *store, &object, &record).await?,
+        )),
         Call::PersonalData(id) => {
             Reply::PersonalData(guest.call_personal_data(&mut *store, &id).await?)
         }
@@ -414,10 +512,12 @@ fn classify(e: &wasmtime::Error, state: &State) -> Failure {
 }
 
 fn input_too_large(call: &Call, max: usize) -> Option<String> {
+    let event_size = |e: &WriteEvent| {
+        e.before.as_ref().map_or(0, String::len) + e.after.as_ref().map_or(0, String::len)
+    };
     let size = match call {
-        Call::BeforeWrite(e) | Call::AfterWrite(e) => {
-            e.before.as_ref().map_or(0, String::len) + e.after.as_ref().map_or(0, String::len)
-        }
+        Call::BeforeWrite(e) | Call::AfterWrite(e) => event_size(e),
+        Call::BeforeWriteBatch(events) => events.iter().map(event_size).sum(),
         Call::RunJob(_, payload) => payload.len(),
         Call::Http(r) => r.body.len(),
         Call::Panels(_, record) => record.len(),
@@ -431,8 +531,8 @@ fn check_output(reply: Reply, max: usize) -> Result<Reply, Failure> {
     let size = match &reply {
         Reply::Describe(s) => s.len(),
         Reply::Done(r) => r.as_ref().err().map_or(0, String::len),
-        Reply::Hook(HookOutcome::Patch(p)) => p.len(),
-        Reply::Hook(_) => 0,
+        Reply::Hook(o) => outcome_size(o),
+        Reply::Hooks(list) => list.iter().map(outcome_size).sum(),
         Reply::Http(r) => r.body.len(),
         Reply::PersonalData(d) => d.as_ref().map_or(0, String::len),
         Reply::Panels(p) => p
@@ -447,4 +547,12 @@ fn check_output(reply: Reply, max: usize) -> Result<Reply, Failure> {
         )));
     }
     Ok(reply)
+}
+
+fn outcome_size(o: &HookOutcome) -> usize {
+    match o {
+        HookOutcome::Patch(p) => p.len(),
+        HookOutcome::Reject(errors) => errors.iter().map(|e| e.message.len()).sum(),
+        HookOutcome::Accept => 0,
+    }
 }

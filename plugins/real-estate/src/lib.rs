@@ -320,24 +320,34 @@ impl RealEstate {
             .flatten()
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default();
+        let ids: Vec<String> = ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
         let mut panel = Panel::new("buyers", "Matching buyers");
         let mut shown = 0;
-        for id in ids.iter().filter_map(Value::as_str) {
+        // A page of buyers per host call; a deleted one is left out, so the
+        // next page fills in.
+        for page in ids.chunks(BUYERS_SHOWN) {
+            let Ok(buyers) = records::get_many("contact", page) else {
+                break;
+            };
+            for buyer in buyers.iter().take(BUYERS_SHOWN - shown) {
+                let id = buyer.get("id").and_then(Value::as_str).unwrap_or("");
+                let name = buyer
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("a buyer");
+                let score = custom(buyer, "lead_score")
+                    .filter(|s| !s.is_null())
+                    .map_or_else(String::new, |s| format!("score {s}"));
+                panel = panel.link(name, score, &format!("/contacts/{id}"));
+                shown += 1;
+            }
             if shown == BUYERS_SHOWN {
                 break;
             }
-            let Ok(buyer) = records::get("contact", id) else {
-                continue;
-            };
-            let name = buyer
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("a buyer");
-            let score = custom(&buyer, "lead_score")
-                .filter(|s| !s.is_null())
-                .map_or_else(String::new, |s| format!("score {s}"));
-            panel = panel.link(name, score, &format!("/contacts/{id}"));
-            shown += 1;
         }
         if shown == 0 {
             return None;

@@ -38,7 +38,7 @@ pub use wit_bindgen as __wit_bindgen;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/trellis-plugin@0.1.0",
+        path: "../../wit/trellis-plugin@0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
@@ -51,7 +51,7 @@ use bindings::exports::trellis::plugin::guest;
 use bindings::trellis::plugin::types as wit;
 
 /// The contract version this SDK builds plugins for.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Why a host call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +373,15 @@ pub trait Plugin: 'static {
         HookOutcome::Accept
     }
 
+    /// Before the records of one bulk request or import batch are written
+    /// (one type, one operation): one outcome per event, in order. The
+    /// default answers each with [`Plugin::before_write`]; override it when
+    /// the batch can be checked together (one query for all the records
+    /// instead of one each).
+    fn before_write_batch(&mut self, events: Vec<WriteEvent>) -> Vec<HookOutcome> {
+        events.into_iter().map(|e| self.before_write(e)).collect()
+    }
+
     /// After a write was committed (at least once; an error is retried).
     fn after_write(&mut self, event: WriteEvent) -> Result<(), String> {
         let _ = event;
@@ -459,13 +468,15 @@ impl<G: Guest> guest::Guest for G {
     }
 
     fn before_write(event: wit::WriteEvent) -> wit::HookOutcome {
-        match G::Plugin::new().before_write(event.into()) {
-            HookOutcome::Accept => wit::HookOutcome::Accept,
-            HookOutcome::Patch(v) => wit::HookOutcome::Patch(v.to_string()),
-            HookOutcome::Reject(errors) => {
-                wit::HookOutcome::Reject(errors.into_iter().map(Into::into).collect())
-            }
-        }
+        G::Plugin::new().before_write(event.into()).into()
+    }
+
+    fn before_write_batch(events: Vec<wit::WriteEvent>) -> Vec<wit::HookOutcome> {
+        G::Plugin::new()
+            .before_write_batch(events.into_iter().map(Into::into).collect())
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     fn after_write(event: wit::WriteEvent) -> Result<(), String> {
@@ -629,6 +640,18 @@ pub mod types {
     }
 }
 
+impl From<HookOutcome> for wit::HookOutcome {
+    fn from(o: HookOutcome) -> Self {
+        match o {
+            HookOutcome::Accept => wit::HookOutcome::Accept,
+            HookOutcome::Patch(v) => wit::HookOutcome::Patch(v.to_string()),
+            HookOutcome::Reject(errors) => {
+                wit::HookOutcome::Reject(errors.into_iter().map(Into::into).collect())
+            }
+        }
+    }
+}
+
 impl WriteEvent {
     /// The record as it will be (or was) written, as a typed view.
     pub fn after_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
@@ -645,6 +668,16 @@ pub mod records {
     /// One record by id.
     pub fn get(object_type: &str, id: &str) -> Result<Value, Error> {
         Ok(parse_json(&wit::get(object_type, id)?))
+    }
+
+    /// The records of `ids` (at most 200) in one host call, in the order
+    /// asked; ids of records that do not exist or the plugin may not see
+    /// are left out.
+    pub fn get_many(object_type: &str, ids: &[String]) -> Result<Vec<Value>, Error> {
+        match parse_json(&wit::get_many(object_type, ids)?) {
+            Value::Array(list) => Ok(list),
+            other => Err(Error::Failed(format!("get-many answered {other}"))),
+        }
     }
 
     /// One record by id as a typed view (`types::Contact`...).

@@ -46,6 +46,38 @@ impl Plugin for Showcase {
         }
     }
 
+    /// A batch (bulk request, import) is checked together: a contact whose
+    /// email another contact of the same batch has is refused; the rest
+    /// are tidied one by one.
+    fn before_write_batch(&mut self, events: Vec<WriteEvent>) -> Vec<HookOutcome> {
+        let mut seen = std::collections::HashSet::new();
+        events
+            .into_iter()
+            .map(|event| {
+                let emails: Vec<String> = event
+                    .after_field("emails")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.get("address").and_then(Value::as_str))
+                    .map(str::to_lowercase)
+                    .collect();
+                // Every email of the record is remembered, even after a clash.
+                let clashes = emails.into_iter().filter(|e| !seen.insert(e.clone())).count();
+                let clash = clashes > 0;
+                if clash {
+                    HookOutcome::reject(
+                        "emails",
+                        "duplicate_in_batch",
+                        "another contact of this batch has this email",
+                    )
+                } else {
+                    self.before_write(event)
+                }
+            })
+            .collect()
+    }
+
     /// Remembers the last contact written, announces it, and queues a
     /// follow-up for VIPs.
     fn after_write(&mut self, event: WriteEvent) -> Result<(), String> {
@@ -145,6 +177,25 @@ impl Plugin for Showcase {
                 let body = request.json().unwrap_or(Value::Null);
                 match records::create("showcase_note", &json!({"custom": body})) {
                     Ok(note) => Response::json(201, &note),
+                    Err(e) => Response::json(422, &json!({"error": e.to_string()})),
+                }
+            }
+            ("POST", "/names") => {
+                let ids: Vec<String> = request
+                    .json()
+                    .ok()
+                    .and_then(|b| serde_json::from_value(b.get("ids")?.clone()).ok())
+                    .unwrap_or_default();
+                match records::get_many("contact", &ids) {
+                    Ok(found) => Response::json(
+                        200,
+                        &json!(
+                            found
+                                .iter()
+                                .map(|c| c.get("name").cloned().unwrap_or(Value::Null))
+                                .collect::<Vec<_>>()
+                        ),
+                    ),
                     Err(e) => Response::json(422, &json!({"error": e.to_string()})),
                 }
             }
