@@ -526,6 +526,23 @@ async fn a_plugin_built_for_contract_0_1_0_runs_through_the_shim() {
         1,
         "nothing of the bulk request was written"
     );
+    // A record that crashes the plugin fails the batch's invocation; the
+    // batch is asked again record by record, so only that item fails.
+    let res = app
+        .post(
+            "/api/v1/contacts/bulk",
+            json!({"operation": "create", "items": [
+                {"first_name": "A", "job_title": "Agent"},
+                {"first_name": "B", "job_title": "crash"},
+                {"first_name": "C", "job_title": "Clerk"}
+            ]}),
+        )
+        .await;
+    res.assert_problem(422, "bulk_failed");
+    let items = res.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", res.body);
+    assert_eq!(items[0]["index"], 1);
+    assert!(items[0].to_string().contains("legacy"), "{}", items[0]);
     let ok = app
         .post(
             "/api/v1/contacts/bulk",

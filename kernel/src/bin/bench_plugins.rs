@@ -287,7 +287,13 @@ async fn run(args: &Args, url: &str) -> Result<()> {
     // with the tenant, and the hook phases run one after the other on a
     // growing tenant, so it would be counted against the hooks.
     let checked = measure(args.creates, |i| {
-        call(&app, Method::POST, "/api/v1/contacts", Some(&key), Some(body(50_000_000 + i)))
+        call(
+            &app,
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&key),
+            Some(body(50_000_000 + i)),
+        )
     })
     .await?;
     set_duplicate_policy(&state, tenant.id, "off").await?;

@@ -24,6 +24,11 @@ use crate::plugins::sandbox::{Call, HookOutcome, Reply, WriteEvent, WriteOp};
 /// How deep plugin writes may trigger further plugin hooks.
 pub const MAX_DEPTH: u8 = 2;
 
+/// Most records one `before-write-batch` invocation carries: the
+/// invocation's limits (deadline, host calls, memory) cover the whole slice,
+/// so a slice stays about as large as a plugin's per-record budget allows.
+pub const MAX_BATCH: usize = 100;
+
 /// What a hook is about: the record type (for permissions and field rules)
 /// and the name plugins see and subscribe with (the type's name, or a
 /// custom object's key).
@@ -177,9 +182,9 @@ pub struct BatchItem {
 
 /// Runs the before-write hooks on a batch of writes of one type and
 /// operation (a bulk request, an import batch): each plugin is invoked once
-/// per slice of the batch that fits its input cap, not once per record. A
-/// rejection refuses its item only; a failing plugin fails the batch, as it
-/// fails a single write.
+/// per slice of the batch ([`MAX_BATCH`] records within its input cap), not
+/// once per record. A rejection refuses its item only; so does a plugin's
+/// failure on an item (a failed slice is asked again record by record).
 pub async fn before_write_batch<C: sea_orm::ConnectionTrait>(
     db: &C,
     ctx: &RequestContext,
@@ -220,7 +225,10 @@ pub async fn before_write_batch<C: sea_orm::ConnectionTrait>(
             };
             let len = event.before.as_ref().map_or(0, String::len)
                 + event.after.as_ref().map_or(0, String::len);
-            if size + len > budget && slices.last().is_some_and(|s| !s.is_empty()) {
+            let full = slices
+                .last()
+                .is_some_and(|s| !s.is_empty() && (size + len > budget || s.len() >= MAX_BATCH));
+            if full {
                 slices.push(Vec::new());
                 size = 0;
             }
@@ -249,23 +257,43 @@ async fn run_batch(
 ) -> Result<()> {
     let (indexes, events): (Vec<usize>, Vec<WriteEvent>) = pending.into_iter().unzip();
     let reply = rt
-        .invoke_in_write(active, Call::BeforeWriteBatch(events), ctx.plugin_depth)
-        .await
-        .map_err(|e| Error::PluginFailed(e.to_string()))?;
-    let Reply::Hooks(outcomes) = reply else {
-        return Err(Error::PluginFailed(format!(
-            "plugin {} answered a batch hook with {reply:?}",
-            active.row.plugin_id
-        )));
+        .invoke_in_write(
+            active,
+            Call::BeforeWriteBatch(events.clone()),
+            ctx.plugin_depth,
+        )
+        .await;
+    let outcomes = match reply {
+        Ok(Reply::Hooks(outcomes)) => outcomes.into_iter().map(Ok).collect::<Vec<_>>(),
+        // The batch failed as a whole (a trap, a limit of the invocation, an
+        // output too large): each record is asked alone, so a record that
+        // breaks the plugin fails only itself, as it would written alone.
+        _ => {
+            let mut one_by_one = Vec::with_capacity(events.len());
+            for event in events {
+                let reply = rt
+                    .invoke_in_write(active, Call::BeforeWrite(event), ctx.plugin_depth)
+                    .await;
+                one_by_one.push(match reply {
+                    Ok(Reply::Hook(outcome)) => Ok(outcome),
+                    Ok(other) => Err(Error::PluginFailed(format!(
+                        "plugin {} answered a hook with {other:?}",
+                        active.row.plugin_id
+                    ))),
+                    Err(e) => Err(Error::PluginFailed(e.to_string())),
+                });
+            }
+            one_by_one
+        }
     };
     for (index, outcome) in indexes.into_iter().zip(outcomes) {
         let Some(item) = items.get_mut(index) else {
             continue;
         };
-        match apply(active, object, op, outcome, &mut item.after) {
-            Ok(()) => {}
-            Err(e @ Error::Validation(_)) => item.refused = Some(e),
-            Err(e) => return Err(e),
+        // A plugin's failure on a record (or a patch it may not make) is
+        // that record's error.
+        if let Err(e) = outcome.and_then(|o| apply(active, object, op, o, &mut item.after)) {
+            item.refused = Some(e);
         }
     }
     Ok(())
@@ -349,6 +377,11 @@ fn check_patch(
         return Err(refuse("the record"));
     };
     for (key, value) in obj {
+        // `"custom": null` would clear every custom value, hidden and
+        // encrypted ones included.
+        if key == "custom" && !value.is_object() {
+            return Err(refuse("custom"));
+        }
         let fields: Vec<String> = if key == "custom" {
             value
                 .as_object()

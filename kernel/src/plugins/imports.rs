@@ -375,16 +375,18 @@ async fn record_get_many(
             message: format!("{} ids (at most {MAX_GET_MANY})", ids.len()),
         }]));
     }
-    let ids = ids
-        .iter()
-        .map(|id| parse_id(id))
-        .collect::<Result<Vec<Uuid>, HostError>>()?;
-    let found: Vec<Value> = if is_custom(object_type) {
-        let mut found = Vec::with_capacity(ids.len());
+    // An id that is not one is a record that does not exist: left out.
+    let ids: Vec<Uuid> = ids.iter().filter_map(|id| parse_id(id).ok()).collect();
+    // By the id asked for (a merged-away id answers with its survivor, as
+    // `get` does).
+    let mut by_id: std::collections::HashMap<Uuid, Value> = std::collections::HashMap::new();
+    if is_custom(object_type) {
         for id in &ids {
             let r = crate::crm::objects::get(&env.db, &env.ctx, object_type, *id).await;
             match r {
-                Ok(v) => found.push(v),
+                Ok(v) => {
+                    by_id.insert(*id, v);
+                }
                 Err(Error::NotFound(_)) => {}
                 Err(e) => {
                     let what = format!("records:custom_object:read ({object_type})");
@@ -392,21 +394,43 @@ async fn record_get_many(
                 }
             }
         }
-        found
     } else {
         let object = record_type(object_type)?;
-        let got = crate::crm::records::with_record_type!(object, R => records::among::<R>(&env.db, &env.ctx, None, &ids).await);
-        env.service(&format!("records:{object_type}:read"), got)
-            .await?
-    };
-    // In the order asked, each once.
-    let mut by_id: std::collections::HashMap<String, Value> = found
-        .into_iter()
-        .filter_map(|v| Some((v.get("id")?.as_str()?.to_owned(), v)))
-        .collect();
+        let got = crate::crm::records::with_record_type!(object, R => async {
+            let found = records::among::<R>(&env.db, &env.ctx, None, &ids).await?;
+            let mut by_id: std::collections::HashMap<Uuid, Value> = found
+                .into_iter()
+                .filter_map(|v| Some((v.get("id")?.as_str()?.parse().ok()?, v)))
+                .collect();
+            for id in &ids {
+                if by_id.contains_key(id) {
+                    continue;
+                }
+                match records::get::<R>(&env.db, &env.ctx, *id).await {
+                    Ok(m) => {
+                        let v = records::reveal_many::<R>(&env.db, &env.ctx, &[m], true).await?;
+                        if let Some(v) = v.into_iter().next() {
+                            by_id.insert(*id, v);
+                        }
+                    }
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(by_id)
+        }
+        .await);
+        by_id = env
+            .service(&format!("records:{object_type}:read"), got)
+            .await?;
+    }
+    // In the order asked, each record once.
+    let mut shown = std::collections::HashSet::new();
     let ordered: Vec<Value> = ids
         .iter()
-        .filter_map(|id| by_id.remove(&id.to_string()))
+        .filter_map(|id| by_id.get(id))
+        .filter(|v| shown.insert(v.get("id").map(Value::to_string)))
+        .cloned()
         .collect();
     Ok(Value::Array(ordered).to_string())
 }

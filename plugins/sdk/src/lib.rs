@@ -374,10 +374,12 @@ pub trait Plugin: 'static {
     }
 
     /// Before the records of one bulk request or import batch are written
-    /// (one type, one operation): one outcome per event, in order. The
-    /// default answers each with [`Plugin::before_write`]; override it when
-    /// the batch can be checked together (one query for all the records
-    /// instead of one each).
+    /// (one type, one operation): one outcome per event, in order. A large
+    /// batch comes in slices of at most 100 events, one call each under the
+    /// plugin's limits; a slice whose call fails is asked again event by
+    /// event through [`Plugin::before_write`]. The default answers each with
+    /// [`Plugin::before_write`]; override it when the batch can be checked
+    /// together (one query for all the records instead of one each).
     fn before_write_batch(&mut self, events: Vec<WriteEvent>) -> Vec<HookOutcome> {
         events.into_iter().map(|e| self.before_write(e)).collect()
     }
@@ -671,7 +673,8 @@ pub mod records {
     }
 
     /// The records of `ids` (at most 200) in one host call, in the order
-    /// asked; ids of records that do not exist or the plugin may not see
+    /// asked, each once; a merged-away id answers with its survivor (as
+    /// [`get`] does); ids of no record, or of one the plugin may not see,
     /// are left out.
     pub fn get_many(object_type: &str, ids: &[String]) -> Result<Vec<Value>, Error> {
         match parse_json(&wit::get_many(object_type, ids)?) {

@@ -47,14 +47,14 @@ impl Plugin for Showcase {
     }
 
     /// A batch (bulk request, import) is checked together: a contact whose
-    /// email another contact of the same batch has is refused; the rest
-    /// are tidied one by one.
+    /// email another contact of the same batch (slice) has is refused; the
+    /// rest are tidied one by one.
     fn before_write_batch(&mut self, events: Vec<WriteEvent>) -> Vec<HookOutcome> {
         let mut seen = std::collections::HashSet::new();
         events
             .into_iter()
             .map(|event| {
-                let emails: Vec<String> = event
+                let emails: std::collections::BTreeSet<String> = event
                     .after_field("emails")
                     .and_then(Value::as_array)
                     .into_iter()
@@ -63,7 +63,10 @@ impl Plugin for Showcase {
                     .map(str::to_lowercase)
                     .collect();
                 // Every email of the record is remembered, even after a clash.
-                let clashes = emails.into_iter().filter(|e| !seen.insert(e.clone())).count();
+                let clashes = emails
+                    .into_iter()
+                    .filter(|e| !seen.insert(e.clone()))
+                    .count();
                 let clash = clashes > 0;
                 if clash {
                     HookOutcome::reject(
