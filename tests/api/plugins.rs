@@ -463,6 +463,26 @@ async fn a_plugin_built_for_an_unknown_contract_is_refused() {
     assert_eq!(res.error_fields(), ["manifest.contract"]);
 }
 
+/// Sends a bulk create of three contacts whose middle one has `title`,
+/// expects it to fail alone, and returns its item error.
+async fn failed_middle_item(app: &TestApp, title: &str) -> serde_json::Value {
+    let res = app
+        .post(
+            "/api/v1/contacts/bulk",
+            json!({"operation": "create", "items": [
+                {"first_name": "A", "job_title": "Agent"},
+                {"first_name": "B", "job_title": title},
+                {"first_name": "C", "job_title": "Clerk"}
+            ]}),
+        )
+        .await;
+    res.assert_problem(422, "bulk_failed");
+    let items = res.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", res.body);
+    assert_eq!(items[0]["index"], 1);
+    items[0].clone()
+}
+
 /// A plugin built for the first contract (0.1.0, without the SDK) keeps
 /// working under a kernel whose newest contract is 0.2.0: its hook patches
 /// and refuses, once per record of a bulk request, and its imports reach
@@ -506,21 +526,8 @@ async fn a_plugin_built_for_contract_0_1_0_runs_through_the_shim() {
 
     // A bulk request: 0.1.0 has no batch hook, so each record is asked in
     // turn, and a refusal is that item's error.
-    let res = app
-        .post(
-            "/api/v1/contacts/bulk",
-            json!({"operation": "create", "items": [
-                {"first_name": "A", "job_title": "Agent"},
-                {"first_name": "B", "job_title": "forbidden"},
-                {"first_name": "C", "job_title": "Clerk"}
-            ]}),
-        )
-        .await;
-    res.assert_problem(422, "bulk_failed");
-    let items = res.body["items"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "{}", res.body);
-    assert_eq!(items[0]["index"], 1);
-    assert_eq!(items[0]["errors"][0]["field"], "job_title");
+    let failed = failed_middle_item(&app, "forbidden").await;
+    assert_eq!(failed["errors"][0]["field"], "job_title");
     assert_eq!(
         app.count_contacts().await,
         1,
@@ -528,21 +535,8 @@ async fn a_plugin_built_for_contract_0_1_0_runs_through_the_shim() {
     );
     // A record that crashes the plugin fails the batch's invocation; the
     // batch is asked again record by record, so only that item fails.
-    let res = app
-        .post(
-            "/api/v1/contacts/bulk",
-            json!({"operation": "create", "items": [
-                {"first_name": "A", "job_title": "Agent"},
-                {"first_name": "B", "job_title": "crash"},
-                {"first_name": "C", "job_title": "Clerk"}
-            ]}),
-        )
-        .await;
-    res.assert_problem(422, "bulk_failed");
-    let items = res.body["items"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "{}", res.body);
-    assert_eq!(items[0]["index"], 1);
-    assert!(items[0].to_string().contains("legacy"), "{}", items[0]);
+    let failed = failed_middle_item(&app, "crash").await;
+    assert!(failed.to_string().contains("legacy"), "{failed}");
     let ok = app
         .post(
             "/api/v1/contacts/bulk",
