@@ -555,6 +555,26 @@ async fn a_plugin_built_for_contract_0_1_0_runs_through_the_shim() {
         .collect();
     assert_eq!(titles, ["Agent (legacy)", "Clerk (legacy)"]);
 
+    // A patch may not clear the custom values wholesale (hidden and
+    // encrypted ones included): the write fails and the values stay.
+    app.post(
+        "/api/v1/custom-fields",
+        json!({"object_type": "contact", "key": "tier", "label": "Tier", "field_type": "text"}),
+    )
+    .await
+    .assert_status(201);
+    let tiered = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Tia", "custom": {"tier": "gold"}}),
+        )
+        .await;
+    let path = format!("/api/v1/contacts/{}", tiered["id"].as_str().unwrap());
+    app.patch(&path, json!({"version": 1, "job_title": "wipe"}))
+        .await
+        .assert_problem(503, "plugin_failed");
+    assert_eq!(app.get(&path).await.body["custom"]["tier"], "gold");
+
     // Its route reads through the 0.1.0 `records.get`: its own tenant's
     // contact, never another's (a 0.1.0 `not-found`), and it logs.
     let id = c["id"].as_str().unwrap();

@@ -4,7 +4,8 @@
 //! exports called and their imports answered through the 0.1.0 shim.
 //!
 //! - `before-write` on contacts: a job title `forbidden` is refused (field
-//!   error on `job_title`), `crash` panics, any other title gets
+//!   error on `job_title`), `crash` panics, `wipe` patches `custom` to
+//!   null (refused by the kernel), any other title gets
 //!   ` (legacy)` appended.
 //! - `GET /contacts/{id}`: the contact through `records.get`, a host error
 //!   as 404/403/500, with a log line.
@@ -45,6 +46,8 @@ impl Guest for Legacy {
             .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or_default();
         match after.get("job_title").and_then(|t| t.as_str()) {
+            // A patch clearing every custom value (which the kernel refuses).
+            Some("wipe") => HookOutcome::Patch(r#"{"custom": null}"#.to_owned()),
             // A plugin bug met by one record of a batch.
             Some("crash") => panic!("legacy cannot handle this title"),
             Some("forbidden") => HookOutcome::Reject(vec![FieldError {
