@@ -166,8 +166,9 @@ pub enum ExportCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SearchCommand {
-    /// Rewrite the search documents of every contact, account and deal from
-    /// the records (after an upgrade that changed them, or to repair).
+    /// Rewrite the search documents and duplicate-detection match keys of
+    /// every contact, account and deal from the records (after an upgrade
+    /// that changed them, or to repair).
     Reindex {
         /// Only this tenant (slug).
         #[arg(long)]

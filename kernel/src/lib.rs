@@ -56,11 +56,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects to the configured database, applies migrations, seals audit
-    /// entries written before the chain existed, and loads the keys.
+    /// Connects to the configured database, applies migrations (and the
+    /// index rebuilds they queue), seals audit entries written before the
+    /// chain existed, and loads the keys.
     pub async fn open(config: Config) -> error::Result<AppState> {
         let db = db::connect(&config.database_url, config.max_connections).await?;
         db::migrate(&db).await?;
+        crm::search::rebuild_pending(&db).await?;
         audit::chain::seal_unsealed(&db).await?;
         let ttl = std::time::Duration::from_secs(config.token_cache_seconds);
         let keyring = Arc::new(keys::Keyring::from_config(&config)?);

@@ -22,6 +22,7 @@ mod m0012_merges;
 mod m0013_bulk_actions;
 mod m0014_dashboard_views;
 mod m0015_storage_usage;
+mod m0016_match_keys;
 
 /// Every migration of the kernel, in order.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_bulk_actions::Migration),
             Box::new(m0014_dashboard_views::Migration),
             Box::new(m0015_storage_usage::Migration),
+            Box::new(m0016_match_keys::Migration),
         ]
     }
 }

@@ -130,3 +130,146 @@ async fn accounts_alike_by_domain_or_name() {
     assert_eq!(list[1]["name"], "Acme Corp.");
     assert_eq!(codes(&list[1]), ["similar_name"]);
 }
+
+/// The check keys on every address and number a contact has, follows
+/// edits and deletions, and meets names written in another order or with
+/// accents.
+#[tokio::test]
+async fn match_keys_follow_every_address_edits_and_deletions() {
+    let app = TestApp::new().await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace",
+                   "emails": [{"address": "ada@work.example"}, {"address": "ada@home.example"}]}),
+        )
+        .await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let jose = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "José", "last_name": "Álvarez"}),
+        )
+        .await;
+    let duplicates_of = |body: Value| {
+        let app = &app;
+        async move {
+            let created = app.create("/api/v1/contacts", body).await;
+            let id = created["id"].as_str().unwrap().to_owned();
+            let list = app.get(&format!("/api/v1/contacts/{id}/duplicates")).await;
+            list.assert_status(200);
+            app.delete(&format!("/api/v1/contacts/{id}"))
+                .await
+                .assert_status(204);
+            list.body.as_array().unwrap().clone()
+        }
+    };
+
+    // The second address counts as much as the first.
+    let list = duplicates_of(json!({"first_name": "A.", "last_name": "King",
+        "emails": [{"address": "Ada@Home.example"}]}))
+    .await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["id"], ada_id);
+    assert_eq!(codes(&list[0]), ["same_email"]);
+
+    // Names in another order, or without their accents, meet.
+    let list = duplicates_of(json!({"first_name": "Jose", "last_name": "Alvarez"})).await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["id"], jose["id"]);
+    let list = duplicates_of(json!({"first_name": "Lovelace", "last_name": "Ada"})).await;
+    assert!(list.iter().any(|c| c["id"] == ada_id), "{list:#?}");
+
+    // After an edit the old address no longer matches and the new one does.
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/contacts/{ada_id}"),
+        Some(&app.token),
+        Some(json!({"first_name": "Augusta", "emails": [{"address": "augusta@new.example"}]})),
+        &[("if-match", &ada["version"].to_string())],
+    )
+    .await
+    .assert_status(200);
+    let list =
+        duplicates_of(json!({"first_name": "Zed", "emails": [{"address": "ada@home.example"}]}))
+            .await;
+    assert!(list.is_empty(), "{list:#?}");
+    let list =
+        duplicates_of(json!({"first_name": "Zed", "emails": [{"address": "augusta@new.example"}]}))
+            .await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["id"], ada_id);
+
+    // A deleted contact leaves no keys behind.
+    app.delete(&format!("/api/v1/contacts/{ada_id}"))
+        .await
+        .assert_status(204);
+    let left = app
+        .sql_count(&format!(
+            "SELECT COUNT(*) AS n FROM match_keys WHERE record_id = {}",
+            app.id_sql(ada_id)
+        ))
+        .await;
+    assert_eq!(left, 0);
+}
+
+/// Records stored before match keys existed get them when the kernel
+/// starts after the upgrade (the migration queues the rebuild).
+#[tokio::test]
+async fn records_from_before_the_upgrade_get_their_keys_at_start() {
+    let app = TestApp::new().await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace",
+                   "emails": [{"address": "ada@example.com"}]}),
+        )
+        .await;
+    let acme = app
+        .create(
+            "/api/v1/accounts",
+            json!({"name": "Acme", "domain": "acme.com"}),
+        )
+        .await;
+    // As a database upgraded from before m0016 is: no keys, a rebuild queued.
+    app.sql("DELETE FROM match_keys").await;
+    app.sql("INSERT INTO pending_rebuilds (name) VALUES ('search')")
+        .await;
+    let probe = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Someone", "emails": [{"address": "ada@example.com"}]}),
+        )
+        .await;
+    let probe = format!(
+        "/api/v1/contacts/{}/duplicates",
+        probe["id"].as_str().unwrap()
+    );
+    assert_eq!(app.get(&probe).await.body, json!([]));
+
+    let restarted = app.another_process().await;
+    let found = restarted.get(&probe).await.body;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found:#?}");
+    assert_eq!(found[0]["id"], ada["id"]);
+    let account = restarted
+        .post(
+            "/api/v1/accounts",
+            json!({"name": "Acme Inc", "domain": "ACME.com"}),
+        )
+        .await;
+    account.assert_status(201);
+    assert_eq!(account.headers["trellis-duplicates"], "1");
+    let id = account.body["id"].as_str().unwrap();
+    let found = restarted
+        .get(&format!("/api/v1/accounts/{id}/duplicates"))
+        .await
+        .body;
+    assert_eq!(found[0]["id"], acme["id"], "{found:#?}");
+    assert_eq!(
+        restarted
+            .sql_count("SELECT COUNT(*) AS n FROM pending_rebuilds")
+            .await,
+        0
+    );
+    drop(restarted);
+}

@@ -120,19 +120,24 @@ pub async fn create<R: Record>(
     }
     let m = records::create::<R>(&state.db, ctx, input).await?;
     let id = R::id(&m);
+    let found = if policy == Policy::Off {
+        Vec::new()
+    } else {
+        // The record as stored (hooks may have normalised it), as the
+        // caller sees it.
+        let stored = records::present::<R>(ctx, &m);
+        duplicates::like(&state.db, ctx, R::OBJECT, &stored, Some(id)).await?
+    };
     let mut response = with_etag::<R>(state, ctx, StatusCode::CREATED, m, false).await?;
-    if policy != Policy::Off {
-        // Created, with a pointer to the records it likely duplicates.
-        let found = duplicates::of(&state.db, ctx, R::OBJECT, id).await?;
-        if !found.is_empty() {
-            let headers = response.headers_mut();
-            headers.insert("trellis-duplicates", header::HeaderValue::from(found.len()));
-            if let Ok(link) = header::HeaderValue::from_str(&format!(
-                "</api/v1/{}s/{id}/duplicates>; rel=\"duplicates\"",
-                R::OBJECT.as_str()
-            )) {
-                headers.insert(header::LINK, link);
-            }
+    // Created, with a pointer to the records it likely duplicates.
+    if !found.is_empty() {
+        let headers = response.headers_mut();
+        headers.insert("trellis-duplicates", header::HeaderValue::from(found.len()));
+        if let Ok(link) = header::HeaderValue::from_str(&format!(
+            "</api/v1/{}s/{id}/duplicates>; rel=\"duplicates\"",
+            R::OBJECT.as_str()
+        )) {
+            headers.insert(header::LINK, link);
         }
     }
     Ok(response)

@@ -337,6 +337,7 @@ impl Record for Accounts {
             title: m.name.clone(),
             subtitle: m.domain.clone(),
             body,
+            match_keys: crate::crm::duplicates::keys::account(&m.name, m.domain.as_deref()),
         })
     }
 }

@@ -408,7 +408,7 @@ impl Record for Contacts {
             body.push(p.number.clone());
             let digits: String = p.number.chars().filter(char::is_ascii_digit).collect();
             // The last nine digits find the same line written with or
-            // without its country code (duplicate detection searches them).
+            // without its country code.
             if digits.len() > 9 {
                 body.push(digits[digits.len() - 9..].to_owned());
             }
@@ -416,6 +416,12 @@ impl Record for Contacts {
         }
         body.extend(c.job_title.clone());
         body.extend(c.tags.iter().cloned());
+        let match_keys = crate::crm::duplicates::keys::contact(
+            c.first_name.as_deref().unwrap_or_default(),
+            c.last_name.as_deref().unwrap_or_default(),
+            c.emails.iter().map(|e| e.address.as_str()),
+            c.phones.iter().map(|p| p.number.as_str()),
+        );
         Some(SearchDocument {
             tenant_id: m.tenant_id,
             object_type: "contact",
@@ -423,6 +429,7 @@ impl Record for Contacts {
             title: c.name,
             subtitle: c.email.or(c.job_title),
             body: body.join(" "),
+            match_keys,
         })
     }
 }

@@ -359,6 +359,7 @@ impl Record for Deals {
                 m.currency
             )),
             body: String::new(),
+            match_keys: Vec::new(),
         })
     }
 }

@@ -1,11 +1,11 @@
 //! Finding a record's likely duplicates, each with a confidence and the
 //! reasons for it.
 //!
-//! Candidates come from the search index (the record's name, its email
-//! addresses and phone numbers, its domain), so finding them costs a few
-//! indexed queries however large the tenant; they are read through the
-//! list service, so the caller's scope and field rules apply, and then
-//! scored here. Each piece of evidence has a weight and they combine as
+//! Candidates come from exact match keys stored with each record (its
+//! email addresses, phone numbers, domain and a name key: see [`keys`]),
+//! so finding them costs one indexed look-up however large the tenant;
+//! they are read through the list service, so the caller's scope and
+//! field rules apply, and then scored here. Each piece of evidence has a weight and they combine as
 //! independent signals: `1 - Π(1 - w)`.
 
 use std::collections::BTreeSet;
@@ -22,6 +22,7 @@ use crate::crm::records::{self, Record};
 use crate::error::Result;
 use crate::permissions::ObjectType;
 
+pub mod keys;
 pub mod queue;
 
 /// What creating a record that likely duplicates another does.
@@ -102,33 +103,30 @@ pub async fn contacts_like(
     me: &Value,
     id: Option<Uuid>,
 ) -> Result<Vec<Candidate>> {
-    let emails = list_of(me, "emails", "address", |s| s.trim().to_lowercase());
-    let phones = list_of(me, "phones", "number", digits);
+    let emails = list_of(me, "emails", "address", keys::email);
+    let phones = list_of(me, "phones", "number", keys::digits);
     let name = person_name(me);
-    let mut queries: Vec<String> = emails.iter().cloned().collect();
-    // The search index holds each number's last nine digits as a word.
-    queries.extend(
-        phones
-            .iter()
-            .filter(|p| p.len() >= 7)
-            .map(|p| p[p.len().saturating_sub(9)..].to_owned()),
+    let my_keys = keys::contact(
+        &text(me, "first_name"),
+        &text(me, "last_name"),
+        emails.iter().map(String::as_str),
+        phones.iter().map(String::as_str),
     );
-    queries.extend(name_prefixes(&[
-        text(me, "first_name"),
-        text(me, "last_name"),
-    ]));
-    let found = candidates::<Contacts>(db, ctx, id, &queries).await?;
+    let found = candidates::<Contacts>(db, ctx, id, &my_keys).await?;
     let mut out = Vec::new();
     for other in found {
         let mut evidence: Vec<(f64, Reason)> = Vec::new();
-        let their_emails = list_of(&other, "emails", "address", |s| s.trim().to_lowercase());
+        let their_emails = list_of(&other, "emails", "address", keys::email);
         if let Some(e) = emails.intersection(&their_emails).next() {
             evidence.push((0.95, reason("same_email", e.clone())));
         }
-        let their_phones = list_of(&other, "phones", "number", digits);
+        let their_lines: BTreeSet<String> = list_of(&other, "phones", "number", keys::digits)
+            .iter()
+            .filter_map(|p| keys::phone_line(p).map(str::to_owned))
+            .collect();
         if let Some(p) = phones
             .iter()
-            .find(|p| p.len() >= 7 && their_phones.iter().any(|q| same_number(p, q)))
+            .find(|p| keys::phone_line(p).is_some_and(|l| their_lines.contains(l)))
         {
             evidence.push((0.8, reason("same_phone", p.clone())));
         }
@@ -159,18 +157,13 @@ pub async fn accounts_like(
     id: Option<Uuid>,
 ) -> Result<Vec<Candidate>> {
     let name = text(me, "name");
-    let domain = text(me, "domain").to_lowercase();
-    let mut queries: Vec<String> = name_prefixes(std::slice::from_ref(&name))
-        .into_iter()
-        .collect();
-    if !domain.is_empty() {
-        queries.push(domain.clone());
-    }
-    let found = candidates::<Accounts>(db, ctx, id, &queries).await?;
+    let domain = keys::email(&text(me, "domain"));
+    let my_keys = keys::account(&name, Some(&domain));
+    let found = candidates::<Accounts>(db, ctx, id, &my_keys).await?;
     let mut out = Vec::new();
     for other in found {
         let mut evidence: Vec<(f64, Reason)> = Vec::new();
-        if !domain.is_empty() && text(&other, "domain").to_lowercase() == domain {
+        if !domain.is_empty() && keys::email(&text(&other, "domain")) == domain {
             evidence.push((0.95, reason("same_domain", domain.clone())));
         }
         let their_name = text(&other, "name");
@@ -197,6 +190,22 @@ pub async fn of(
     }
 }
 
+/// Likely duplicates of a record of `object` given as JSON, but `id`
+/// (none for types without duplicate detection).
+pub async fn like(
+    db: &sea_orm::DatabaseConnection,
+    ctx: &RequestContext,
+    object: ObjectType,
+    record: &Value,
+    id: Option<Uuid>,
+) -> Result<Vec<Candidate>> {
+    match object {
+        ObjectType::Contact => contacts_like(db, ctx, record, id).await,
+        ObjectType::Account => accounts_like(db, ctx, record, id).await,
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// Under [`Policy::Block`], refuses to create a record (given in input
 /// form) that very likely exists already, naming the records it matches.
 pub async fn refuse_likely(
@@ -205,11 +214,7 @@ pub async fn refuse_likely(
     object: ObjectType,
     input: &Value,
 ) -> Result<()> {
-    let found = match object {
-        ObjectType::Contact => contacts_like(db, ctx, input, None).await?,
-        ObjectType::Account => accounts_like(db, ctx, input, None).await?,
-        _ => return Ok(()),
-    };
+    let found = like(db, ctx, object, input, None).await?;
     let candidates: Vec<Candidate> = found
         .into_iter()
         .filter(|c| c.score >= BLOCK_SCORE)
@@ -238,26 +243,26 @@ async fn one<R: Record>(
         .ok_or(crate::error::Error::NotFound(R::OBJECT.as_str()))
 }
 
-/// Records the search index finds for any of `queries`, as the caller may
-/// see them, without `id` itself.
+/// Records holding any of `keys`, as the caller may see them (its record
+/// scope and field rules apply: the evidence is then judged on what it
+/// sees, so a key matched on a hidden value proves nothing), without `id`.
 async fn candidates<R: Record>(
     db: &sea_orm::DatabaseConnection,
     ctx: &RequestContext,
     id: Option<Uuid>,
-    queries: &[String],
+    my_keys: &[String],
 ) -> Result<Vec<Value>> {
-    let mut ids: BTreeSet<Uuid> = BTreeSet::new();
-    for q in queries.iter().filter(|q| !q.trim().is_empty()) {
-        for hit in crate::crm::search::records(db, ctx, q, &[R::OBJECT], 20).await? {
-            if Some(hit.id) != id {
-                ids.insert(hit.id);
-            }
-        }
-    }
+    let (weak, exact): (Vec<String>, Vec<String>) =
+        my_keys.iter().cloned().partition(|k| keys::is_name(k));
+    let ids: Vec<Uuid> =
+        crate::db::search::matching(db, ctx.tenant_id, R::OBJECT.as_str(), &exact, &weak)
+            .await?
+            .into_iter()
+            .filter(|found| Some(*found) != id)
+            .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = ids.into_iter().take(100).collect();
     records::among_sealed::<R>(db, ctx, &ids).await
 }
 
@@ -298,12 +303,20 @@ fn reason(code: &str, detail: String) -> Reason {
 }
 
 /// Evidence from two names alike enough, weighted by how alike (`top` for
-/// the same name).
+/// the same name). Compared without case or accents, and in either word
+/// order (`Lovelace Ada` is `Ada Lovelace`).
 fn similar_names(a: &str, b: &str, top: f64) -> Option<(f64, Reason)> {
-    if a.is_empty() || b.is_empty() {
+    let (wa, wb) = (keys::name_words(a), keys::name_words(b));
+    if wa.is_empty() || wb.is_empty() {
         return None;
     }
-    let similarity = strsim::jaro_winkler(&a.to_lowercase(), &b.to_lowercase());
+    let sorted = |w: &[String]| {
+        let mut w = w.to_vec();
+        w.sort();
+        w.join(" ")
+    };
+    let similarity = strsim::jaro_winkler(&wa.join(" "), &wb.join(" "))
+        .max(strsim::jaro_winkler(&sorted(&wa), &sorted(&wb)));
     (similarity >= NAME_SIMILARITY).then(|| {
         (
             top * similarity,
@@ -313,19 +326,6 @@ fn similar_names(a: &str, b: &str, top: f64) -> Option<(f64, Reason)> {
             ),
         )
     })
-}
-
-/// Search words for names alike: each name's first four letters as a word
-/// beginning (`Ada Love` finds `Ada Lovelance`), so a slip after them is
-/// still found; a slip within them is not.
-fn name_prefixes(parts: &[String]) -> Option<String> {
-    let words: Vec<String> = parts
-        .iter()
-        .flat_map(|p| p.split_whitespace())
-        .map(|w| w.chars().take(4).collect::<String>())
-        .filter(|w| !w.is_empty())
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
 }
 
 fn text(record: &Value, key: &str) -> String {
@@ -364,38 +364,16 @@ fn list_of(
         .collect()
 }
 
-fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
-}
-
-/// Two numbers in digits are the same line when one ends with the other's
-/// last nine digits (`+44 20 7946 0000` and `020 7946 0000`).
-fn same_number(a: &str, b: &str) -> bool {
-    let tail = |s: &str| s[s.len().saturating_sub(9)..].to_owned();
-    a.len() >= 7 && b.len() >= 7 && tail(a) == tail(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_match_on_their_last_nine_digits() {
-        assert!(same_number(
-            &digits("+44 20 7946 0000"),
-            &digits("020 7946 0000")
-        ));
-        assert!(!same_number(
-            &digits("+44 20 7946 0000"),
-            &digits("020 7946 0001")
-        ));
-        assert!(!same_number("12345", "12345"));
-    }
 
     #[test]
     fn names_alike_are_evidence_and_others_are_not() {
         assert!(similar_names("Ada Lovelace", "ada lovelace", 0.6).is_some());
         assert!(similar_names("Ada Lovelace", "Ada Lovelance", 0.6).is_some());
         assert!(similar_names("Ada Lovelace", "Grace Hopper", 0.6).is_none());
+        assert!(similar_names("Lovelace, Ada", "Ada Lovelace", 0.6).is_some());
+        assert!(similar_names("José Álvarez", "jose alvarez", 0.6).is_some_and(|(w, _)| w == 0.6));
     }
 }

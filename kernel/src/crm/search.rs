@@ -83,7 +83,7 @@ fn visible_title(visible: &serde_json::Value) -> String {
         .unwrap_or_else(|| "(restricted)".to_owned())
 }
 
-/// Rewrites the search documents of every contact, account and deal (of
+/// Rewrites the search documents and match keys of every contact, account and deal (of
 /// one tenant, or all), from the records as they are: after the documents'
 /// shape changed, or to repair the index. Pages of 1,000 by id, each page
 /// one transaction, so it runs beside normal traffic. Returns the
@@ -93,6 +93,29 @@ pub async fn reindex(db: &DatabaseConnection, tenant: Option<uuid::Uuid>) -> Res
     Ok(reindex_type::<Contacts>(db, tenant).await?
         + reindex_type::<Accounts>(db, tenant).await?
         + reindex_type::<Deals>(db, tenant).await?)
+}
+
+/// Runs the rebuilds a migration queued in `pending_rebuilds` (after it
+/// added derived data, such as match keys, that existing records lack),
+/// then clears them. Several kernel processes starting together may both
+/// rebuild: the rebuild is idempotent.
+pub async fn rebuild_pending(db: &DatabaseConnection) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = db.get_database_backend();
+    let pending = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT name FROM pending_rebuilds WHERE name = 'search'",
+        ))
+        .await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let written = reindex(db, None).await?;
+    tracing::info!(written, "rebuilt the search index and match keys");
+    db.execute_unprepared("DELETE FROM pending_rebuilds WHERE name = 'search'")
+        .await?;
+    Ok(())
 }
 
 async fn reindex_type<R: records::Record>(

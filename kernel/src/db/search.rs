@@ -26,6 +26,9 @@ pub struct SearchDocument {
     pub subtitle: Option<String>,
     /// Everything else searchable: emails, phones, company names.
     pub body: String,
+    /// Exact keys duplicate detection looks the record up by (see
+    /// `crm::duplicates::keys`); stored in `match_keys`.
+    pub match_keys: Vec<String>,
 }
 
 /// One search result. Results come best first; the score itself is not
@@ -68,13 +71,110 @@ pub async fn upsert<C: ConnectionTrait>(db: &C, docs: &[SearchDocument]) -> Resu
         );
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
+        replace_match_keys(db, chunk).await?;
     }
     Ok(())
+}
+
+/// Replaces the match keys of the documents' records with theirs.
+async fn replace_match_keys<C: ConnectionTrait>(db: &C, docs: &[SearchDocument]) -> Result<()> {
+    let mut by_tenant: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+    for doc in docs {
+        by_tenant
+            .entry(doc.tenant_id)
+            .or_default()
+            .push(doc.record_id);
+    }
+    for (tenant_id, ids) in by_tenant {
+        delete_where_record(db, "match_keys", tenant_id, &ids).await?;
+    }
+    let backend = db.get_database_backend();
+    let rows: Vec<(&SearchDocument, &String)> = docs
+        .iter()
+        .flat_map(|d| d.match_keys.iter().map(move |k| (d, k)))
+        .collect();
+    // 4 values per row.
+    for chunk in rows.chunks(1000) {
+        let mut sql =
+            String::from("INSERT INTO match_keys (tenant_id, object_type, key, record_id) VALUES ");
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+        for (i, (doc, key)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&placeholders(backend, values.len(), 4));
+            values.push(doc.tenant_id.into());
+            values.push(doc.object_type.into());
+            values.push((*key).clone().into());
+            values.push(doc.record_id.into());
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records of one type holding any of the keys: at most 100 by `exact`
+/// keys (an address, a number, a domain: few records share one) and 50 by
+/// `weak` ones (a name: many may share it), so a common name cannot crowd
+/// out an exact match.
+pub async fn matching<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    object_type: &str,
+    exact: &[String],
+    weak: &[String],
+) -> Result<Vec<Uuid>> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = vec![tenant_id.into(), object_type.into()];
+    let mut parts = Vec::new();
+    for (group, limit) in [(exact, 100), (weak, 50)] {
+        if group.is_empty() {
+            continue;
+        }
+        let list = (0..group.len())
+            .map(|i| param(backend, values.len() + i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        values.extend(group.iter().map(|k| Value::from(k.clone())));
+        parts.push(format!(
+            "SELECT record_id FROM (SELECT record_id FROM match_keys \
+             WHERE tenant_id = {} AND object_type = {} AND key IN ({list}) LIMIT {limit}) m{}",
+            param(backend, 1),
+            param(backend, 2),
+            parts.len()
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            parts.join(" UNION "),
+            values,
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<Uuid>("", "record_id")?))
+        .collect()
 }
 
 /// Removes the documents of the given records.
 pub async fn remove<C: ConnectionTrait>(
     db: &C,
+    tenant_id: Uuid,
+    record_ids: &[Uuid],
+) -> Result<()> {
+    delete_where_record(db, "search_documents", tenant_id, record_ids).await?;
+    delete_where_record(db, "match_keys", tenant_id, record_ids).await
+}
+
+/// Deletes the rows of `table` (keyed by tenant and record) of the records.
+async fn delete_where_record<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
     tenant_id: Uuid,
     record_ids: &[Uuid],
 ) -> Result<()> {
@@ -87,7 +187,7 @@ pub async fn remove<C: ConnectionTrait>(
             .join(",");
         values.extend(chunk.iter().map(|id| Value::from(*id)));
         let sql = format!(
-            "DELETE FROM search_documents WHERE tenant_id = {} AND record_id IN ({list})",
+            "DELETE FROM {table} WHERE tenant_id = {} AND record_id IN ({list})",
             param(backend, 1)
         );
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
