@@ -133,6 +133,9 @@ pub struct ImportView {
     pub created: i64,
     pub updated: i64,
     pub rejected: i64,
+    /// Pairs of likely duplicates (a new record and a stored one, or two
+    /// new ones) queued for review in the duplicates queue.
+    pub likely_duplicates: i64,
     /// 0 to 100.
     pub percent: f64,
     /// Rows a second over the current run.
@@ -182,6 +185,7 @@ fn view(m: &import::Model, targets_for_suggestion: Option<&[mapping::Target]>) -
         created: m.created_count,
         updated: m.updated_count,
         rejected: m.rejected_count,
+        likely_duplicates: m.duplicate_count,
         percent,
         rows_per_second: rate,
         eta_seconds: eta,
@@ -304,6 +308,7 @@ where
         created_count: Set(0),
         updated_count: Set(0),
         rejected_count: Set(0),
+        duplicate_count: Set(0),
         actor: Set(
             serde_json::to_value(Acting::of(ctx)).map_err(|e| Error::Internal(e.to_string()))?
         ),
@@ -513,6 +518,7 @@ pub async fn start(
         created_count: Set(0),
         updated_count: Set(0),
         rejected_count: Set(0),
+        duplicate_count: Set(0),
         error: Set(None),
         run_started_at: Set(None),
         run_start_rows: Set(0),

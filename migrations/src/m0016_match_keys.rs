@@ -1,4 +1,5 @@
-//! Exact keys for duplicate detection: each contact's and account's
+//! Exact keys for duplicate detection (and the count of likely
+//! duplicates an import queued): each contact's and account's
 //! normalised email addresses, phone numbers, domain and name key, so the
 //! check that runs on every create is one indexed look-up rather than
 //! full-text queries whose cost grew with the tenant. Written with the
@@ -65,6 +66,15 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Pairs of likely duplicates an import queued for review.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("imports")
+                    .add_column(big_integer("duplicate_count").default(0))
+                    .to_owned(),
+            )
+            .await?;
         let db = manager.get_connection();
         db.execute_unprepared("INSERT INTO pending_rebuilds (name) VALUES ('search')")
             .await?;
@@ -79,6 +89,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("imports")
+                    .drop_column("duplicate_count")
+                    .to_owned(),
+            )
+            .await?;
         for table in ["pending_rebuilds", "match_keys"] {
             manager
                 .drop_table(Table::drop().table(table).if_exists().to_owned())

@@ -1207,3 +1207,146 @@ async fn an_import_stops_at_the_plans_contact_limit() {
     assert_eq!(done["processed_rows"], 1000);
     assert_eq!(contacts(&app, Some(&key)).await.len(), 1000);
 }
+
+/// The duplicate check runs on imported rows: a row sharing an address,
+/// number or domain with a stored record or an earlier row is queued for
+/// review under `warn`, and refused under `block`.
+#[tokio::test]
+async fn imported_rows_meet_the_duplicate_check() {
+    let app = TestApp::new().await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace",
+                   "emails": [{"address": "ada@work.example"}, {"address": "ada@home.example"},
+                              {"address": "ada@old.example"}],
+                   "phones": [{"number": "020 7946 0000"}]}),
+        )
+        .await;
+    let mapping = json!([
+        {"column": "First", "field": "first_name"},
+        {"column": "Last", "field": "last_name"},
+        {"column": "Email", "field": "emails"},
+        {"column": "Phone", "field": "phones"}
+    ]);
+    let csv = "First,Last,Email,Phone\n\
+               Augusta,King,augusta@example.com,+44 20 7946 0000\n\
+               Grace,Hopper,grace@example.com,+1 555 010 0001\n\
+               Grace,Hoper,g.hopper@example.com,555 010 0001\n\
+               Alan,Turing,alan@example.com,\n";
+    let done = import(
+        &app,
+        "contacts",
+        "warn.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mapping": mapping}),
+    )
+    .await;
+    assert_eq!(done["created"], 4, "{done:#}");
+    assert_eq!(done["likely_duplicates"], 2, "{done:#}");
+    let queue = app.get("/api/v1/duplicates?object_type=contact").await;
+    queue.assert_status(200);
+    let pairs = queue.body.as_array().unwrap().clone();
+    assert_eq!(pairs.len(), 2, "{pairs:#?}");
+    let names = |p: &Value| {
+        let mut n = [
+            p["record_name"].as_str().unwrap().to_owned(),
+            p["other_name"].as_str().unwrap().to_owned(),
+        ];
+        n.sort();
+        n
+    };
+    let with_ada = pairs
+        .iter()
+        .find(|p| p["record_id"] == ada["id"] || p["other_id"] == ada["id"])
+        .unwrap_or_else(|| panic!("{pairs:#?}"));
+    assert_eq!(names(with_ada), ["Ada Lovelace", "Augusta King"]);
+    assert_eq!(with_ada["reasons"][0]["code"], "same_phone");
+    let graces = pairs.iter().find(|p| p != &with_ada).unwrap();
+    assert_eq!(names(graces), ["Grace Hoper", "Grace Hopper"]);
+    let codes: Vec<&str> = graces["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["same_phone", "similar_name"]);
+
+    // Under `block`, near-certain duplicates are refused, the rest written.
+    app.patch("/api/v1/tenant", json!({"duplicate_policy": "block"}))
+        .await
+        .assert_status(200);
+    let csv = "First,Last,Email,Phone\n\
+               Ada,Lovelace,ada.l@elsewhere.example,+44 20 7946 0000\n\
+               Edsger,Dijkstra,edsger@example.com,\n\
+               E.,Dijkstra,other@example.com,\n\
+               Barbara,Liskov,barbara@example.com,+1 555 010 0099\n\
+               Barbara,Liskov,b.liskov@example.com,555 010 0099\n";
+    let before = app.count_contacts().await;
+    let done = import(
+        &app,
+        "contacts",
+        "block.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mapping": mapping}),
+    )
+    .await;
+    assert_eq!(done["created"], 3, "{done:#}");
+    assert_eq!(done["rejected"], 2, "{done:#}");
+    assert_eq!(app.count_contacts().await, before + 3);
+    let bad = rejects(&app, done["id"].as_str().unwrap()).await;
+    let rows: Vec<i64> = bad.iter().map(|r| r["row"].as_i64().unwrap()).collect();
+    assert_eq!(rows, [1, 5], "{bad:#?}");
+    assert_eq!(bad[0]["errors"][0]["code"], "duplicate");
+    let first = bad[0]["errors"][0]["message"].as_str().unwrap();
+    assert!(first.contains(ada["id"].as_str().unwrap()), "{first}");
+    let fifth = bad[1]["errors"][0]["message"].as_str().unwrap();
+    assert!(fifth.contains("row 4"), "{fifth}");
+
+    // Off: no check at all.
+    app.patch("/api/v1/tenant", json!({"duplicate_policy": "off"}))
+        .await
+        .assert_status(200);
+    let csv = "First,Last,Email,Phone\nAda,Lovelace,al@elsewhere.example,020 7946 0000\n";
+    let done = import(
+        &app,
+        "contacts",
+        "off.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mapping": mapping}),
+    )
+    .await;
+    assert_eq!(done["created"], 1, "{done:#}");
+    assert_eq!(done["likely_duplicates"], 0, "{done:#}");
+}
+
+/// Matching on `emails` finds a contact by any of its addresses, in any
+/// case, not only by its primary one.
+#[tokio::test]
+async fn matching_by_email_finds_a_contacts_other_addresses() {
+    let app = TestApp::new().await;
+    let ada = app
+        .create(
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "emails": [{"address": "ada@work.example"}, {"address": "ada@home.example"}]}),
+        )
+        .await;
+    let csv = "Email,Job title\nADA@Home.example,Analyst\nnew@example.com,Engineer\n";
+    let done = import(
+        &app,
+        "contacts",
+        "upsert.csv",
+        csv.as_bytes().to_vec(),
+        json!({"mode": "upsert", "match_on": "emails", "mapping": [
+            {"column": "Email", "field": "emails"},
+            {"column": "Job title", "field": "job_title"}
+        ]}),
+    )
+    .await;
+    assert_eq!(done["updated"], 1, "{done:#}");
+    assert_eq!(done["created"], 1, "{done:#}");
+    let id = ada["id"].as_str().unwrap();
+    let after = app.get(&format!("/api/v1/contacts/{id}")).await.body;
+    assert_eq!(after["job_title"], "Analyst");
+    assert_eq!(app.count_contacts().await, 2);
+}

@@ -142,6 +142,12 @@ pub async fn run(state: &AppState, args: ImportArgs) -> anyhow::Result<()> {
         done.rejected,
         done.processed_rows,
     );
+    if done.likely_duplicates > 0 {
+        println!(
+            "{} pairs of likely duplicates queued for review (the Duplicates page, or GET /api/v1/duplicates)",
+            done.likely_duplicates
+        );
+    }
     if done.rejected > 0 {
         let first = imports::rejects::list(&state.db, &ctx, done.id, 0, 20).await?;
         for r in &first {

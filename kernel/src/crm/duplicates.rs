@@ -22,6 +22,7 @@ use crate::crm::records::{self, Record};
 use crate::error::Result;
 use crate::permissions::ObjectType;
 
+pub mod batch;
 pub mod keys;
 pub mod queue;
 
@@ -61,7 +62,7 @@ impl Policy {
 pub const BLOCK_SCORE: f64 = 0.9;
 
 /// Candidates below this confidence are not worth a person's look.
-const MIN_SCORE: f64 = 0.5;
+pub const MIN_SCORE: f64 = 0.5;
 /// Names this alike (Jaro-Winkler, lower-cased) count as evidence.
 const NAME_SIMILARITY: f64 = 0.88;
 
@@ -103,40 +104,8 @@ pub async fn contacts_like(
     me: &Value,
     id: Option<Uuid>,
 ) -> Result<Vec<Candidate>> {
-    let emails = list_of(me, "emails", "address", keys::email);
-    let phones = list_of(me, "phones", "number", keys::digits);
-    let name = person_name(me);
-    let my_keys = keys::contact(
-        &text(me, "first_name"),
-        &text(me, "last_name"),
-        emails.iter().map(String::as_str),
-        phones.iter().map(String::as_str),
-    );
-    let found = candidates::<Contacts>(db, ctx, id, &my_keys).await?;
-    let mut out = Vec::new();
-    for other in found {
-        let mut evidence: Vec<(f64, Reason)> = Vec::new();
-        let their_emails = list_of(&other, "emails", "address", keys::email);
-        if let Some(e) = emails.intersection(&their_emails).next() {
-            evidence.push((0.95, reason("same_email", e.clone())));
-        }
-        let their_lines: BTreeSet<String> = list_of(&other, "phones", "number", keys::digits)
-            .iter()
-            .filter_map(|p| keys::phone_line(p).map(str::to_owned))
-            .collect();
-        if let Some(p) = phones
-            .iter()
-            .find(|p| keys::phone_line(p).is_some_and(|l| their_lines.contains(l)))
-        {
-            evidence.push((0.8, reason("same_phone", p.clone())));
-        }
-        let their_name = person_name(&other);
-        if let Some(r) = similar_names(&name, &their_name, 0.6) {
-            evidence.push(r);
-        }
-        push_candidate(&mut out, &other, their_name, evidence);
-    }
-    Ok(ranked(out))
+    let found = candidates::<Contacts>(db, ctx, id, &keys_of(ObjectType::Contact, me)).await?;
+    Ok(judged(ObjectType::Contact, me, &found))
 }
 
 /// The account's likely duplicates, most likely first.
@@ -156,23 +125,105 @@ pub async fn accounts_like(
     me: &Value,
     id: Option<Uuid>,
 ) -> Result<Vec<Candidate>> {
-    let name = text(me, "name");
-    let domain = keys::email(&text(me, "domain"));
-    let my_keys = keys::account(&name, Some(&domain));
-    let found = candidates::<Accounts>(db, ctx, id, &my_keys).await?;
-    let mut out = Vec::new();
-    for other in found {
-        let mut evidence: Vec<(f64, Reason)> = Vec::new();
-        if !domain.is_empty() && keys::email(&text(&other, "domain")) == domain {
-            evidence.push((0.95, reason("same_domain", domain.clone())));
+    let found = candidates::<Accounts>(db, ctx, id, &keys_of(ObjectType::Account, me)).await?;
+    Ok(judged(ObjectType::Account, me, &found))
+}
+
+/// The match keys of a record of `object` given as JSON (stored or input
+/// form).
+pub fn keys_of(object: ObjectType, me: &Value) -> Vec<String> {
+    match object {
+        ObjectType::Contact => {
+            let emails = list_of(me, "emails", "address", keys::email);
+            let phones = list_of(me, "phones", "number", keys::digits);
+            keys::contact(
+                &text(me, "first_name"),
+                &text(me, "last_name"),
+                emails.iter().map(String::as_str),
+                phones.iter().map(String::as_str),
+            )
         }
-        let their_name = text(&other, "name");
-        if let Some(r) = similar_names(&name, &their_name, 0.7) {
-            evidence.push(r);
+        ObjectType::Account => {
+            let domain = text(me, "domain");
+            keys::account(&text(me, "name"), Some(&domain))
         }
-        push_candidate(&mut out, &other, their_name, evidence);
+        _ => Vec::new(),
     }
-    Ok(ranked(out))
+}
+
+/// The candidates among `others` (records as JSON, with their ids), most
+/// likely first.
+fn judged(object: ObjectType, me: &Value, others: &[Value]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for other in others {
+        let (score, reasons) = evidence(object, me, other);
+        let Some(id) = other
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            continue;
+        };
+        if score >= MIN_SCORE {
+            out.push(Candidate {
+                id,
+                name: display_name(object, other),
+                score,
+                reasons,
+            });
+        }
+    }
+    ranked(out)
+}
+
+/// How likely `other` duplicates `me` (0 to 1, rounded to thousandths),
+/// and why: each piece of evidence has a weight, and they combine as
+/// independent signals.
+pub fn evidence(object: ObjectType, me: &Value, other: &Value) -> (f64, Vec<Reason>) {
+    let mut found: Vec<(f64, Reason)> = Vec::new();
+    match object {
+        ObjectType::Contact => {
+            let emails = list_of(me, "emails", "address", keys::email);
+            let their_emails = list_of(other, "emails", "address", keys::email);
+            if let Some(e) = emails.intersection(&their_emails).next() {
+                found.push((0.95, reason("same_email", e.clone())));
+            }
+            let their_lines: BTreeSet<String> = list_of(other, "phones", "number", keys::digits)
+                .iter()
+                .filter_map(|p| keys::phone_line(p).map(str::to_owned))
+                .collect();
+            if let Some(p) = list_of(me, "phones", "number", keys::digits)
+                .iter()
+                .find(|p| keys::phone_line(p).is_some_and(|l| their_lines.contains(l)))
+            {
+                found.push((0.8, reason("same_phone", p.clone())));
+            }
+            let (mine, theirs) = (person_name(me), person_name(other));
+            found.extend(similar_names(&mine, &theirs, 0.6));
+        }
+        ObjectType::Account => {
+            let domain = keys::email(&text(me, "domain"));
+            if !domain.is_empty() && keys::email(&text(other, "domain")) == domain {
+                found.push((0.95, reason("same_domain", domain)));
+            }
+            let (mine, theirs) = (text(me, "name"), text(other, "name"));
+            found.extend(similar_names(&mine, &theirs, 0.7));
+        }
+        _ => {}
+    }
+    let score = 1.0 - found.iter().map(|(w, _)| 1.0 - w).product::<f64>();
+    (
+        (score * 1000.0).round() / 1000.0,
+        found.into_iter().map(|(_, r)| r).collect(),
+    )
+}
+
+/// A record's name as lists show it.
+fn display_name(object: ObjectType, record: &Value) -> String {
+    match object {
+        ObjectType::Contact => person_name(record),
+        _ => text(record, "name"),
+    }
 }
 
 /// The likely duplicates of record `id` of `object` (none for types
@@ -264,30 +315,6 @@ async fn candidates<R: Record>(
         return Ok(Vec::new());
     }
     records::among_sealed::<R>(db, ctx, &ids).await
-}
-
-fn push_candidate(
-    out: &mut Vec<Candidate>,
-    other: &Value,
-    name: String,
-    evidence: Vec<(f64, Reason)>,
-) {
-    let score = 1.0 - evidence.iter().map(|(w, _)| 1.0 - w).product::<f64>();
-    let Some(id) = other
-        .get("id")
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-    else {
-        return;
-    };
-    if score >= MIN_SCORE {
-        out.push(Candidate {
-            id,
-            name,
-            score: (score * 1000.0).round() / 1000.0,
-            reasons: evidence.into_iter().map(|(_, r)| r).collect(),
-        });
-    }
 }
 
 fn ranked(mut out: Vec<Candidate>) -> Vec<Candidate> {

@@ -161,6 +161,44 @@ pub async fn matching<C: ConnectionTrait>(
         .collect()
 }
 
+/// The records of one type holding each of `keys` (key, record), at most
+/// `limit` rows.
+pub async fn holders<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    object_type: &str,
+    keys: &[String],
+    limit: usize,
+) -> Result<Vec<(String, Uuid)>> {
+    let backend = db.get_database_backend();
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        if out.len() >= limit {
+            break;
+        }
+        let mut values: Vec<Value> = vec![tenant_id.into(), object_type.into()];
+        let list = (0..chunk.len())
+            .map(|i| param(backend, i + 3))
+            .collect::<Vec<_>>()
+            .join(",");
+        values.extend(chunk.iter().map(|k| Value::from(k.clone())));
+        let sql = format!(
+            "SELECT key, record_id FROM match_keys WHERE tenant_id = {} AND object_type = {} \
+             AND key IN ({list}) LIMIT {}",
+            param(backend, 1),
+            param(backend, 2),
+            limit - out.len()
+        );
+        for row in db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            out.push((row.try_get("", "key")?, row.try_get("", "record_id")?));
+        }
+    }
+    Ok(out)
+}
+
 /// Removes the documents of the given records.
 pub async fn remove<C: ConnectionTrait>(
     db: &C,

@@ -23,6 +23,8 @@ pub struct Model {
     pub created_count: i64,
     pub updated_count: i64,
     pub rejected_count: i64,
+    /// Pairs of likely duplicates the import queued for review.
+    pub duplicate_count: i64,
     pub actor: Json,
     pub job_id: Option<Uuid>,
     pub error: Option<String>,

@@ -21,6 +21,7 @@ use crate::context::RequestContext;
 use crate::crm::accounts::Accounts;
 use crate::crm::contacts::Contacts;
 use crate::crm::custom_fields::FieldDef;
+use crate::crm::duplicates;
 use crate::crm::records::{self, BatchWrite, Record};
 use crate::entities::{account, contact_account, import, import_chunk, import_reject, user};
 use crate::error::{Error, Result};
@@ -392,6 +393,8 @@ struct Runner<'a> {
 struct Tally {
     created: i64,
     updated: i64,
+    /// Pairs of likely duplicates queued for review.
+    duplicates: i64,
     rejects: Vec<(i64, Option<u64>, Value, Vec<RowError>)>,
 }
 
@@ -442,6 +445,10 @@ impl Runner<'_> {
             .col_expr(
                 import::Column::RejectedCount,
                 Expr::col(import::Column::RejectedCount).add(tally.rejects.len() as i64),
+            )
+            .col_expr(
+                import::Column::DuplicateCount,
+                Expr::col(import::Column::DuplicateCount).add(tally.duplicates),
             )
             .col_expr(import::Column::UpdatedAt, Expr::value(now))
             .filter(import::Column::Id.eq(self.m.id))
@@ -517,9 +524,24 @@ impl Runner<'_> {
                 find.filter(Expr::col("id").is_in(ids)).all(tx).await?
             }
             "emails" => {
-                find.filter(Expr::col("email").is_in(keys.to_vec()))
-                    .all(tx)
-                    .await?
+                // Any of a contact's addresses, through the match keys.
+                let by_address: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("email:{}", duplicates::keys::email(k)))
+                    .collect();
+                let ids: Vec<Uuid> = crate::db::search::holders(
+                    tx,
+                    self.ctx.tenant_id,
+                    R::OBJECT.as_str(),
+                    &by_address,
+                    // An address several contacts share matches the first.
+                    by_address.len() * 20,
+                )
+                .await?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+                find.filter(Expr::col("id").is_in(ids)).all(tx).await?
             }
             "domain" => {
                 find.filter(Expr::col("domain").is_in(keys.to_vec()))
@@ -559,7 +581,19 @@ impl Runner<'_> {
             let json = records::to_json::<R>(&model);
             let k = match field.as_str() {
                 "id" => Some(R::id(&model).to_string()),
-                "emails" => json.get("email").and_then(Value::as_str).map(str::to_owned),
+                "emails" => {
+                    let addresses = json
+                        .get("emails")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.get("address").and_then(Value::as_str))
+                        .map(duplicates::keys::email);
+                    for address in addresses {
+                        out.entry(address).or_insert_with(|| model.clone());
+                    }
+                    None
+                }
                 "domain" => json
                     .get("domain")
                     .and_then(Value::as_str)
@@ -685,6 +719,9 @@ impl Runner<'_> {
                 writes.retain(|(i, _)| *i != index);
             }
         }
+        let likely = self
+            .likely_duplicates::<R>(&mut writes, &mut items, &mut tally)
+            .await?;
         let outcome =
             records::import_batch::<R>(tx, self.ctx, self.keys, self.defs, writes).await?;
         for (index, e) in outcome.refused {
@@ -708,8 +745,103 @@ impl Runner<'_> {
         if !links.is_empty() {
             self.link(tx, links).await?;
         }
+        let new_ids: HashMap<usize, Uuid> = outcome
+            .written
+            .iter()
+            .filter(|(_, _, created)| *created)
+            .map(|(index, model, _)| (*index, R::id(model)))
+            .collect();
+        let mut pairs = Vec::new();
+        for (index, candidates) in likely.stored {
+            if let Some(id) = new_ids.get(&index) {
+                pairs.extend(
+                    candidates
+                        .into_iter()
+                        .map(|c| (*id, c.id, c.score, c.reasons)),
+                );
+            }
+        }
+        for (earlier, later, score, reasons) in likely.among {
+            if let (Some(a), Some(b)) = (new_ids.get(&earlier), new_ids.get(&later)) {
+                pairs.push((*a, *b, score, reasons));
+            }
+        }
+        if !pairs.is_empty() {
+            tally.duplicates +=
+                duplicates::queue::store_found(tx, self.ctx, R::OBJECT, &pairs).await? as i64;
+        }
         tally.rejects.sort_by_key(|r| r.0);
         Ok(tally)
+    }
+
+    /// The duplicate check of the batch's new records, under the tenant's
+    /// policy: `block` rejects a row whose likely duplicate is near-certain
+    /// (a stored record's, or an earlier row's, same address, number or
+    /// domain); the rest is queued for review once written.
+    async fn likely_duplicates<R: Record>(
+        &self,
+        writes: &mut Vec<(usize, BatchWrite)>,
+        items: &mut [Option<Item>],
+        tally: &mut Tally,
+    ) -> Result<duplicates::batch::Found> {
+        let policy = crate::crm::tenants::cached(self.state, self.ctx.tenant_id)
+            .await?
+            .duplicate_policy;
+        let policy = duplicates::Policy::parse(&policy).unwrap_or_default();
+        if policy == duplicates::Policy::Off {
+            return Ok(Default::default());
+        }
+        let creates: Vec<(usize, &Value)> = writes
+            .iter()
+            .filter_map(|(i, w)| match w {
+                BatchWrite::Create(v) => Some((*i, v)),
+                BatchWrite::Update { .. } => None,
+            })
+            .collect();
+        let mut found = duplicates::batch::check::<R>(&self.state.db, self.ctx, &creates).await?;
+        if policy != duplicates::Policy::Block {
+            return Ok(found);
+        }
+        let label = R::OBJECT.as_str();
+        let mut refused: HashMap<usize, String> = HashMap::new();
+        for (index, candidates) in &found.stored {
+            if let Some(c) = candidates
+                .iter()
+                .find(|c| c.score >= duplicates::BLOCK_SCORE)
+            {
+                refused.insert(
+                    *index,
+                    format!("likely the same {label} as {} ({})", c.id, c.name),
+                );
+            }
+        }
+        for (earlier, later, score, _) in &found.among {
+            if *score >= duplicates::BLOCK_SCORE && !refused.contains_key(earlier) {
+                let number = items[*earlier]
+                    .as_ref()
+                    .map(|i| i.number)
+                    .unwrap_or_default();
+                refused
+                    .entry(*later)
+                    .or_insert_with(|| format!("likely the same {label} as row {number}"));
+            }
+        }
+        for (index, message) in &refused {
+            if let Some(item) = items[*index].take() {
+                tally.rejects.push((
+                    item.number,
+                    item.line,
+                    item.raw,
+                    vec![RowError::new(None, None, "duplicate", message.clone())],
+                ));
+            }
+        }
+        writes.retain(|(i, _)| !refused.contains_key(i));
+        found.stored.retain(|i, _| !refused.contains_key(i));
+        found
+            .among
+            .retain(|(a, b, _, _)| !refused.contains_key(a) && !refused.contains_key(b));
+        Ok(found)
     }
 
     /// Account ids for rows naming an account (by domain, else name), and

@@ -181,6 +181,52 @@ async fn scan<R: Record>(
     }
 }
 
+/// Stores pairs found while writing (an import's batch), in the writer's
+/// transaction; pairs already known are left as they are. Returns the
+/// pairs new to the queue.
+pub async fn store_found<C: ConnectionTrait>(
+    db: &C,
+    ctx: &RequestContext,
+    object: ObjectType,
+    pairs: &[(Uuid, Uuid, f64, Vec<Reason>)],
+) -> Result<u64> {
+    let now = crate::clock::now();
+    let mut rows = Vec::with_capacity(pairs.len());
+    for (x, y, score, reasons) in pairs {
+        let (a, b) = if x < y { (*x, *y) } else { (*y, *x) };
+        rows.push(duplicate_pair::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(ctx.tenant_id),
+            object_type: Set(object.as_str().to_owned()),
+            record_id: Set(a),
+            other_id: Set(b),
+            score: Set(*score),
+            reasons: Set(serde_json::to_value(reasons).map_err(|e| Error::Internal(e.to_string()))?),
+            status: Set("open".to_owned()),
+            found_at: Set(now),
+            resolved_at: Set(None),
+            resolved_by: Set(None),
+        });
+    }
+    let mut stored = 0;
+    for chunk in rows.chunks(200) {
+        stored += duplicate_pair::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    duplicate_pair::Column::TenantId,
+                    duplicate_pair::Column::ObjectType,
+                    duplicate_pair::Column::RecordId,
+                    duplicate_pair::Column::OtherId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(stored)
+}
+
 /// Stores a pair found (once per pair: the smaller id first); a pair
 /// already known keeps its status and gets the new score. True if new.
 async fn store(
