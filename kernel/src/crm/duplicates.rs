@@ -34,8 +34,9 @@ pub enum Policy {
     /// The record is created; the answer names the likely duplicates.
     #[default]
     Warn,
-    /// A near-certain duplicate (the same email address, phone number or
-    /// domain) is refused with the candidates; weaker ones only warn.
+    /// A near-certain duplicate (scoring [`BLOCK_SCORE`]: the same email
+    /// address or domain, or the same phone number and a name alike) is
+    /// refused with the candidates; weaker ones only warn.
     Block,
 }
 
