@@ -115,10 +115,10 @@ async fn replace_match_keys<C: ConnectionTrait>(db: &C, docs: &[SearchDocument])
     Ok(())
 }
 
-/// Records of one type holding any of the keys: at most 100 by `exact`
-/// keys (an address, a number, a domain: few records share one) and 50 by
-/// `weak` ones (a name: many may share it), so a common name cannot crowd
-/// out an exact match.
+/// Records of one type holding any of the keys: at most 100 by each
+/// `exact` key (an address, a number, a domain: few records share one) and
+/// 50 by each `weak` one (a name: many may share it), so a common name
+/// cannot crowd out an exact match.
 pub async fn matching<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
@@ -126,77 +126,80 @@ pub async fn matching<C: ConnectionTrait>(
     exact: &[String],
     weak: &[String],
 ) -> Result<Vec<Uuid>> {
-    let backend = db.get_database_backend();
-    let mut values: Vec<Value> = vec![tenant_id.into(), object_type.into()];
-    let mut parts = Vec::new();
-    for (group, limit) in [(exact, 100), (weak, 50)] {
-        if group.is_empty() {
-            continue;
-        }
-        let list = (0..group.len())
-            .map(|i| param(backend, values.len() + i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        values.extend(group.iter().map(|k| Value::from(k.clone())));
-        parts.push(format!(
-            "SELECT record_id FROM (SELECT record_id FROM match_keys \
-             WHERE tenant_id = {} AND object_type = {} AND key IN ({list}) LIMIT {limit}) m{}",
-            param(backend, 1),
-            param(backend, 2),
-            parts.len()
-        ));
-    }
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            parts.join(" UNION "),
-            values,
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| Ok(r.try_get::<Uuid>("", "record_id")?))
-        .collect()
+    let wanted: Vec<(&String, usize)> = exact
+        .iter()
+        .map(|k| (k, 100))
+        .chain(weak.iter().map(|k| (k, 50)))
+        .collect();
+    let mut ids: Vec<Uuid> = key_lookup(db, tenant_id, object_type, &wanted)
+        .await?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }
 
-/// The records of one type holding each of `keys` (key, record), at most
-/// `limit` rows.
+/// The records of one type holding each of `keys` (key, record): at most
+/// `per_key` records a key and `limit` rows in all.
 pub async fn holders<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
     object_type: &str,
     keys: &[String],
+    per_key: usize,
     limit: usize,
 ) -> Result<Vec<(String, Uuid)>> {
-    let backend = db.get_database_backend();
     let mut out = Vec::new();
-    for chunk in keys.chunks(500) {
+    for chunk in keys.chunks(100) {
         if out.len() >= limit {
             break;
         }
-        let mut values: Vec<Value> = vec![tenant_id.into(), object_type.into()];
-        let list = (0..chunk.len())
-            .map(|i| param(backend, i + 3))
-            .collect::<Vec<_>>()
-            .join(",");
-        values.extend(chunk.iter().map(|k| Value::from(k.clone())));
-        let sql = format!(
-            "SELECT key, record_id FROM match_keys WHERE tenant_id = {} AND object_type = {} \
-             AND key IN ({list}) LIMIT {}",
+        let wanted: Vec<(&String, usize)> = chunk.iter().map(|k| (k, per_key)).collect();
+        out.extend(key_lookup(db, tenant_id, object_type, &wanted).await?);
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
+/// One statement looking each key up by equality, each with its own limit.
+/// An equality per key, rather than `key IN (..)`: PostgreSQL's planner,
+/// without fresh statistics on the table (a new tenant, a young
+/// database), applied an `IN` list as a filter over the tenant's whole
+/// index range (2.5 ms at 4,000 contacts, growing) instead of probing it.
+async fn key_lookup<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    object_type: &str,
+    wanted: &[(&String, usize)],
+) -> Result<Vec<(String, Uuid)>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = vec![tenant_id.into(), object_type.into()];
+    let mut arms = Vec::with_capacity(wanted.len());
+    for (n, (key, limit)) in wanted.iter().enumerate() {
+        values.push(Value::from((*key).clone()));
+        arms.push(format!(
+            "SELECT key, record_id FROM (SELECT key, record_id FROM match_keys \
+             WHERE tenant_id = {} AND object_type = {} AND key = {} LIMIT {limit}) m{n}",
             param(backend, 1),
             param(backend, 2),
-            limit - out.len()
-        );
-        for row in db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-        {
-            out.push((row.try_get("", "key")?, row.try_get("", "record_id")?));
-        }
+            param(backend, values.len()),
+        ));
     }
-    Ok(out)
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            arms.join(" UNION ALL "),
+            values,
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "key")?, r.try_get("", "record_id")?)))
+        .collect()
 }
 
 /// Removes the documents of the given records.

@@ -535,6 +535,7 @@ impl Runner<'_> {
                     R::OBJECT.as_str(),
                     &by_address,
                     // An address several contacts share matches the first.
+                    20,
                     by_address.len() * 20,
                 )
                 .await?

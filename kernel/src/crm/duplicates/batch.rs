@@ -57,7 +57,8 @@ pub async fn check<R: Record>(
         return Ok(found);
     }
     let holders =
-        crate::db::search::holders(db, ctx.tenant_id, object.as_str(), &all, MAX_STORED).await?;
+        crate::db::search::holders(db, ctx.tenant_id, object.as_str(), &all, 50, MAX_STORED)
+            .await?;
     let mut by_key: HashMap<&str, Vec<Uuid>> = HashMap::new();
     for (key, id) in &holders {
         by_key.entry(key.as_str()).or_default().push(*id);
