@@ -273,3 +273,37 @@ async fn records_from_before_the_upgrade_get_their_keys_at_start() {
     );
     drop(restarted);
 }
+
+/// A key shared by more records than one read may ask for (a switchboard
+/// number) still answers: the candidates are capped, the create stands.
+#[tokio::test]
+async fn a_key_shared_by_hundreds_of_records_is_capped_not_an_error() {
+    let app = TestApp::new().await;
+    let items: Vec<Value> = (0..210)
+        .map(|i| {
+            let line = if i < 105 { "+44 20 7946 0000" } else { "+44 20 7946 0001" };
+            json!({"first_name": format!("Person{i}"),
+                   "emails": [{"address": format!("p{i}@example.com")}, {"address": "front@desk.example"}],
+                   "phones": [{"number": line}]})
+        })
+        .collect();
+    app.post(
+        "/api/v1/contacts/bulk",
+        json!({"operation": "create", "items": items}),
+    )
+    .await
+    .assert_status(200);
+    let res = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Reception", "emails": [{"address": "front@desk.example"}],
+                   "phones": [{"number": "020 7946 0000"}, {"number": "020 7946 0001"}]}),
+        )
+        .await;
+    res.assert_status(201);
+    assert_eq!(res.headers["trellis-duplicates"], "200");
+    let id = res.body["id"].as_str().unwrap();
+    let list = app.get(&format!("/api/v1/contacts/{id}/duplicates")).await;
+    list.assert_status(200);
+    assert_eq!(list.body.as_array().unwrap().len(), 200);
+}

@@ -144,8 +144,13 @@ pub async fn run(state: &AppState, args: ImportArgs) -> anyhow::Result<()> {
     );
     if done.likely_duplicates > 0 {
         println!(
-            "{} pairs of likely duplicates queued for review (the Duplicates page, or GET /api/v1/duplicates)",
-            done.likely_duplicates
+            "{} pairs of likely duplicates {}",
+            done.likely_duplicates,
+            if done.dry_run {
+                "found (a real run queues them for review)"
+            } else {
+                "queued for review (the Duplicates page, or GET /api/v1/duplicates)"
+            }
         );
     }
     if done.rejected > 0 {

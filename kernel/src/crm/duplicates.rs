@@ -311,6 +311,9 @@ async fn candidates<R: Record>(
             .await?
             .into_iter()
             .filter(|found| Some(*found) != id)
+            // As many as one read may ask for (keys shared by more, such
+            // as a switchboard number, add nothing a person could review).
+            .take(crate::crm::listing::MAX_LIMIT as usize)
             .collect();
     if ids.is_empty() {
         return Ok(Vec::new());

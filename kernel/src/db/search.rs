@@ -115,7 +115,8 @@ async fn replace_match_keys<C: ConnectionTrait>(db: &C, docs: &[SearchDocument])
     Ok(())
 }
 
-/// Records of one type holding any of the keys: at most 100 by each
+/// Records of one type holding any of the keys, those of exact keys first:
+/// at most 100 by each
 /// `exact` key (an address, a number, a domain: few records share one) and
 /// 50 by each `weak` one (a name: many may share it), so a common name
 /// cannot crowd out an exact match.
@@ -131,14 +132,14 @@ pub async fn matching<C: ConnectionTrait>(
         .map(|k| (k, 100))
         .chain(weak.iter().map(|k| (k, 50)))
         .collect();
-    let mut ids: Vec<Uuid> = key_lookup(db, tenant_id, object_type, &wanted)
+    // Exact keys' records first: a caller capping the list keeps them.
+    let mut seen = std::collections::HashSet::new();
+    Ok(key_lookup(db, tenant_id, object_type, &wanted)
         .await?
         .into_iter()
         .map(|(_, id)| id)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
+        .filter(|id| seen.insert(*id))
+        .collect())
 }
 
 /// The records of one type holding each of `keys` (key, record): at most
